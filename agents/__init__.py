@@ -1,0 +1,1 @@
+"""Policies against the tts-gym env: published controllers, LLM synthesis, RL baselines."""

@@ -1,0 +1,86 @@
+"""SC@n, self-consistency (Wang et al., "Self-Consistency Improves Chain of Thought Reasoning in
+Language Models", ICLR 2023), as the seed baseline of AutoTTS (2026).
+
+Read ``n`` branches to the end with ``full_read`` and return the majority answer (ties: the
+answer whose first occurrence comes earliest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from tts_gym.kernels.transitions import env_data, new_episode, read_slot, reset_episode
+from tts_gym.kernels.votes import majority, majority_py
+
+
+@njit(cache=True)
+def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts):
+    """Self-consistency over all seeds × questions.
+
+    Args:
+        data: store arrays tuple (``env_data``).
+        n_branches: int32 ``[Q]``.
+        orders: int32 ``[S, Q, N]`` protocol orders.
+        n: branches to read per episode.
+        answers_out: int32 ``[S, Q]`` (written); tokens_out: int64 ``[S, Q]`` (written).
+        counts: int64 zero scratch ``[A]``.
+    """
+    n_s, n_q, width = orders.shape
+    ep = (np.empty(width, np.int32), np.zeros(width, np.int32), np.zeros(width, np.int64),
+          np.zeros(width, np.uint8), np.full(width, -1, np.int32), np.zeros(2, np.int64))
+    votes = np.empty(width, np.int32)
+    for s in range(n_s):
+        for q in range(n_q):
+            ep[0][:] = orders[s, q]
+            reset_episode(ep)
+            m = min(n, n_branches[q])
+            for i in range(m):
+                _slot, a, _c = read_slot(data, q, ep)
+                votes[i] = a
+            answers_out[s, q] = majority(votes, m, counts)
+            tokens_out[s, q] = ep[5][1]
+
+
+class SelfConsistency:
+    """SC@n: majority vote over ``n`` fully read branches (published: n = 64).
+
+    Args:
+        n: Branches to read (>= 1).
+    """
+
+    name = "sc"
+
+    def __init__(self, n: int = 64) -> None:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"sc: n must be an integer >= 1, got {n!r}.")
+        self.n = int(n)
+
+    def params(self) -> dict[str, Any]:
+        """The controller's parameters."""
+        return {"n": self.n}
+
+    def solve(self, question: Any) -> str | None:
+        """Read up to ``n`` branches through ``question.full_read()``; majority vote."""
+        votes = []
+        for _ in range(self.n):
+            a = question.full_read()
+            if a is None:
+                break
+            votes.append(a)
+        winner = majority_py(votes)
+        question.note("stop", rule="read n branches", votes=len(votes), answer=winner)
+        return winner
+
+    def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
+        """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
+        T in every cost mode)."""
+        n_s, n_q = orders.shape[0], orders.shape[1]
+        answers = np.empty((n_s, n_q), np.int32)
+        tokens = np.empty((n_s, n_q), np.int64)
+        counts = np.zeros(store.max_answers + 1, np.int64)
+        sc_batch_kernel(env_data(store), store.n_branches, orders, self.n, answers, tokens,
+                        counts)
+        return answers, tokens

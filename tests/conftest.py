@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny generated stores everywhere; the real stores when TTS_GYM_DATA is set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tts_gym.testing import tiny_store
+
+
+def real_data_dir() -> Path | None:
+    """The real replay stores' folder, if configured and present."""
+    env = os.environ.get("TTS_GYM_DATA")
+    if env and (Path(env) / "Qwen3-8B" / "aime24.json").is_file():
+        return Path(env)
+    return None
+
+
+requires_data = pytest.mark.skipif(real_data_dir() is None,
+                                   reason="needs the real stores: set TTS_GYM_DATA")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test session writes packed caches into a temporary folder, never the user's."""
+    monkeypatch.setenv("TTS_GYM_CACHE", str(tmp_path_factory.getbasetemp() / "packed-cache"))
+
+
+@pytest.fixture
+def tiny():
+    """A small deterministic store (3 questions × 8 branches, 0..6 probes)."""
+    return tiny_store()

@@ -1,0 +1,52 @@
+"""``tts-gym`` command line.
+
+Built-in commands live one per module in this package (listed in ``BUILTIN_COMMANDS``); other
+packages add commands through the entry-point group ``tts_gym.commands``: each entry point is a
+``register(subparsers)`` function that adds one sub-parser whose ``func(args) -> int`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import entry_points
+
+BUILTIN_COMMANDS: tuple[str, ...] = ("eval_cmd", "inspect_cmd")
+COMMAND_GROUP = "tts_gym.commands"
+
+
+class CliError(Exception):
+    """A user error: printed as one sentence, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every built-in and plug-in command."""
+    parser = argparse.ArgumentParser(
+        prog="tts-gym", description="Replay environment and controllers for test-time scaling "
+        "(AutoTTS). Data: --data-dir, else TTS_GYM_DATA, else the download cache.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in BUILTIN_COMMANDS:
+        importlib.import_module(f"tts_gym.cli.{name}").register(sub)
+    for ep in entry_points(group=COMMAND_GROUP):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tts-gym`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, FileNotFoundError, ValueError) as exc:
+        print(f"tts-gym {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tts-gym {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

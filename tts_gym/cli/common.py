@@ -1,0 +1,44 @@
+"""Argument helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from tqdm import tqdm
+
+from tts_gym.controller import parse_param
+
+
+def add_store_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--model``, ``--benchmark``, ``--data-dir``."""
+    parser.add_argument("--model", required=required, help="e.g. Qwen3-8B")
+    parser.add_argument("--benchmark", required=required, help="aime24, aime25 or hmmt25")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with <model>/<benchmark>.json (default: TTS_GYM_DATA, "
+                        "else the download cache)")
+
+
+def add_param_args(parser: argparse.ArgumentParser) -> None:
+    """Repeatable ``--param key=value``."""
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="controller parameter, repeatable (e.g. --param n=64)")
+
+
+def params_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--param`` values as a dict."""
+    return dict(parse_param(p) for p in args.param)
+
+
+def default_workers() -> int:
+    """Every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
+    """A tqdm bar on stderr (hidden when not a terminal unless forced)."""
+    return tqdm(total=total, desc=desc, unit="seed", disable=not enabled, leave=False)

@@ -1,0 +1,217 @@
+"""Kernels of the atomic MDP: legality, one step, aggregation and the observation.
+
+They add the env's bookkeeping (what was revealed, pruning, episode-local labels) on top of the
+replay transitions in :mod:`tts_gym.kernels.transitions`, which they call for every charge.
+
+``book`` is the tuple ``(pruned, shown, fresh, reveal_at, label_of, pool, book_counters)``:
+
+- ``pruned``    uint8 ``[C]``: slot marked inactive;
+- ``shown``     int32 ``[C]``: the answer id last revealed at the slot (-1: none);
+- ``fresh``     uint8 ``[C]``: 1 if ``shown`` is the answer at the slot's current depth;
+- ``reveal_at`` int32 ``[C, Lmax + 2]``: episode-local label revealed at depth d (index
+  ``depth + finished``), -1 elsewhere; for rendering;
+- ``label_of``  int32 ``[A]``: answer id -> episode-local label (first-reveal order), -1 unseen;
+- ``pool``      int32 ``[C]``: revealed final answers of finished slots, in the order revealed;
+- ``book_counters`` int64 ``[2]``: ``[labels used, pool size]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from tts_gym.kernels.transitions import (
+    OPENED,
+    advance_slot,
+    can_advance,
+    can_open,
+    open_slot,
+    read_slot,
+)
+from tts_gym.kernels.votes import majority, top2
+
+STEP_OK = 0
+STEP_ILLEGAL = 1
+STEP_ANSWER = 2
+
+
+def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarray, ...]:
+    """Allocate the env bookkeeping arrays (see module docstring)."""
+    return (np.zeros(capacity, np.uint8), np.full(capacity, -1, np.int32),
+            np.zeros(capacity, np.uint8), np.full((capacity, max_probes + 2), -1, np.int32),
+            np.full(max_answers, -1, np.int32), np.full(capacity, -1, np.int32),
+            np.zeros(2, np.int64))
+
+
+@njit(cache=True)
+def reset_book(book):
+    """Clear the bookkeeping for a new episode."""
+    book[0][:] = 0
+    book[1][:] = -1
+    book[2][:] = 0
+    book[3][:, :] = -1
+    book[4][:] = -1
+    book[5][:] = -1
+    book[6][:] = 0
+
+
+@njit(cache=True)
+def reveal(ep, book, slot):
+    """Reveal the answer at ``slot``'s current depth; returns its episode-local label."""
+    depth, finished, current = ep[1], ep[3], ep[4]
+    shown, fresh, reveal_at, label_of, pool, counters = book[1], book[2], book[3], book[4], \
+        book[5], book[6]
+    a = current[slot]
+    shown[slot] = a
+    fresh[slot] = 1
+    if label_of[a] < 0:
+        label_of[a] = counters[0]
+        counters[0] += 1
+    reveal_at[slot, depth[slot] + finished[slot]] = label_of[a]
+    if finished[slot]:
+        pool[counters[1]] = a
+        counters[1] += 1
+    return label_of[a]
+
+
+@njit(cache=True)
+def is_legal(n_branches, q, ep, book, action, slots):
+    """True if ``action`` may be taken now (ANSWER always may)."""
+    if action == 0:
+        return True
+    if action == 1 or action == 2:
+        return can_open(n_branches, q, ep)
+    if action < 3 or action >= 3 + 3 * slots:
+        return False
+    kind = (action - 3) // slots
+    slot = (action - 3) % slots
+    if slot >= ep[5][OPENED] or book[0][slot]:
+        return False
+    if kind == 0:
+        return can_advance(ep, slot)
+    if kind == 1:
+        return book[2][slot] == 0
+    return ep[3][slot] == 0
+
+
+@njit(cache=True)
+def fill_mask(n_branches, q, ep, book, slots, out):
+    """Write the int8 legality mask of every action into ``out`` ``[3 + 3 S]``."""
+    for action in range(out.shape[0]):
+        out[action] = 1 if is_legal(n_branches, q, ep, book, action, slots) else 0
+
+
+@njit(cache=True)
+def env_step(data, n_branches, q, ep, book, action, slots, mode, reveal_on_advance, probe_cost):
+    """Apply one atomic action.
+
+    Returns:
+        ``(status, charge_tokens)``; status is STEP_OK, STEP_ILLEGAL (nothing changed) or
+        STEP_ANSWER (the episode ends; nothing is charged). PROBE charges ``probe_cost``
+        tokens (κ_probe, 0 in the paper).
+    """
+    if not is_legal(n_branches, q, ep, book, action, slots):
+        return STEP_ILLEGAL, np.int64(0)
+    if action == 0:
+        return STEP_ANSWER, np.int64(0)
+    fresh = book[2]
+    if action == 1:
+        slot, _a, charge, _fin = open_slot(data, q, ep, mode)
+        fresh[slot] = 0
+        if reveal_on_advance:
+            reveal(ep, book, slot)
+        return STEP_OK, charge
+    if action == 2:
+        slot, _a, charge = read_slot(data, q, ep)
+        reveal(ep, book, slot)
+        return STEP_OK, charge
+    kind = (action - 3) // slots
+    slot = (action - 3) % slots
+    if kind == 0:
+        _a, charge, _fin = advance_slot(data, q, ep, slot, mode)
+        fresh[slot] = 0
+        if reveal_on_advance:
+            reveal(ep, book, slot)
+        return STEP_OK, charge
+    if kind == 1:
+        reveal(ep, book, slot)
+        ep[5][1] += probe_cost
+        return STEP_OK, np.int64(probe_cost)
+    book[0][slot] = 1
+    return STEP_OK, np.int64(0)
+
+
+@njit(cache=True)
+def aggregate(ep, book, counts):
+    """The env's own answer at ANSWER: majority of the revealed final answers (pool), else of
+    the latest revealed answers of unpruned slots (slot order), else -1.
+
+    ``counts`` is an int64 zero scratch array of length >= the question's answer count.
+    """
+    pool, book_counters = book[5], book[6]
+    if book_counters[1] > 0:
+        return majority(pool, book_counters[1], counts)
+    opened = ep[5][OPENED]
+    live = np.empty(opened, np.int32)
+    n = 0
+    for s in range(opened):
+        if book[0][s] == 0 and book[1][s] >= 0:
+            live[n] = book[1][s]
+            n += 1
+    return majority(live, n, counts)
+
+
+@njit(cache=True)
+def fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, agree,
+                     totals, vote):
+    """Fill a fresh observation (only revealed information) into the given arrays.
+
+    Per slot (``[S]``): ``status`` int8 (0 unopened, 1 active, 2 finished, 3 pruned),
+    ``depth`` int32 (intervals consumed), ``label`` int32 (episode-local label of the latest
+    revealed answer, -1 none), ``fresh`` int8 (label is at the current depth), ``agree`` int32
+    (unpruned slots showing the same label, itself included; 0 if none). ``totals`` int32 ``[4]``:
+    opened, active, finished, pruned slots. ``vote`` float32 ``[5]``: tokens charged so far,
+    revealed finished answers (pool size), leader count c1, runner-up count c2,
+    beta_conf(c1, c2).
+    """
+    opened = ep[5][OPENED]
+    pruned, shown, fresh_b, label_of, pool, book_counters = book[0], book[1], book[2], \
+        book[4], book[5], book[6]
+    n_active = 0
+    n_finished = 0
+    n_pruned = 0
+    for s in range(status.shape[0]):
+        if s >= opened:
+            status[s] = 0
+            depth[s] = 0
+            label[s] = -1
+            fresh[s] = 0
+            continue
+        if pruned[s]:
+            status[s] = 3
+            n_pruned += 1
+        elif ep[3][s]:
+            status[s] = 2
+            n_finished += 1
+        else:
+            status[s] = 1
+            n_active += 1
+        depth[s] = ep[1][s]
+        label[s] = label_of[shown[s]] if shown[s] >= 0 else -1
+        fresh[s] = fresh_b[s]
+    for s in range(agree.shape[0]):
+        agree[s] = 0
+        if s < opened and label[s] >= 0:
+            for t in range(opened):
+                if label[t] == label[s] and not pruned[t]:
+                    agree[s] += 1
+    totals[0] = opened
+    totals[1] = n_active
+    totals[2] = n_finished
+    totals[3] = n_pruned
+    _w, c1, c2 = top2(pool, book_counters[1], counts)
+    vote[0] = ep[5][1]
+    vote[1] = book_counters[1]
+    vote[2] = c1
+    vote[3] = c2
+    vote[4] = conf_table[c1, c2]

@@ -1,0 +1,322 @@
+"""The registered Gymnasium environment ``tts_gym/Replay-v0``."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from tts_gym.env.actions import ANSWER, ActionLayout
+from tts_gym.env.dynamics import (
+    STEP_ANSWER,
+    STEP_ILLEGAL,
+    aggregate,
+    env_step,
+    fill_mask,
+    fill_observation,
+    is_legal,
+    new_book,
+    reset_book,
+)
+from tts_gym.env.params import EnvParams
+from tts_gym.env.render import render_ansi
+from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode, reset_episode
+from tts_gym.kernels.votes import beta_conf_table
+from tts_gym.store import ReplayStore, load_store
+
+
+def protocol_order(n_branches: int, shuffle_seed: int) -> np.ndarray:
+    """The published protocol's branch order: ``random.Random(seed).shuffle(list(range(N)))``."""
+    order = list(range(n_branches))
+    random.Random(shuffle_seed).shuffle(order)
+    return np.asarray(order, dtype=np.int32)
+
+
+class ReplayEnv(gym.Env):
+    """Test-time scaling over pre-collected reasoning trajectories (AutoTTS replay MDP).
+
+    ## Description
+
+    One episode is one question of a replay store under one order of its N pre-collected
+    reasoning branches. The agent opens branches (in that order), extends them interval by
+    interval (one interval = Δ tokens, 500 in the shipped stores), reveals their intermediate
+    answers, prunes some, and finally answers. Every token a branch generates is charged; the
+    charging follows the AutoTTS reference replay exactly (shared/spec/replay-semantics.md), so
+    controllers reproduce the published numbers of "LLMs Improving LLMs: Agentic Discovery for
+    Test-Time Scaling" (2026).
+
+    ## Action Space
+
+    ``Discrete(3 + 3 S)`` with S = ``max_branches`` slots (slots are numbered in opening order):
+
+    | index      | action      | effect                                                    |
+    |------------|-------------|-----------------------------------------------------------|
+    | 0          | ANSWER      | end the episode with the aggregated answer                |
+    | 1          | BRANCH      | open the next branch, advance it one interval (hidden)    |
+    | 2          | SAMPLE      | open the next branch and read it to the end (T tokens)    |
+    | 3 + i      | CONTINUE(i) | advance slot i one interval (answer hidden)               |
+    | 3 + S + i  | PROBE(i)    | reveal slot i's answer at its depth (``probe_cost``)       |
+    | 3 + 2S + i | PRUNE(i)    | mark slot i inactive (its revealed answers stay)          |
+
+    Legal actions are given by ``action_masks()`` and ``info["action_mask"]`` (int8). ANSWER is
+    always legal. An illegal action raises ``ValueError`` (``illegal_action="raise"``) or is a
+    free no-op flagged in ``info["illegal_action"]`` (``illegal_action="ignore"``, for
+    unmasked RL algorithms and ``check_env``, which step with random actions).
+
+    ## Observation Space
+
+    A flat ``Dict`` holding only revealed information (never gold, never an unrevealed probe;
+    answers appear as episode-local labels in first-reveal order):
+
+    | key    | shape | dtype   | meaning                                                     |
+    |--------|-------|---------|-------------------------------------------------------------|
+    | agree  | (S,)  | int32   | unpruned slots showing the same label as slot i (0: none)   |
+    | depth  | (S,)  | int32   | probe intervals consumed by slot i                          |
+    | fresh  | (S,)  | int8    | 1 if slot i's label is its answer at its current depth      |
+    | label  | (S,)  | int32   | episode-local label of slot i's latest revealed answer, -1  |
+    | status | (S,)  | int8    | 0 unopened, 1 active, 2 finished, 3 pruned                  |
+    | totals | (4,)  | int32   | opened, active, finished, pruned slots                      |
+    | vote   | (5,)  | float32 | tokens charged, revealed finished answers, leader count c1, |
+    |        |       |         | runner-up count c2, beta_conf(c1, c2)                       |
+
+    ## Rewards
+
+    ``-cost_weight × tokens`` charged by each step, plus 1 at ANSWER if the answer equals the
+    gold answer. Default ``cost_weight = 1e-6`` (100k tokens cost 0.1 of a correct answer).
+
+    ## Starting State
+
+    ``reset(seed=s)`` draws a question and a branch order from ``self.np_random``.
+    ``reset(options={"question": q, "shuffle_seed": s})`` gives the published protocol's
+    episode (order of ``random.Random(s).shuffle``); ``options={"question": q, "order": arr}``
+    pins any order. No branch is open.
+
+    ## Episode End
+
+    Terminated at ANSWER. The answer is the one committed by :meth:`commit_answer` (the question
+    handle's ``submit``), else the majority of revealed final answers, else of the latest
+    revealed answers of unpruned slots (ties: earliest first occurrence). Truncated by the
+    registration's ``max_episode_steps`` (20,000; a legal episode on the shipped stores needs at
+    most ~10,600 steps).
+
+    ## Arguments
+
+    ``gym.make("tts_gym/Replay-v0", model="Qwen3-8B", benchmark="aime24", data_dir=None,
+    store=None, max_branches=64, cost_weight=1e-6, cost_mode="reference",
+    reveal_on_advance=False, probe_cost=0, illegal_action="raise", render_mode=None)``.
+    ``store`` takes an already loaded :class:`~tts_gym.store.ReplayStore`; ``cost_mode="exact"``
+    charges probing to the end as exactly T (numbers not comparable with the paper).
+
+    >>> import gymnasium as gym, tts_gym
+    >>> from tts_gym.testing import tiny_store
+    >>> env = gym.make("tts_gym/Replay-v0", store=tiny_store(), max_branches=4)
+    >>> obs, info = env.reset(options={"question": 0, "shuffle_seed": 0})
+    >>> obs["status"].tolist(), info["action_mask"][:3].tolist()
+    ([0, 0, 0, 0], [1, 1, 1])
+    >>> obs, reward, terminated, truncated, info = env.step(2)   # SAMPLE: read one branch
+    >>> obs["status"][0].item(), info["tokens"] > 0
+    (2, True)
+    >>> obs, reward, terminated, truncated, info = env.step(0)   # ANSWER
+    >>> terminated, sorted(k for k in info if k in ("answer", "correct"))
+    (True, ['answer', 'correct'])
+
+    ## Version History
+
+    * v0: initial release (AutoTTS reference replay semantics, atomic actions, flat Dict obs).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, model: str | None = None, benchmark: str | None = None,
+                 data_dir: str | os.PathLike[str] | None = None, store: ReplayStore | None = None,
+                 max_branches: int = 64, cost_weight: float = 1e-6, cost_mode: str = "reference",
+                 reveal_on_advance: bool = False, probe_cost: int = 0,
+                 illegal_action: str = "raise", render_mode: str | None = None) -> None:
+        if store is None:
+            if model is None or benchmark is None:
+                raise ValueError("ReplayEnv needs either store=ReplayStore or both model= and "
+                                 "benchmark= (e.g. model='Qwen3-8B', benchmark='aime24').")
+            store = load_store(model, benchmark, data_dir)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")
+        self.params = EnvParams(max_branches=max_branches, cost_weight=cost_weight,
+                                cost_mode=cost_mode, reveal_on_advance=reveal_on_advance,
+                                probe_cost=probe_cost, illegal_action=illegal_action)
+        self.store = store
+        self.render_mode = render_mode
+        self.layout = ActionLayout(max_branches)
+        self._data = env_data(store)
+        self._ep = new_episode(store.width, max_branches)
+        self._book = new_book(max_branches, store.max_probes, store.max_answers)
+        self._counts = np.zeros(store.max_answers + 1, np.int64)
+        self._conf = beta_conf_table(max_branches)
+        self.action_space = spaces.Discrete(self.layout.n)
+        self.observation_space = self.params.observation_space(store)
+        self._q = 0
+        self._done = True
+        self._committed: int | None = None
+
+    # --- Gymnasium API -------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        super().reset(seed=seed)
+        options = options or {}
+        store = self.store
+        if "question" in options:
+            q = int(options["question"])
+            if not 0 <= q < store.n_questions:
+                raise ValueError(f"options['question']={q} is out of range: the store "
+                                 f"{store.name} has {store.n_questions} questions (0..."
+                                 f"{store.n_questions - 1}).")
+        else:
+            q = int(self.np_random.integers(store.n_questions))
+        n = int(store.n_branches[q])
+        order = self._ep[0]
+        order[:] = np.arange(order.shape[0], dtype=np.int32)
+        if "order" in options:
+            given = np.asarray(options["order"], dtype=np.int32)
+            if sorted(given.tolist()) != list(range(n)):
+                raise ValueError(f"options['order'] must be a permutation of range({n}) for "
+                                 f"question {q}, got an array of length {given.shape[0]}.")
+            order[:n] = given
+        elif "shuffle_seed" in options:
+            order[:n] = protocol_order(n, int(options["shuffle_seed"]))
+        else:
+            order[:n] = self.np_random.permutation(n).astype(np.int32)
+        self._q = q
+        reset_episode(self._ep)
+        reset_book(self._book)
+        self._committed = None
+        self._done = False
+        return self._observation(), self._info()
+
+    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
+        if self._done:
+            raise RuntimeError("The episode has ended (ANSWER was taken): call reset() first.")
+        action = int(action)
+        p = self.params
+        status, charge = self._apply(action)
+        if status == STEP_ILLEGAL:
+            if p.illegal_action == "raise":
+                raise ValueError(self._illegal_message(action))
+            info = self._info()
+            info["illegal_action"] = True
+            return self._observation(), 0.0, False, False, info
+        reward = -p.cost_weight * float(charge)
+        if status == STEP_ANSWER:
+            self._done = True
+            answer = self._final_answer()
+            correct = bool(answer >= 0 and answer == int(self.store.gold[self._q]))
+            reward += 1.0 if correct else 0.0
+            info = self._info()
+            info["answer"] = self.store.answer_string(self._q, answer)
+            info["correct"] = correct
+            return self._observation(), float(reward), True, False, info
+        return self._observation(), float(reward), False, False, self._info()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return render_ansi(self._q, self._ep, self._book, self.layout.slots)
+
+    # --- helpers used by the question handle and wrappers ---------------------------------
+    def action_masks(self) -> np.ndarray:
+        """int8 legality mask ``[3 + 3 S]`` (the name sb3-contrib's MaskablePPO looks for)."""
+        mask = np.zeros(self.layout.n, np.int8)
+        if self._done:
+            mask[ANSWER] = 1
+            return mask
+        fill_mask(self.store.n_branches, self._q, self._ep, self._book, self.layout.slots, mask)
+        return mask
+
+    def is_legal(self, action: int) -> bool:
+        """Whether ``action`` is legal now."""
+        return bool(not self._done and is_legal(self.store.n_branches, self._q, self._ep,
+                                                self._book, int(action), self.layout.slots))
+
+    def commit_answer(self, answer: str | None) -> None:
+        """Fix the answer the next ANSWER step submits (instead of the aggregation).
+
+        A string no branch produced is kept and scored wrong; None is scored wrong.
+        """
+        self._committed = self.store.answer_id(self._q, answer)
+
+    def revealed_answer(self, slot: int) -> str | None:
+        """The answer string last revealed at ``slot`` (None if nothing was revealed)."""
+        return self.store.answer_string(self._q, int(self._book[1][slot]))
+
+    def slot_finished(self, slot: int) -> bool:
+        """Whether ``slot`` has returned its final answer."""
+        return bool(self._ep[3][slot])
+
+    @property
+    def question(self) -> int:
+        """The current question index."""
+        return self._q
+
+    @property
+    def tokens_used(self) -> int:
+        """Tokens charged so far in this episode."""
+        return int(self._ep[5][COST])
+
+    @property
+    def n_opened(self) -> int:
+        """Slots opened so far."""
+        return int(self._ep[5][OPENED])
+
+    @property
+    def branches_left(self) -> int:
+        """Branches that can still be opened (store branches and free slots)."""
+        return max(0, min(int(self.store.n_branches[self._q]), self.layout.slots)
+                   - self.n_opened)
+
+    # --- internals -------------------------------------------------------------------------
+    def _apply(self, action: int) -> tuple[int, int]:
+        p = self.params
+        return env_step(self._data, self.store.n_branches, self._q, self._ep, self._book, action,
+                        self.layout.slots, p.mode, p.reveal_on_advance, p.probe_cost)
+
+    def _final_answer(self) -> int:
+        if self._committed is not None:
+            return self._committed
+        return int(aggregate(self._ep, self._book, self._counts))
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        s = self.layout.slots
+        obs = {"agree": np.empty(s, np.int32), "depth": np.empty(s, np.int32),
+               "fresh": np.empty(s, np.int8), "label": np.empty(s, np.int32),
+               "status": np.empty(s, np.int8), "totals": np.empty(4, np.int32),
+               "vote": np.empty(5, np.float32)}
+        fill_observation(self._ep, self._book, self._conf, self._counts, obs["status"],
+                         obs["depth"], obs["label"], obs["fresh"], obs["agree"], obs["totals"],
+                         obs["vote"])
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": self.action_masks(), "tokens": self.tokens_used,
+                "question": self._q, "opened": self.n_opened}
+
+    def _illegal_message(self, action: int) -> str:
+        name = self.layout.describe(action)
+        if not 0 <= action < self.layout.n:
+            why = f"the action space is Discrete({self.layout.n})"
+        elif action in (1, 2):
+            why = (f"no branch is left to open ({self.n_opened} opened of "
+                   f"{int(self.store.n_branches[self._q])} branches, {self.layout.slots} slots)")
+        else:
+            slot = (action - 3) % self.layout.slots
+            if slot >= self.n_opened:
+                why = f"slot {slot} is not opened yet ({self.n_opened} opened)"
+            elif self._book[0][slot]:
+                why = f"slot {slot} is pruned"
+            elif self._ep[3][slot]:
+                why = f"slot {slot} is finished"
+            else:
+                why = f"slot {slot}'s answer at its current depth is already revealed"
+        return (f"Illegal action {action} = {name}: {why}. Take only actions with "
+                f"env.action_masks()[a] == 1 (also info['action_mask']), or make the env with "
+                f"illegal_action='ignore'.")

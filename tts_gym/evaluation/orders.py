@@ -1,0 +1,29 @@
+"""Branch orders of the published protocol, for all seeds × questions at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tts_gym.env.replay_env import protocol_order
+from tts_gym.store import ReplayStore
+
+
+def protocol_orders(store: ReplayStore, seeds: Sequence[int]) -> np.ndarray:
+    """int32 ``[S, Q, N]``: ``random.Random(seed).shuffle`` order of each question's branches.
+
+    Columns past a question's own branch count hold the identity (never opened).
+    """
+    width = store.width
+    out = np.empty((len(seeds), store.n_questions, width), dtype=np.int32)
+    out[:] = np.arange(width, dtype=np.int32)
+    by_n: dict[tuple[int, int], np.ndarray] = {}
+    for i, s in enumerate(seeds):
+        for q in range(store.n_questions):
+            n = int(store.n_branches[q])
+            key = (n, int(s))
+            if key not in by_n:
+                by_n[key] = protocol_order(n, int(s))
+            out[i, q, :n] = by_n[key]
+    return out

@@ -1,0 +1,154 @@
+"""The published evaluation protocol (shared/spec/replay-semantics.md).
+
+For each shuffle seed s in 0..seeds-1 and each question q: one episode under the order of
+``random.Random(s).shuffle``; accuracy = round(100 × mean over seeds of the fraction correct, 2),
+avg_tokens = mean over seeds of the average tokens per question.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from tts_gym.controller import controller_name, controller_params
+from tts_gym.env.replay_env import ReplayEnv
+from tts_gym.evaluation.orders import protocol_orders
+from tts_gym.evaluation.result import EvalResult
+from tts_gym.handle import QuestionHandle
+from tts_gym.kernels.transitions import COST_MODES
+from tts_gym.store import ReplayStore
+
+Chunk = tuple[np.ndarray, np.ndarray, list[list[int]], list | None]
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}.")
+        return list(range(int(seeds)))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise ValueError("seeds must not be empty.")
+    return out
+
+
+def run_handle_episodes(controller: Any, store: ReplayStore, seeds: Sequence[int],
+                        cost_mode: str = "reference", traces: bool = False,
+                        max_branches: int = 64, progress: Any = None) -> Chunk:
+    """Play ``controller`` through the question handle on every (seed, question).
+
+    Returns:
+        ``(answer_ids int32 [S, Q], tokens int64 [S, Q], unused, traces or None)``.
+    """
+    env = ReplayEnv(store=store, max_branches=max_branches, cost_mode=cost_mode)
+    n_s, n_q = len(seeds), store.n_questions
+    answers = np.full((n_s, n_q), -1, np.int32)
+    tokens = np.zeros((n_s, n_q), np.int64)
+    all_traces: list | None = [] if traces else None
+    for i, s in enumerate(seeds):
+        row = []
+        for q in range(n_q):
+            env.reset(options={"question": q, "shuffle_seed": int(s)})
+            handle = QuestionHandle(env, record_trace=traces)
+            answer = controller.solve(handle)
+            if handle.result is None:
+                handle.submit(answer)
+            answers[i, q] = store.answer_id(q, handle.result["answer"])
+            tokens[i, q] = handle.result["tokens"]
+            if traces:
+                row.append(handle.trace)
+        if all_traces is not None:
+            all_traces.append(row)
+        if progress is not None:
+            progress(1)
+    return answers, tokens, [], all_traces
+
+
+def _worker(args: tuple) -> Chunk:
+    controller, store, seeds, cost_mode, traces, max_branches = args
+    return run_handle_episodes(controller, store, seeds, cost_mode, traces, max_branches)
+
+
+def _run_parallel(controller: Any, store: ReplayStore, seeds: list[int], cost_mode: str,
+                  traces: bool, max_branches: int, workers: int, progress: Any) -> Chunk:
+    chunks = [seeds[i::workers] for i in range(workers) if seeds[i::workers]]
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
+        parts = list(pool.map(_worker, [(controller, store, c, cost_mode, traces, max_branches)
+                                        for c in chunks]))
+    pos = {s: (k, j) for k, c in enumerate(chunks) for j, s in enumerate(c)}
+    answers = np.stack([parts[pos[s][0]][0][pos[s][1]] for s in seeds])
+    tokens = np.stack([parts[pos[s][0]][1][pos[s][1]] for s in seeds])
+    all_traces = [parts[pos[s][0]][3][pos[s][1]] for s in seeds] if traces else None
+    if progress is not None:
+        progress(len(seeds))
+    return answers, tokens, [], all_traces
+
+
+def evaluate(controller: Any, store: ReplayStore, seeds: int | Sequence[int] = 100, *,
+             workers: int = 1, traces: bool = False, cost_mode: str = "reference",
+             path: str = "auto", max_branches: int = 64, progress: Any = None) -> EvalResult:
+    """Score ``controller`` on ``store`` with the published 100-shuffle protocol.
+
+    Args:
+        controller: An object with ``solve(question)`` (see :mod:`tts_gym.controller`).
+        store: The replay store (must carry gold answers).
+        seeds: Number of shuffle seeds (0..n-1) or an explicit list. The paper uses 100.
+        workers: Processes for the handle path (seeds are split among them).
+        traces: Record every primitive call and note per episode (forces the handle path).
+        cost_mode: ``"reference"`` (the paper's charging) or ``"exact"`` (not comparable).
+        path: ``"auto"`` (batch kernel when the controller has one and no traces are asked),
+            ``"batch"`` or ``"handle"``.
+        max_branches: Slots of the env on the handle path (the paper's ceiling, 64).
+        progress: Optional callable ``progress(n_seeds_done)``.
+
+    Returns:
+        An :class:`EvalResult`.
+
+    Raises:
+        ValueError: Bad seeds, cost mode or path, a gold-free store, or a batch path requested
+            for a controller without ``batch_solve``.
+    """
+    seed_list = _seed_list(seeds)
+    if cost_mode not in COST_MODES:
+        raise ValueError(f"cost_mode must be one of {sorted(COST_MODES)}, got {cost_mode!r}.")
+    if path not in ("auto", "batch", "handle"):
+        raise ValueError(f"path must be 'auto', 'batch' or 'handle', got {path!r}.")
+    if not store.has_gold:
+        raise ValueError(f"Store {store.name} has no gold answers (a gold-free copy); it cannot "
+                         "be scored. Evaluate on the original store.")
+    has_batch = callable(getattr(controller, "batch_solve", None))
+    if path == "batch" and not has_batch:
+        raise ValueError(f"Controller {controller_name(controller)!r} has no batch_solve; use "
+                         "path='handle' or 'auto'.")
+    if path == "batch" and traces:
+        raise ValueError("Traces are recorded on the handle path only; use path='handle'.")
+    use_batch = has_batch and not traces and path != "handle"
+    start = time.perf_counter()
+    if use_batch:
+        orders = protocol_orders(store, seed_list)
+        answers, tokens = controller.batch_solve(store, orders, COST_MODES[cost_mode])
+        all_traces = None
+        if progress is not None:
+            progress(len(seed_list))
+    elif workers > 1 and len(seed_list) > 1:
+        answers, tokens, _, all_traces = _run_parallel(
+            controller, store, seed_list, cost_mode, traces, max_branches,
+            min(workers, len(seed_list)), progress)
+    else:
+        answers, tokens, _, all_traces = run_handle_episodes(
+            controller, store, seed_list, cost_mode, traces, max_branches, progress)
+    seconds = time.perf_counter() - start
+    answers = np.asarray(answers, np.int32)
+    correct = (answers >= 0) & (answers == store.gold[None, :])
+    strings = [[store.answer_string(q, int(a)) for q, a in enumerate(row)] for row in answers]
+    return EvalResult(
+        controller=controller_name(controller), params=controller_params(controller),
+        model=store.model, benchmark=store.benchmark, split=store.split, cost_mode=cost_mode,
+        seeds=seed_list, correct=correct, tokens=np.asarray(tokens, np.int64), answers=strings,
+        path="batch" if use_batch else "handle", seconds=seconds, traces=all_traces)

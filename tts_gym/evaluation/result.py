@@ -1,0 +1,93 @@
+"""The result of one (controller, store) evaluation under the published protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class EvalResult:
+    """Accuracy and cost of a controller on a store, with per-seed and per-question detail.
+
+    Attributes:
+        controller: Controller name (``"sc"``, ``"cmc"``, ``"file:..."``).
+        params: Its parameters.
+        model, benchmark, split: The store.
+        cost_mode: ``"reference"`` (comparable with the paper) or ``"exact"``.
+        seeds: The shuffle seeds used, in order.
+        correct: bool ``[S, Q]``: answer == gold for seed s, question q.
+        tokens: int64 ``[S, Q]``: tokens charged in that episode.
+        answers: ``[S][Q]`` answer strings (None for no answer).
+        path: ``"batch"`` (jitted kernel) or ``"handle"`` (env steps through the handle).
+        seconds: Wall time of the evaluation.
+        traces: ``[S][Q]`` execution traces (lists of JSON-serialisable dicts) if requested.
+    """
+
+    controller: str
+    params: dict[str, Any]
+    model: str
+    benchmark: str
+    split: str
+    cost_mode: str
+    seeds: list[int]
+    correct: np.ndarray
+    tokens: np.ndarray
+    answers: list[list[str | None]]
+    path: str
+    seconds: float
+    traces: list[list[list[dict[str, Any]]]] | None = field(default=None, repr=False)
+
+    @property
+    def per_seed_accuracy(self) -> np.ndarray:
+        """float64 ``[S]``: fraction of questions answered correctly under each seed."""
+        return self.correct.sum(axis=1) / self.correct.shape[1]
+
+    @property
+    def per_seed_tokens(self) -> np.ndarray:
+        """float64 ``[S]``: average tokens per question under each seed."""
+        return self.tokens.sum(axis=1) / self.tokens.shape[1]
+
+    @property
+    def per_question_accuracy(self) -> np.ndarray:
+        """float64 ``[Q]``: fraction of seeds on which each question was answered correctly."""
+        return self.correct.mean(axis=0)
+
+    @property
+    def per_question_tokens(self) -> np.ndarray:
+        """float64 ``[Q]``: mean tokens of each question over seeds."""
+        return self.tokens.mean(axis=0)
+
+    @property
+    def accuracy(self) -> float:
+        """Percent correct, mean over seeds, rounded to 2 decimals as published."""
+        return round(100.0 * float(np.mean(self.per_seed_accuracy)), 2)
+
+    @property
+    def avg_tokens(self) -> float:
+        """Average tokens per question, mean over seeds (the published CSV truncates it)."""
+        return float(np.mean(self.per_seed_tokens))
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of the headline numbers."""
+        return {"controller": self.controller, "params": self.params, "model": self.model,
+                "benchmark": self.benchmark, "split": self.split, "cost_mode": self.cost_mode,
+                "seeds": len(self.seeds), "questions": int(self.correct.shape[1]),
+                "accuracy": self.accuracy, "avg_tokens": self.avg_tokens, "path": self.path,
+                "seconds": round(self.seconds, 4)}
+
+    def to_dict(self, detail: bool = False) -> dict[str, Any]:
+        """The summary, plus per-seed and per-question arrays when ``detail``."""
+        out = self.summary()
+        if detail:
+            out.update({
+                "per_seed_accuracy": self.per_seed_accuracy.tolist(),
+                "per_seed_tokens": self.per_seed_tokens.tolist(),
+                "per_question_accuracy": self.per_question_accuracy.tolist(),
+                "per_question_tokens": self.per_question_tokens.tolist(),
+            })
+            if self.traces is not None:
+                out["traces"] = self.traces
+        return out

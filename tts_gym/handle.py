@@ -1,0 +1,136 @@
+"""The question handle: the paper's primitives as steps of a :class:`ReplayEnv`.
+
+``probe_new``, ``probe_more`` and ``full_read`` are the AutoTTS reference primitives
+(shared/spec/replay-semantics.md). Each is carried out as one or two atomic env steps (BRANCH or
+CONTINUE, then PROBE; SAMPLE), so a controller written against the handle is a policy acting on
+the registered env, and is charged exactly what the env charges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from tts_gym.env.actions import ANSWER, BRANCH, SAMPLE
+from tts_gym.env.replay_env import ReplayEnv
+
+
+class QuestionHandle:
+    """One episode seen through the paper's primitives.
+
+    Args:
+        env: A :class:`ReplayEnv` (or a wrapper around one) that has just been reset.
+        record_trace: Keep a JSON-serialisable execution trace of every call and note.
+
+    Answers are opaque strings. ``probe_new`` and ``full_read`` return None when no branch is
+    left (all N branches opened, or all ``max_branches`` slots used).
+    """
+
+    def __init__(self, env: gym.Env, record_trace: bool = True) -> None:
+        base = env.unwrapped
+        if not isinstance(base, ReplayEnv):
+            raise TypeError(f"QuestionHandle needs a tts_gym ReplayEnv, got {type(base).__name__}.")
+        self._env = env
+        self._base: ReplayEnv = base
+        self._layout = base.layout
+        self._reveal = base.params.reveal_on_advance
+        self.trace: list[dict[str, Any]] | None = [] if record_trace else None
+        self.result: dict[str, Any] | None = None
+
+    # --- the paper's primitives ------------------------------------------------------------
+    def probe_new(self) -> tuple[str, int, bool] | None:
+        """Open the next branch and advance it one interval.
+
+        Returns:
+            ``(answer, slot, finished)``, or None when no branch is left.
+        """
+        if self._base.branches_left == 0:
+            self._record({"op": "probe_new", "none_left": True})
+            return None
+        before = self._base.tokens_used
+        slot = self._base.n_opened
+        self._env.step(BRANCH)
+        answer, finished = self._read(slot)
+        self._record({"op": "probe_new", "slot": slot, "answer": answer, "finished": finished,
+                      "tokens": self._base.tokens_used - before})
+        return answer, slot, finished
+
+    def probe_more(self, slot: int) -> tuple[str, bool]:
+        """Advance an opened, unfinished slot one interval.
+
+        Returns:
+            ``(answer, finished)``.
+
+        Raises:
+            ValueError: The slot is not opened, finished or pruned.
+        """
+        before = self._base.tokens_used
+        self._env.step(self._layout.continue_(int(slot)))
+        answer, finished = self._read(int(slot))
+        self._record({"op": "probe_more", "slot": int(slot), "answer": answer,
+                      "finished": finished, "tokens": self._base.tokens_used - before})
+        return answer, finished
+
+    def full_read(self) -> str | None:
+        """Open the next branch and read it to the end (charges its full T tokens).
+
+        Returns:
+            The branch's final answer, or None when no branch is left.
+        """
+        if self._base.branches_left == 0:
+            self._record({"op": "full_read", "none_left": True})
+            return None
+        before = self._base.tokens_used
+        slot = self._base.n_opened
+        self._env.step(SAMPLE)
+        answer = self._base.revealed_answer(slot)
+        self._record({"op": "full_read", "slot": slot, "answer": answer,
+                      "tokens": self._base.tokens_used - before})
+        return answer
+
+    def prune(self, slot: int) -> None:
+        """Mark a slot inactive (abandon it); it can no longer be advanced."""
+        self._env.step(self._layout.prune(int(slot)))
+        self._record({"op": "prune", "slot": int(slot)})
+
+    def note(self, event: str, **fields: Any) -> None:
+        """Annotate a decision in the trace (fields must be JSON-serialisable scalars/lists)."""
+        self._record({"op": "note", "event": str(event), **fields})
+
+    def submit(self, answer: str | None) -> dict[str, Any]:
+        """End the episode with ``answer`` (None counts as wrong); returns the final info."""
+        if self.result is not None:
+            raise RuntimeError("This question was already answered; make a new handle.")
+        self._base.commit_answer(answer)
+        _obs, _r, _term, _trunc, info = self._env.step(ANSWER)
+        self._record({"op": "finish", "answer": answer, "tokens": self._base.tokens_used})
+        self.result = {"answer": answer, "correct": bool(info["correct"]),
+                       "tokens": int(info["tokens"])}
+        return self.result
+
+    # --- what a controller may read ---------------------------------------------------------
+    @property
+    def tokens_used(self) -> int:
+        """Tokens charged so far in this episode."""
+        return self._base.tokens_used
+
+    @property
+    def branches_left(self) -> int:
+        """How many more branches ``probe_new``/``full_read`` can open."""
+        return self._base.branches_left
+
+    @property
+    def n_opened(self) -> int:
+        """Branches opened so far (the next slot number)."""
+        return self._base.n_opened
+
+    # --- internals ---------------------------------------------------------------------------
+    def _read(self, slot: int) -> tuple[str, bool]:
+        if not self._reveal:
+            self._env.step(self._layout.probe(slot))
+        return self._base.revealed_answer(slot), self._base.slot_finished(slot)
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if self.trace is not None:
+            self.trace.append(event)

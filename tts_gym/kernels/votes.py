@@ -1,0 +1,116 @@
+"""Vote statistics over answer ids, as numba kernels and exact float tables.
+
+``majority`` and ``top2`` follow shared/spec/controllers.md: the highest count wins; ties go to
+the answer whose FIRST occurrence in the list comes earliest. ``beta_conf(c1, c2) = 1 -
+BetaCDF(0.5; c1 + 1, c2 + 1)`` is read from a table built once with scipy (the published numbers
+were made with ``scipy.stats.beta.cdf``), so kernels and Python agree to the last bit.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+
+@lru_cache(maxsize=4)
+def _table(size: int) -> np.ndarray:
+    from scipy.stats import beta
+
+    c = np.arange(size, dtype=np.float64)
+    c1, c2 = np.meshgrid(c, c, indexing="ij")
+    table = 1.0 - beta.cdf(0.5, c1 + 1.0, c2 + 1.0)
+    table[0, :] = 0.0
+    table.setflags(write=False)
+    return table
+
+
+def beta_conf_table(max_count: int = 128) -> np.ndarray:
+    """float64 ``[M, M]`` with ``table[c1, c2] = beta_conf(c1, c2)`` for counts below ``M``.
+
+    ``M`` is ``max_count + 1`` rounded up to a multiple of 128 (tables are shared).
+    """
+    size = ((max_count + 1 + 127) // 128) * 128
+    return _table(size)
+
+
+def beta_conf(c1: int, c2: int) -> float:
+    """Posterior probability that the leader (count c1) is the true majority vs c2; 0 for c1=0."""
+    if c1 <= 0:
+        return 0.0
+    return float(beta_conf_table(max(c1, c2))[c1, c2])
+
+
+def majority_py(answers: list) -> object | None:
+    """Python majority with the first-occurrence tie rule (None for an empty list)."""
+    counts: dict = {}
+    for a in answers:
+        counts[a] = counts.get(a, 0) + 1
+    best, best_c = None, 0
+    for a in answers:
+        if counts[a] > best_c:
+            best, best_c = a, counts[a]
+    return best
+
+
+def top2_py(answers: list) -> tuple[object | None, int, int]:
+    """Python ``(winner, c1, c2)``: c2 is the highest count among the other answers (0 if none)."""
+    counts: dict = {}
+    for a in answers:
+        counts[a] = counts.get(a, 0) + 1
+    w = majority_py(answers)
+    if w is None:
+        return None, 0, 0
+    c2 = max((c for a, c in counts.items() if a != w), default=0)
+    return w, counts[w], c2
+
+
+@njit(cache=True)
+def majority(ids, n, counts):
+    """Majority of ``ids[:n]`` (int32 answer ids >= 0); -1 if n == 0.
+
+    ``counts`` is an int64 scratch array longer than the largest id, all zeros on entry and on
+    exit.
+    """
+    if n == 0:
+        return -1
+    for i in range(n):
+        counts[ids[i]] += 1
+    best = -1
+    best_c = 0
+    for i in range(n):
+        c = counts[ids[i]]
+        if c > best_c:
+            best_c = c
+            best = ids[i]
+    for i in range(n):
+        counts[ids[i]] = 0
+    return best
+
+
+@njit(cache=True)
+def top2(ids, n, counts):
+    """``(winner, c1, c2)`` over ``ids[:n]``; winner -1 and counts 0 for an empty list.
+
+    ``counts`` as in :func:`majority`.
+    """
+    if n == 0:
+        return -1, 0, 0
+    for i in range(n):
+        counts[ids[i]] += 1
+    best = -1
+    best_c = 0
+    for i in range(n):
+        c = counts[ids[i]]
+        if c > best_c:
+            best_c = c
+            best = ids[i]
+    second = 0
+    for i in range(n):
+        a = ids[i]
+        if a != best and counts[a] > second:
+            second = counts[a]
+    for i in range(n):
+        counts[ids[i]] = 0
+    return best, best_c, second

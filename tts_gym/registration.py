@@ -1,0 +1,16 @@
+"""Gymnasium registration of the tts-gym environments (done on ``import tts_gym``)."""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+MAX_EPISODE_STEPS = 20_000
+"""Time limit of the registered envs. A legal episode over 64 slots of the shipped stores
+(at most 80 probes per branch) needs at most 64 × (2 × 81 + 2) + 1 ≈ 10,500 steps."""
+
+
+def register_envs() -> None:
+    """Register ``tts_gym/Replay-v0`` (idempotent)."""
+    if "tts_gym/Replay-v0" not in registry:
+        register(id="tts_gym/Replay-v0", entry_point="tts_gym.env.replay_env:ReplayEnv",
+                 max_episode_steps=MAX_EPISODE_STEPS)
