@@ -18,8 +18,9 @@ def real_data_dir() -> Path | None:
     return None
 
 
-requires_data = pytest.mark.skipif(real_data_dir() is None,
-                                   reason="needs the real stores: set TTS_GYM_DATA")
+requires_data = pytest.mark.skipif(
+    real_data_dir() is None, reason="needs the real stores: set TTS_GYM_DATA"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -25,8 +25,9 @@ def test_sc64_qwen3_8b_aime24_batch_and_handle_match_published():
 
 @requires_data
 def test_sc64_through_gym_make_and_handle():
-    env = gym.make("tts_gym/Replay-v0", model="Qwen3-8B", benchmark="aime24",
-                   data_dir=real_data_dir())
+    env = gym.make(
+        "tts_gym/Replay-v0", model="Qwen3-8B", benchmark="aime24", data_dir=real_data_dir()
+    )
     correct = total = 0
     for seed in range(100):
         for q in range(30):
@@ -41,8 +42,24 @@ def test_sc64_through_gym_make_and_handle():
 
 @requires_data
 def test_cli_eval_sc_json(capsys):
-    assert main(["eval", "sc", "--param", "n=64", "--model", "Qwen3-8B", "--benchmark", "aime24",
-                 "--json", "--data-dir", str(real_data_dir())]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "sc",
+                "--param",
+                "n=64",
+                "--model",
+                "Qwen3-8B",
+                "--benchmark",
+                "aime24",
+                "--json",
+                "--data-dir",
+                str(real_data_dir()),
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["accuracy"] == 80.37 and int(out["avg_tokens"]) == 910813
 

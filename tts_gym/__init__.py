@@ -21,6 +21,16 @@ __version__ = "0.1.0"
 
 register_envs()
 
-__all__ = ["EvalResult", "QuestionHandle", "ReplayEnv", "ReplayStore", "StoreFormatError",
-           "__version__", "evaluate", "load_store", "load_store_file", "make_controller",
-           "warmup"]
+__all__ = [
+    "EvalResult",
+    "QuestionHandle",
+    "ReplayEnv",
+    "ReplayStore",
+    "StoreFormatError",
+    "__version__",
+    "evaluate",
+    "load_store",
+    "load_store_file",
+    "make_controller",
+    "warmup",
+]

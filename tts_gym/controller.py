@@ -72,8 +72,9 @@ def _instantiate(factory: Any, spec: str, params: dict[str, Any]) -> Any:
         unknown = [k for k in params if k not in sig.parameters and not accepts_kwargs]
         if unknown:
             known = [n for n in sig.parameters if n != "self"]
-            raise ValueError(f"Controller {spec!r} has no parameter(s) {unknown}; it takes "
-                             f"{known or 'none'}.")
+            raise ValueError(
+                f"Controller {spec!r} has no parameter(s) {unknown}; it takes {known or 'none'}."
+            )
     return factory(**params)
 
 
@@ -91,8 +92,10 @@ def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
     spec.loader.exec_module(module)
     factory = getattr(module, "Controller", None)
     if factory is None:
-        raise ValueError(f"{path} defines no `class Controller`; a controller file must define "
-                         "one with solve(self, question).")
+        raise ValueError(
+            f"{path} defines no `class Controller`; a controller file must define "
+            "one with solve(self, question)."
+        )
     ctrl = _instantiate(factory, f"file:{path}", params)
     if not getattr(ctrl, "name", None):
         try:
@@ -115,14 +118,18 @@ def make_controller(spec: str, params: dict[str, Any] | None = None) -> Any:
             return load_file_controller(value, params)
         schemes = {ep.name: ep for ep in entry_points(group=SCHEME_GROUP)}
         if scheme not in schemes:
-            raise ValueError(f"Unknown controller scheme {scheme!r} in {spec!r}; known: "
-                             f"{['file', *sorted(schemes)]}.")
+            raise ValueError(
+                f"Unknown controller scheme {scheme!r} in {spec!r}; known: "
+                f"{['file', *sorted(schemes)]}."
+            )
         return schemes[scheme].load()(value, params)
     registry = available_controllers()
     name = spec.lower()
     if name not in registry:
-        raise ValueError(f"Unknown controller {spec!r}; registered: {sorted(registry)} (entry-point "
-                         f"group {CONTROLLER_GROUP!r}), or use file:PATH.")
+        raise ValueError(
+            f"Unknown controller {spec!r}; registered: {sorted(registry)} (entry-point "
+            f"group {CONTROLLER_GROUP!r}), or use file:PATH."
+        )
     return _instantiate(registry[name].load(), name, params)
 
 

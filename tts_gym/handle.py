@@ -52,8 +52,15 @@ class QuestionHandle:
         slot = self._base.n_opened
         self._env.step(BRANCH)
         answer, finished = self._read(slot)
-        self._record({"op": "probe_new", "slot": slot, "answer": answer, "finished": finished,
-                      "tokens": self._base.tokens_used - before})
+        self._record(
+            {
+                "op": "probe_new",
+                "slot": slot,
+                "answer": answer,
+                "finished": finished,
+                "tokens": self._base.tokens_used - before,
+            }
+        )
         return answer, slot, finished
 
     def probe_more(self, slot: int) -> tuple[str, bool]:
@@ -68,8 +75,15 @@ class QuestionHandle:
         before = self._base.tokens_used
         self._env.step(self._layout.continue_(int(slot)))
         answer, finished = self._read(int(slot))
-        self._record({"op": "probe_more", "slot": int(slot), "answer": answer,
-                      "finished": finished, "tokens": self._base.tokens_used - before})
+        self._record(
+            {
+                "op": "probe_more",
+                "slot": int(slot),
+                "answer": answer,
+                "finished": finished,
+                "tokens": self._base.tokens_used - before,
+            }
+        )
         return answer, finished
 
     def full_read(self) -> str | None:
@@ -85,8 +99,14 @@ class QuestionHandle:
         slot = self._base.n_opened
         self._env.step(SAMPLE)
         answer = self._base.revealed_answer(slot)
-        self._record({"op": "full_read", "slot": slot, "answer": answer,
-                      "tokens": self._base.tokens_used - before})
+        self._record(
+            {
+                "op": "full_read",
+                "slot": slot,
+                "answer": answer,
+                "tokens": self._base.tokens_used - before,
+            }
+        )
         return answer
 
     def prune(self, slot: int) -> None:
@@ -105,8 +125,11 @@ class QuestionHandle:
         self._base.commit_answer(answer)
         _obs, _r, _term, _trunc, info = self._env.step(ANSWER)
         self._record({"op": "finish", "answer": answer, "tokens": self._base.tokens_used})
-        self.result = {"answer": answer, "correct": bool(info["correct"]),
-                       "tokens": int(info["tokens"])}
+        self.result = {
+            "answer": answer,
+            "correct": bool(info["correct"]),
+            "tokens": int(info["tokens"]),
+        }
         return self.result
 
     # --- what a controller may read ---------------------------------------------------------

@@ -59,8 +59,11 @@ def store_path(model: str, benchmark: str, data_dir: str | os.PathLike[str] | No
     root = resolve_data_dir(data_dir)
     path = root / model / f"{benchmark}.json"
     if not path.is_file():
-        where = "argument data_dir" if data_dir is not None else (
-            "TTS_GYM_DATA" if os.environ.get("TTS_GYM_DATA") else "the download cache")
+        where = (
+            "argument data_dir"
+            if data_dir is not None
+            else ("TTS_GYM_DATA" if os.environ.get("TTS_GYM_DATA") else "the download cache")
+        )
         raise FileNotFoundError(
             f"No replay store for model={model!r}, benchmark={benchmark!r}: {path} does not exist "
             f"(data directory from {where}). Run `tts-gym download`, or point --data-dir / "

@@ -12,5 +12,8 @@ MAX_EPISODE_STEPS = 20_000
 def register_envs() -> None:
     """Register ``tts_gym/Replay-v0`` (idempotent)."""
     if "tts_gym/Replay-v0" not in registry:
-        register(id="tts_gym/Replay-v0", entry_point="tts_gym.env.replay_env:ReplayEnv",
-                 max_episode_steps=MAX_EPISODE_STEPS)
+        register(
+            id="tts_gym/Replay-v0",
+            entry_point="tts_gym.env.replay_env:ReplayEnv",
+            max_episode_steps=MAX_EPISODE_STEPS,
+        )

@@ -13,8 +13,14 @@ from tts_gym.store.store import ReplayStore
 from tts_gym.store.validate import validate_store
 
 
-def tiny_questions(seed: int = 0, questions: int = 3, branches: int = 8, max_probes: int = 6,
-                   probe_freq: int = 100, answers: int = 4) -> list[dict[str, Any]]:
+def tiny_questions(
+    seed: int = 0,
+    questions: int = 3,
+    branches: int = 8,
+    max_probes: int = 6,
+    probe_freq: int = 100,
+    answers: int = 4,
+) -> list[dict[str, Any]]:
     """Questions in the AutoTTS JSON layout, drawn from ``np.random.default_rng(seed)``.
 
     Probe counts range over 0..max_probes (0 is legal) and token counts are drawn both below and
@@ -33,9 +39,15 @@ def tiny_questions(seed: int = 0, questions: int = 3, branches: int = 8, max_pro
                 probes.append(final)
             tokens = int(rng.integers(0, (max_probes + 2) * probe_freq))
             each.append([probes, tokens, final])
-        out.append({"question": f"tiny question {q}", "gold_answer": labels[0],
-                    "probe_freq": probe_freq, "each_branch": each,
-                    "final_answers_trace": [b[2] for b in each]})
+        out.append(
+            {
+                "question": f"tiny question {q}",
+                "gold_answer": labels[0],
+                "probe_freq": probe_freq,
+                "each_branch": each,
+                "final_answers_trace": [b[2] for b in each],
+            }
+        )
     return out
 
 
@@ -43,8 +55,14 @@ def tiny_store(seed: int = 0, **kwargs: Any) -> ReplayStore:
     """A packed fixture store (model ``"tiny"``, benchmark ``"aime24"``, search split)."""
     data = tiny_questions(seed, **kwargs)
     validate_store("<tiny>", data)
-    return pack_questions(data, model="tiny", benchmark="aime24", split="search",
-                          source="tts_gym.testing.tiny_store", sha256=f"tiny-{seed}-{kwargs}")
+    return pack_questions(
+        data,
+        model="tiny",
+        benchmark="aime24",
+        split="search",
+        source="tts_gym.testing.tiny_store",
+        sha256=f"tiny-{seed}-{kwargs}",
+    )
 
 
 def write_store_json(path: str | Path, data: list[dict[str, Any]]) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import env_data, new_episode, read_slot, reset_episode
+from tts_gym.kernels.transitions import env_data, read_slot, reset_episode
 from tts_gym.kernels.votes import majority, majority_py
 
 
@@ -29,8 +29,14 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
         counts: int64 zero scratch ``[A]``.
     """
     n_s, n_q, width = orders.shape
-    ep = (np.empty(width, np.int32), np.zeros(width, np.int32), np.zeros(width, np.int64),
-          np.zeros(width, np.uint8), np.full(width, -1, np.int32), np.zeros(2, np.int64))
+    ep = (
+        np.empty(width, np.int32),
+        np.zeros(width, np.int32),
+        np.zeros(width, np.int64),
+        np.zeros(width, np.uint8),
+        np.full(width, -1, np.int32),
+        np.zeros(2, np.int64),
+    )
     votes = np.empty(width, np.int32)
     for s in range(n_s):
         for q in range(n_q):
@@ -81,6 +87,5 @@ class SelfConsistency:
         answers = np.empty((n_s, n_q), np.int32)
         tokens = np.empty((n_s, n_q), np.int64)
         counts = np.zeros(store.max_answers + 1, np.int64)
-        sc_batch_kernel(env_data(store), store.n_branches, orders, self.n, answers, tokens,
-                        counts)
+        sc_batch_kernel(env_data(store), store.n_branches, orders, self.n, answers, tokens, counts)
         return answers, tokens

@@ -1,6 +1,7 @@
 """``tts-gym`` command line.
 
-Built-in commands live one per module in this package (listed in ``BUILTIN_COMMANDS``); other
+Built-in commands live one per module in this package, named ``*_cmd.py`` (found automatically);
+other
 packages add commands through the entry-point group ``tts_gym.commands``: each entry point is a
 ``register(subparsers)`` function that adds one sub-parser whose ``func(args) -> int`` runs it.
 """
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from importlib.metadata import entry_points
 
-BUILTIN_COMMANDS: tuple[str, ...] = ("eval_cmd", "inspect_cmd")
 COMMAND_GROUP = "tts_gym.commands"
 
 
@@ -20,14 +21,21 @@ class CliError(Exception):
     """A user error: printed as one sentence, exit code 2."""
 
 
+def builtin_commands() -> list[str]:
+    """Module names of the built-in commands (``tts_gym/cli/*_cmd.py``), sorted."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every built-in and plug-in command."""
     parser = argparse.ArgumentParser(
-        prog="tts-gym", description="Replay environment and controllers for test-time scaling "
-        "(AutoTTS). Data: --data-dir, else TTS_GYM_DATA, else the download cache.")
+        prog="tts-gym",
+        description="Replay environment and controllers for test-time scaling "
+        "(AutoTTS). Data: --data-dir, else TTS_GYM_DATA, else the download cache.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in BUILTIN_COMMANDS:
+    for name in builtin_commands():
         importlib.import_module(f"tts_gym.cli.{name}").register(sub)
     for ep in entry_points(group=COMMAND_GROUP):
         ep.load()(sub)

@@ -15,15 +15,23 @@ def add_store_args(parser: argparse.ArgumentParser, *, required: bool = True) ->
     """``--model``, ``--benchmark``, ``--data-dir``."""
     parser.add_argument("--model", required=required, help="e.g. Qwen3-8B")
     parser.add_argument("--benchmark", required=required, help="aime24, aime25 or hmmt25")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with <model>/<benchmark>.json (default: TTS_GYM_DATA, "
-                        "else the download cache)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with <model>/<benchmark>.json (default: TTS_GYM_DATA, "
+        "else the download cache)",
+    )
 
 
 def add_param_args(parser: argparse.ArgumentParser) -> None:
     """Repeatable ``--param key=value``."""
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="controller parameter, repeatable (e.g. --param n=64)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="controller parameter, repeatable (e.g. --param n=64)",
+    )
 
 
 def params_from(args: argparse.Namespace) -> dict[str, Any]:

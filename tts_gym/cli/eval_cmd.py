@@ -20,20 +20,35 @@ from tts_gym.store import load_store
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``eval`` sub-command."""
-    p = sub.add_parser("eval", help="score a controller (accuracy, avg tokens) on one store",
-                       description="Run the 100-seed protocol for a controller: a registered "
-                       "name (sc, asc, esc, parallel-probe, cmc), file:PATH.py or rl:MODEL.zip.")
+    p = sub.add_parser(
+        "eval",
+        help="score a controller (accuracy, avg tokens) on one store",
+        description="Run the 100-seed protocol for a controller: a registered "
+        "name (sc, asc, esc, parallel-probe, cmc), file:PATH.py or rl:MODEL.zip.",
+    )
     p.add_argument("controller", help="controller name, file:PATH or scheme:VALUE")
     add_store_args(p)
     add_param_args(p)
     p.add_argument("--seeds", type=int, default=100, help="shuffle seeds (default 100)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes for the handle path (default: every core)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for the handle path (default: every core)",
+    )
     p.add_argument("--cost-mode", choices=("reference", "exact"), default="reference")
-    p.add_argument("--path", choices=("auto", "batch", "handle"), default="auto",
-                   help="auto: jitted batch kernel when the controller has one")
-    p.add_argument("--traces", metavar="FILE", default=None,
-                   help="write per-episode execution traces as JSON to FILE (handle path)")
+    p.add_argument(
+        "--path",
+        choices=("auto", "batch", "handle"),
+        default="auto",
+        help="auto: jitted batch kernel when the controller has one",
+    )
+    p.add_argument(
+        "--traces",
+        metavar="FILE",
+        default=None,
+        help="write per-episode execution traces as JSON to FILE (handle path)",
+    )
     p.add_argument("--detail", action="store_true", help="per-seed and per-question numbers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -44,11 +59,19 @@ def run(args: argparse.Namespace) -> int:
     controller = make_controller(args.controller, params_from(args))
     store = load_store(args.model, args.benchmark, args.data_dir)
     workers = args.workers or default_workers()
-    with progress_bar(args.seeds, f"{args.controller} {store.name}",
-                      enabled=sys.stderr.isatty()) as bar:
-        result = evaluate(controller, store, args.seeds, workers=workers,
-                          traces=args.traces is not None, cost_mode=args.cost_mode,
-                          path=args.path, progress=bar.update)
+    with progress_bar(
+        args.seeds, f"{args.controller} {store.name}", enabled=sys.stderr.isatty()
+    ) as bar:
+        result = evaluate(
+            controller,
+            store,
+            args.seeds,
+            workers=workers,
+            traces=args.traces is not None,
+            cost_mode=args.cost_mode,
+            path=args.path,
+            progress=bar.update,
+        )
     out = result.to_dict(detail=args.detail)
     if args.traces:
         from tts_gym.io import write_json_atomic
@@ -57,9 +80,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    label = "" if args.cost_mode == "reference" else "  [exact cost mode: NOT comparable with the paper]"
-    print(f"{result.controller} {result.params} on {store.name} ({store.split}), "
-          f"{len(result.seeds)} seeds{label}")
+    label = (
+        ""
+        if args.cost_mode == "reference"
+        else "  [exact cost mode: NOT comparable with the paper]"
+    )
+    print(
+        f"{result.controller} {result.params} on {store.name} ({store.split}), "
+        f"{len(result.seeds)} seeds{label}"
+    )
     print(f"  accuracy   {result.accuracy:.2f} %")
     print(f"  avg tokens {result.avg_tokens:,.1f}  ({result.avg_tokens / 1000:.1f}k)")
     print(f"  path {result.path}, {result.seconds:.3f} s")

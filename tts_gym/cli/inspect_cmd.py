@@ -22,17 +22,23 @@ def store_summary(store: ReplayStore) -> dict[str, Any]:
     hist_edges = [0, 5, 10, 20, 40, 60, 80, max(81, int(probes.max()) + 1)]
     hist, _ = np.histogram(probes, bins=hist_edges)
     return {
-        "store": store.name, "split": store.split, "source": store.source,
-        "questions": store.n_questions, "branches": int(store.n_branches.sum()),
+        "store": store.name,
+        "split": store.split,
+        "source": store.source,
+        "questions": store.n_questions,
+        "branches": int(store.n_branches.sum()),
         "branches_per_question": sorted(set(store.n_branches.tolist())),
         "probe_interval_tokens": sorted(set(store.probe_freq.tolist())),
         "pass_at_1": round(100.0 * float(correct.sum() / valid.sum()), 2),
         "questions_solved_by_some_branch": int(correct.any(axis=1).sum()),
-        "mean_tokens": round(float(tokens.mean()), 1), "max_tokens": int(tokens.max()),
-        "probes_min": int(probes.min()), "probes_mean": round(float(probes.mean()), 2),
+        "mean_tokens": round(float(tokens.mean()), 1),
+        "max_tokens": int(tokens.max()),
+        "probes_min": int(probes.min()),
+        "probes_mean": round(float(probes.mean()), 2),
         "probes_max": int(probes.max()),
-        "probe_count_histogram": {f"{lo}-{hi - 1}": int(c) for lo, hi, c in
-                                  zip(hist_edges[:-1], hist_edges[1:], hist)},
+        "probe_count_histogram": {
+            f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(hist_edges[:-1], hist_edges[1:], hist, strict=False)
+        },
         "distinct_answers_mean": round(float(np.mean(distinct)), 1),
         "distinct_answers_max": int(max(distinct)),
     }

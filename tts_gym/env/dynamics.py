@@ -37,10 +37,15 @@ STEP_ANSWER = 2
 
 def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarray, ...]:
     """Allocate the env bookkeeping arrays (see module docstring)."""
-    return (np.zeros(capacity, np.uint8), np.full(capacity, -1, np.int32),
-            np.zeros(capacity, np.uint8), np.full((capacity, max_probes + 2), -1, np.int32),
-            np.full(max_answers, -1, np.int32), np.full(capacity, -1, np.int32),
-            np.zeros(2, np.int64))
+    return (
+        np.zeros(capacity, np.uint8),
+        np.full(capacity, -1, np.int32),
+        np.zeros(capacity, np.uint8),
+        np.full((capacity, max_probes + 2), -1, np.int32),
+        np.full(max_answers, -1, np.int32),
+        np.full(capacity, -1, np.int32),
+        np.zeros(2, np.int64),
+    )
 
 
 @njit(cache=True)
@@ -59,8 +64,14 @@ def reset_book(book):
 def reveal(ep, book, slot):
     """Reveal the answer at ``slot``'s current depth; returns its episode-local label."""
     depth, finished, current = ep[1], ep[3], ep[4]
-    shown, fresh, reveal_at, label_of, pool, counters = book[1], book[2], book[3], book[4], \
-        book[5], book[6]
+    shown, fresh, reveal_at, label_of, pool, counters = (
+        book[1],
+        book[2],
+        book[3],
+        book[4],
+        book[5],
+        book[6],
+    )
     a = current[slot]
     shown[slot] = a
     fresh[slot] = 1
@@ -162,8 +173,9 @@ def aggregate(ep, book, counts):
 
 
 @njit(cache=True)
-def fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, agree,
-                     totals, vote):
+def fill_observation(
+    ep, book, conf_table, counts, status, depth, label, fresh, agree, totals, vote
+):
     """Fill a fresh observation (only revealed information) into the given arrays.
 
     Per slot (``[S]``): ``status`` int8 (0 unopened, 1 active, 2 finished, 3 pruned),
@@ -175,8 +187,14 @@ def fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, 
     beta_conf(c1, c2).
     """
     opened = ep[5][OPENED]
-    pruned, shown, fresh_b, label_of, pool, book_counters = book[0], book[1], book[2], \
-        book[4], book[5], book[6]
+    pruned, shown, fresh_b, label_of, pool, book_counters = (
+        book[0],
+        book[1],
+        book[2],
+        book[4],
+        book[5],
+        book[6],
+    )
     n_active = 0
     n_finished = 0
     n_pruned = 0

@@ -41,13 +41,16 @@ class EnvParams:
         if not np.isfinite(self.cost_weight) or self.cost_weight < 0:
             raise ValueError(f"cost_weight must be a finite number >= 0, got {self.cost_weight!r}.")
         if self.cost_mode not in COST_MODES:
-            raise ValueError(f"cost_mode must be one of {sorted(COST_MODES)}, got "
-                             f"{self.cost_mode!r}.")
+            raise ValueError(
+                f"cost_mode must be one of {sorted(COST_MODES)}, got {self.cost_mode!r}."
+            )
         if not isinstance(self.probe_cost, int) or self.probe_cost < 0:
             raise ValueError(f"probe_cost must be an int >= 0 (tokens), got {self.probe_cost!r}.")
         if self.illegal_action not in ILLEGAL_ACTION_MODES:
-            raise ValueError(f"illegal_action must be one of {ILLEGAL_ACTION_MODES}, got "
-                             f"{self.illegal_action!r}.")
+            raise ValueError(
+                f"illegal_action must be one of {ILLEGAL_ACTION_MODES}, got "
+                f"{self.illegal_action!r}."
+            )
 
     @property
     def mode(self) -> int:
@@ -60,14 +63,18 @@ class EnvParams:
         lmax = store.max_probes
         labels = s * (lmax + 2)
         i32 = np.int32
-        return spaces.Dict({
-            "agree": spaces.Box(0, s, (s,), i32),
-            "depth": spaces.Box(0, lmax, (s,), i32),
-            "fresh": spaces.Box(0, 1, (s,), np.int8),
-            "label": spaces.Box(-1, labels, (s,), i32),
-            "status": spaces.Box(0, 3, (s,), np.int8),
-            "totals": spaces.Box(0, s, (4,), i32),
-            "vote": spaces.Box(np.zeros(5, np.float32),
-                               np.array([TOKEN_CEILING, s, s, s, 1.0], np.float32),
-                               dtype=np.float32),
-        })
+        return spaces.Dict(
+            {
+                "agree": spaces.Box(0, s, (s,), i32),
+                "depth": spaces.Box(0, lmax, (s,), i32),
+                "fresh": spaces.Box(0, 1, (s,), np.int8),
+                "label": spaces.Box(-1, labels, (s,), i32),
+                "status": spaces.Box(0, 3, (s,), np.int8),
+                "totals": spaces.Box(0, s, (4,), i32),
+                "vote": spaces.Box(
+                    np.zeros(5, np.float32),
+                    np.array([TOKEN_CEILING, s, s, s, 1.0], np.float32),
+                    dtype=np.float32,
+                ),
+            }
+        )

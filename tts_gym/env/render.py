@@ -12,8 +12,9 @@ def _label_char(label: int) -> str:
     return _DIGITS[label] if label < len(_DIGITS) else "#"
 
 
-def render_ansi(question: int, ep: tuple[np.ndarray, ...], book: tuple[np.ndarray, ...],
-                slots: int) -> str:
+def render_ansi(
+    question: int, ep: tuple[np.ndarray, ...], book: tuple[np.ndarray, ...], slots: int
+) -> str:
     """Draw the width × depth picture.
 
     Each opened slot is a row: ``+`` active, ``=`` finished, ``x`` pruned; then one column per
@@ -21,8 +22,10 @@ def render_ansi(question: int, ep: tuple[np.ndarray, ...], book: tuple[np.ndarra
     label, base 62) where an answer was revealed, ``|`` the finishing advance.
     """
     opened = int(ep[5][0])
-    lines = [f"question {question}  tokens {int(ep[5][1])}  opened {opened}/{slots}  "
-             f"labels {int(book[6][0])}  pool {int(book[6][1])}"]
+    lines = [
+        f"question {question}  tokens {int(ep[5][1])}  opened {opened}/{slots}  "
+        f"labels {int(book[6][0])}  pool {int(book[6][1])}"
+    ]
     for s in range(opened):
         status = 3 if book[0][s] else (2 if ep[3][s] else 1)
         depth = int(ep[1][s])

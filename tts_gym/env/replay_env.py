@@ -131,21 +131,37 @@ class ReplayEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, model: str | None = None, benchmark: str | None = None,
-                 data_dir: str | os.PathLike[str] | None = None, store: ReplayStore | None = None,
-                 max_branches: int = 64, cost_weight: float = 1e-6, cost_mode: str = "reference",
-                 reveal_on_advance: bool = False, probe_cost: int = 0,
-                 illegal_action: str = "raise", render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        benchmark: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        store: ReplayStore | None = None,
+        max_branches: int = 64,
+        cost_weight: float = 1e-6,
+        cost_mode: str = "reference",
+        reveal_on_advance: bool = False,
+        probe_cost: int = 0,
+        illegal_action: str = "raise",
+        render_mode: str | None = None,
+    ) -> None:
         if store is None:
             if model is None or benchmark is None:
-                raise ValueError("ReplayEnv needs either store=ReplayStore or both model= and "
-                                 "benchmark= (e.g. model='Qwen3-8B', benchmark='aime24').")
+                raise ValueError(
+                    "ReplayEnv needs either store=ReplayStore or both model= and "
+                    "benchmark= (e.g. model='Qwen3-8B', benchmark='aime24')."
+                )
             store = load_store(model, benchmark, data_dir)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")
-        self.params = EnvParams(max_branches=max_branches, cost_weight=cost_weight,
-                                cost_mode=cost_mode, reveal_on_advance=reveal_on_advance,
-                                probe_cost=probe_cost, illegal_action=illegal_action)
+        self.params = EnvParams(
+            max_branches=max_branches,
+            cost_weight=cost_weight,
+            cost_mode=cost_mode,
+            reveal_on_advance=reveal_on_advance,
+            probe_cost=probe_cost,
+            illegal_action=illegal_action,
+        )
         self.store = store
         self.render_mode = render_mode
         self.layout = ActionLayout(max_branches)
@@ -161,17 +177,20 @@ class ReplayEnv(gym.Env):
         self._committed: int | None = None
 
     # --- Gymnasium API -------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict]:
         super().reset(seed=seed)
         options = options or {}
         store = self.store
         if "question" in options:
             q = int(options["question"])
             if not 0 <= q < store.n_questions:
-                raise ValueError(f"options['question']={q} is out of range: the store "
-                                 f"{store.name} has {store.n_questions} questions (0..."
-                                 f"{store.n_questions - 1}).")
+                raise ValueError(
+                    f"options['question']={q} is out of range: the store "
+                    f"{store.name} has {store.n_questions} questions (0..."
+                    f"{store.n_questions - 1})."
+                )
         else:
             q = int(self.np_random.integers(store.n_questions))
         n = int(store.n_branches[q])
@@ -180,8 +199,10 @@ class ReplayEnv(gym.Env):
         if "order" in options:
             given = np.asarray(options["order"], dtype=np.int32)
             if sorted(given.tolist()) != list(range(n)):
-                raise ValueError(f"options['order'] must be a permutation of range({n}) for "
-                                 f"question {q}, got an array of length {given.shape[0]}.")
+                raise ValueError(
+                    f"options['order'] must be a permutation of range({n}) for "
+                    f"question {q}, got an array of length {given.shape[0]}."
+                )
             order[:n] = given
         elif "shuffle_seed" in options:
             order[:n] = protocol_order(n, int(options["shuffle_seed"]))
@@ -235,8 +256,12 @@ class ReplayEnv(gym.Env):
 
     def is_legal(self, action: int) -> bool:
         """Whether ``action`` is legal now."""
-        return bool(not self._done and is_legal(self.store.n_branches, self._q, self._ep,
-                                                self._book, int(action), self.layout.slots))
+        return bool(
+            not self._done
+            and is_legal(
+                self.store.n_branches, self._q, self._ep, self._book, int(action), self.layout.slots
+            )
+        )
 
     def commit_answer(self, answer: str | None) -> None:
         """Fix the answer the next ANSWER step submits (instead of the aggregation).
@@ -271,14 +296,23 @@ class ReplayEnv(gym.Env):
     @property
     def branches_left(self) -> int:
         """Branches that can still be opened (store branches and free slots)."""
-        return max(0, min(int(self.store.n_branches[self._q]), self.layout.slots)
-                   - self.n_opened)
+        return max(0, min(int(self.store.n_branches[self._q]), self.layout.slots) - self.n_opened)
 
     # --- internals -------------------------------------------------------------------------
     def _apply(self, action: int) -> tuple[int, int]:
         p = self.params
-        return env_step(self._data, self.store.n_branches, self._q, self._ep, self._book, action,
-                        self.layout.slots, p.mode, p.reveal_on_advance, p.probe_cost)
+        return env_step(
+            self._data,
+            self.store.n_branches,
+            self._q,
+            self._ep,
+            self._book,
+            action,
+            self.layout.slots,
+            p.mode,
+            p.reveal_on_advance,
+            p.probe_cost,
+        )
 
     def _final_answer(self) -> int:
         if self._committed is not None:
@@ -287,26 +321,47 @@ class ReplayEnv(gym.Env):
 
     def _observation(self) -> dict[str, np.ndarray]:
         s = self.layout.slots
-        obs = {"agree": np.empty(s, np.int32), "depth": np.empty(s, np.int32),
-               "fresh": np.empty(s, np.int8), "label": np.empty(s, np.int32),
-               "status": np.empty(s, np.int8), "totals": np.empty(4, np.int32),
-               "vote": np.empty(5, np.float32)}
-        fill_observation(self._ep, self._book, self._conf, self._counts, obs["status"],
-                         obs["depth"], obs["label"], obs["fresh"], obs["agree"], obs["totals"],
-                         obs["vote"])
+        obs = {
+            "agree": np.empty(s, np.int32),
+            "depth": np.empty(s, np.int32),
+            "fresh": np.empty(s, np.int8),
+            "label": np.empty(s, np.int32),
+            "status": np.empty(s, np.int8),
+            "totals": np.empty(4, np.int32),
+            "vote": np.empty(5, np.float32),
+        }
+        fill_observation(
+            self._ep,
+            self._book,
+            self._conf,
+            self._counts,
+            obs["status"],
+            obs["depth"],
+            obs["label"],
+            obs["fresh"],
+            obs["agree"],
+            obs["totals"],
+            obs["vote"],
+        )
         return obs
 
     def _info(self) -> dict[str, Any]:
-        return {"action_mask": self.action_masks(), "tokens": self.tokens_used,
-                "question": self._q, "opened": self.n_opened}
+        return {
+            "action_mask": self.action_masks(),
+            "tokens": self.tokens_used,
+            "question": self._q,
+            "opened": self.n_opened,
+        }
 
     def _illegal_message(self, action: int) -> str:
         name = self.layout.describe(action)
         if not 0 <= action < self.layout.n:
             why = f"the action space is Discrete({self.layout.n})"
         elif action in (1, 2):
-            why = (f"no branch is left to open ({self.n_opened} opened of "
-                   f"{int(self.store.n_branches[self._q])} branches, {self.layout.slots} slots)")
+            why = (
+                f"no branch is left to open ({self.n_opened} opened of "
+                f"{int(self.store.n_branches[self._q])} branches, {self.layout.slots} slots)"
+            )
         else:
             slot = (action - 3) % self.layout.slots
             if slot >= self.n_opened:
@@ -317,6 +372,8 @@ class ReplayEnv(gym.Env):
                 why = f"slot {slot} is finished"
             else:
                 why = f"slot {slot}'s answer at its current depth is already revealed"
-        return (f"Illegal action {action} = {name}: {why}. Take only actions with "
-                f"env.action_masks()[a] == 1 (also info['action_mask']), or make the env with "
-                f"illegal_action='ignore'.")
+        return (
+            f"Illegal action {action} = {name}: {why}. Take only actions with "
+            f"env.action_masks()[a] == 1 (also info['action_mask']), or make the env with "
+            f"illegal_action='ignore'."
+        )

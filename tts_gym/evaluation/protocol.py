@@ -37,9 +37,15 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
-def run_handle_episodes(controller: Any, store: ReplayStore, seeds: Sequence[int],
-                        cost_mode: str = "reference", traces: bool = False,
-                        max_branches: int = 64, progress: Any = None) -> Chunk:
+def run_handle_episodes(
+    controller: Any,
+    store: ReplayStore,
+    seeds: Sequence[int],
+    cost_mode: str = "reference",
+    traces: bool = False,
+    max_branches: int = 64,
+    progress: Any = None,
+) -> Chunk:
     """Play ``controller`` through the question handle on every (seed, question).
 
     Returns:
@@ -74,13 +80,24 @@ def _worker(args: tuple) -> Chunk:
     return run_handle_episodes(controller, store, seeds, cost_mode, traces, max_branches)
 
 
-def _run_parallel(controller: Any, store: ReplayStore, seeds: list[int], cost_mode: str,
-                  traces: bool, max_branches: int, workers: int, progress: Any) -> Chunk:
+def _run_parallel(
+    controller: Any,
+    store: ReplayStore,
+    seeds: list[int],
+    cost_mode: str,
+    traces: bool,
+    max_branches: int,
+    workers: int,
+    progress: Any,
+) -> Chunk:
     chunks = [seeds[i::workers] for i in range(workers) if seeds[i::workers]]
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
-        parts = list(pool.map(_worker, [(controller, store, c, cost_mode, traces, max_branches)
-                                        for c in chunks]))
+        parts = list(
+            pool.map(
+                _worker, [(controller, store, c, cost_mode, traces, max_branches) for c in chunks]
+            )
+        )
     pos = {s: (k, j) for k, c in enumerate(chunks) for j, s in enumerate(c)}
     answers = np.stack([parts[pos[s][0]][0][pos[s][1]] for s in seeds])
     tokens = np.stack([parts[pos[s][0]][1][pos[s][1]] for s in seeds])
@@ -90,9 +107,18 @@ def _run_parallel(controller: Any, store: ReplayStore, seeds: list[int], cost_mo
     return answers, tokens, [], all_traces
 
 
-def evaluate(controller: Any, store: ReplayStore, seeds: int | Sequence[int] = 100, *,
-             workers: int = 1, traces: bool = False, cost_mode: str = "reference",
-             path: str = "auto", max_branches: int = 64, progress: Any = None) -> EvalResult:
+def evaluate(
+    controller: Any,
+    store: ReplayStore,
+    seeds: int | Sequence[int] = 100,
+    *,
+    workers: int = 1,
+    traces: bool = False,
+    cost_mode: str = "reference",
+    path: str = "auto",
+    max_branches: int = 64,
+    progress: Any = None,
+) -> EvalResult:
     """Score ``controller`` on ``store`` with the published 100-shuffle protocol.
 
     Args:
@@ -120,12 +146,16 @@ def evaluate(controller: Any, store: ReplayStore, seeds: int | Sequence[int] = 1
     if path not in ("auto", "batch", "handle"):
         raise ValueError(f"path must be 'auto', 'batch' or 'handle', got {path!r}.")
     if not store.has_gold:
-        raise ValueError(f"Store {store.name} has no gold answers (a gold-free copy); it cannot "
-                         "be scored. Evaluate on the original store.")
+        raise ValueError(
+            f"Store {store.name} has no gold answers (a gold-free copy); it cannot "
+            "be scored. Evaluate on the original store."
+        )
     has_batch = callable(getattr(controller, "batch_solve", None))
     if path == "batch" and not has_batch:
-        raise ValueError(f"Controller {controller_name(controller)!r} has no batch_solve; use "
-                         "path='handle' or 'auto'.")
+        raise ValueError(
+            f"Controller {controller_name(controller)!r} has no batch_solve; use "
+            "path='handle' or 'auto'."
+        )
     if path == "batch" and traces:
         raise ValueError("Traces are recorded on the handle path only; use path='handle'.")
     use_batch = has_batch and not traces and path != "handle"
@@ -138,17 +168,35 @@ def evaluate(controller: Any, store: ReplayStore, seeds: int | Sequence[int] = 1
             progress(len(seed_list))
     elif workers > 1 and len(seed_list) > 1:
         answers, tokens, _, all_traces = _run_parallel(
-            controller, store, seed_list, cost_mode, traces, max_branches,
-            min(workers, len(seed_list)), progress)
+            controller,
+            store,
+            seed_list,
+            cost_mode,
+            traces,
+            max_branches,
+            min(workers, len(seed_list)),
+            progress,
+        )
     else:
         answers, tokens, _, all_traces = run_handle_episodes(
-            controller, store, seed_list, cost_mode, traces, max_branches, progress)
+            controller, store, seed_list, cost_mode, traces, max_branches, progress
+        )
     seconds = time.perf_counter() - start
     answers = np.asarray(answers, np.int32)
     correct = (answers >= 0) & (answers == store.gold[None, :])
     strings = [[store.answer_string(q, int(a)) for q, a in enumerate(row)] for row in answers]
     return EvalResult(
-        controller=controller_name(controller), params=controller_params(controller),
-        model=store.model, benchmark=store.benchmark, split=store.split, cost_mode=cost_mode,
-        seeds=seed_list, correct=correct, tokens=np.asarray(tokens, np.int64), answers=strings,
-        path="batch" if use_batch else "handle", seconds=seconds, traces=all_traces)
+        controller=controller_name(controller),
+        params=controller_params(controller),
+        model=store.model,
+        benchmark=store.benchmark,
+        split=store.split,
+        cost_mode=cost_mode,
+        seeds=seed_list,
+        correct=correct,
+        tokens=np.asarray(tokens, np.int64),
+        answers=strings,
+        path="batch" if use_batch else "handle",
+        seconds=seconds,
+        traces=all_traces,
+    )

@@ -72,22 +72,33 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the headline numbers."""
-        return {"controller": self.controller, "params": self.params, "model": self.model,
-                "benchmark": self.benchmark, "split": self.split, "cost_mode": self.cost_mode,
-                "seeds": len(self.seeds), "questions": int(self.correct.shape[1]),
-                "accuracy": self.accuracy, "avg_tokens": self.avg_tokens, "path": self.path,
-                "seconds": round(self.seconds, 4)}
+        return {
+            "controller": self.controller,
+            "params": self.params,
+            "model": self.model,
+            "benchmark": self.benchmark,
+            "split": self.split,
+            "cost_mode": self.cost_mode,
+            "seeds": len(self.seeds),
+            "questions": int(self.correct.shape[1]),
+            "accuracy": self.accuracy,
+            "avg_tokens": self.avg_tokens,
+            "path": self.path,
+            "seconds": round(self.seconds, 4),
+        }
 
     def to_dict(self, detail: bool = False) -> dict[str, Any]:
         """The summary, plus per-seed and per-question arrays when ``detail``."""
         out = self.summary()
         if detail:
-            out.update({
-                "per_seed_accuracy": self.per_seed_accuracy.tolist(),
-                "per_seed_tokens": self.per_seed_tokens.tolist(),
-                "per_question_accuracy": self.per_question_accuracy.tolist(),
-                "per_question_tokens": self.per_question_tokens.tolist(),
-            })
+            out.update(
+                {
+                    "per_seed_accuracy": self.per_seed_accuracy.tolist(),
+                    "per_seed_tokens": self.per_seed_tokens.tolist(),
+                    "per_question_accuracy": self.per_question_accuracy.tolist(),
+                    "per_question_tokens": self.per_question_tokens.tolist(),
+                }
+            )
             if self.traces is not None:
                 out["traces"] = self.traces
         return out

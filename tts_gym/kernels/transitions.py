@@ -69,8 +69,9 @@ def advance_slot(data, q, ep, slot, mode):
         ``(answer_id, charge_tokens, finished)``.
     """
     order, depth, spent, finished, current, counters = ep
-    ans, charge, new_depth, fin = advance_branch(data, q, order[slot], depth[slot], spent[slot],
-                                                 mode)
+    ans, charge, new_depth, fin = advance_branch(
+        data, q, order[slot], depth[slot], spent[slot], mode
+    )
     depth[slot] = new_depth
     spent[slot] += charge
     current[slot] = ans
@@ -148,6 +149,11 @@ def env_data(store) -> tuple[np.ndarray, ...]:
 
 def new_episode(width: int, capacity: int) -> tuple[np.ndarray, ...]:
     """Allocate an episode tuple for ``width`` branches (N) and ``capacity`` slots (C <= N)."""
-    return (np.arange(width, dtype=np.int32), np.zeros(capacity, np.int32),
-            np.zeros(capacity, np.int64), np.zeros(capacity, np.uint8),
-            np.full(capacity, -1, np.int32), np.zeros(2, np.int64))
+    return (
+        np.arange(width, dtype=np.int32),
+        np.zeros(capacity, np.int32),
+        np.zeros(capacity, np.int64),
+        np.zeros(capacity, np.uint8),
+        np.full(capacity, -1, np.int32),
+        np.zeros(2, np.int64),
+    )

@@ -25,8 +25,9 @@ def cache_file(sha256: str) -> Path:
     return packed_cache_dir() / f"v{PACK_VERSION}-{sha256}.npz"
 
 
-def read_cached(sha256: str, *, model: str, benchmark: str, split: str,
-                source: str) -> ReplayStore | None:
+def read_cached(
+    sha256: str, *, model: str, benchmark: str, split: str, source: str
+) -> ReplayStore | None:
     """The cached store for ``sha256``, or None if absent or unreadable (then it is rebuilt)."""
     path = cache_file(sha256)
     if not path.is_file():
@@ -37,9 +38,16 @@ def read_cached(sha256: str, *, model: str, benchmark: str, split: str,
             meta = json.loads(str(npz["meta"]))
     except (OSError, ValueError, KeyError):
         return None
-    return ReplayStore(model=model, benchmark=benchmark, split=split, source=source,
-                       sha256=sha256, answers=tuple(tuple(t) for t in meta["answers"]),
-                       questions=tuple(meta["questions"]), **arrays)
+    return ReplayStore(
+        model=model,
+        benchmark=benchmark,
+        split=split,
+        source=source,
+        sha256=sha256,
+        answers=tuple(tuple(t) for t in meta["answers"]),
+        questions=tuple(meta["questions"]),
+        **arrays,
+    )
 
 
 def write_cached(store: ReplayStore) -> None:

@@ -13,8 +13,13 @@ from tts_gym.store.store import ReplayStore
 from tts_gym.store.validate import StoreFormatError, parse_json_bytes, validate_store
 
 
-def load_store_file(path: str | os.PathLike[str], *, model: str | None = None,
-                    benchmark: str | None = None, use_cache: bool = True) -> ReplayStore:
+def load_store_file(
+    path: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    benchmark: str | None = None,
+    use_cache: bool = True,
+) -> ReplayStore:
     """Load one store file.
 
     Args:
@@ -42,21 +47,28 @@ def load_store_file(path: str | os.PathLike[str], *, model: str | None = None,
     benchmark = benchmark or path.stem
     split = split_of(benchmark)
     if use_cache:
-        cached = read_cached(digest, model=model, benchmark=benchmark, split=split,
-                             source=str(path))
+        cached = read_cached(
+            digest, model=model, benchmark=benchmark, split=split, source=str(path)
+        )
         if cached is not None:
             return cached
     data = parse_json_bytes(path, raw)
     validate_store(path, data)
-    store = pack_questions(data, model=model, benchmark=benchmark, split=split,
-                           source=str(path), sha256=digest)
+    store = pack_questions(
+        data, model=model, benchmark=benchmark, split=split, source=str(path), sha256=digest
+    )
     if use_cache:
         write_cached(store)
     return store
 
 
-def load_store(model: str, benchmark: str, data_dir: str | os.PathLike[str] | None = None,
-               *, use_cache: bool = True) -> ReplayStore:
+def load_store(
+    model: str,
+    benchmark: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    use_cache: bool = True,
+) -> ReplayStore:
     """Load the store of (model, benchmark) from the data directory.
 
     The data directory is ``data_dir``, else ``TTS_GYM_DATA``, else the download cache
@@ -68,5 +80,9 @@ def load_store(model: str, benchmark: str, data_dir: str | os.PathLike[str] | No
     >>> store.n_questions, store.width, store.split
     (30, 128, 'search')
     """
-    return load_store_file(store_path(model, benchmark, data_dir), model=model,
-                           benchmark=benchmark, use_cache=use_cache)
+    return load_store_file(
+        store_path(model, benchmark, data_dir),
+        model=model,
+        benchmark=benchmark,
+        use_cache=use_cache,
+    )

@@ -16,8 +16,9 @@ def _intern(table: dict[str, int], value: str) -> int:
     return got
 
 
-def pack_questions(data: list[dict[str, Any]], *, model: str, benchmark: str, split: str,
-                   source: str, sha256: str) -> ReplayStore:
+def pack_questions(
+    data: list[dict[str, Any]], *, model: str, benchmark: str, split: str, source: str, sha256: str
+) -> ReplayStore:
     """Pack already-validated questions (see ``validate_store``) into arrays.
 
     Answer ids are assigned per question in first-appearance order: branch by branch, its probes
@@ -46,7 +47,18 @@ def pack_questions(data: list[dict[str, Any]], *, model: str, benchmark: str, sp
         n_branches[q] = len(item["each_branch"])
         tables.append(tuple(table))
     return ReplayStore(
-        model=model, benchmark=benchmark, split=split, source=source, sha256=sha256,
-        probe_ans=probe_ans, n_probes=n_probes, tokens=tokens, final_ans=final_ans, gold=gold,
-        probe_freq=probe_freq, n_branches=n_branches, answers=tuple(tables),
-        questions=tuple(item["question"] for item in data))
+        model=model,
+        benchmark=benchmark,
+        split=split,
+        source=source,
+        sha256=sha256,
+        probe_ans=probe_ans,
+        n_probes=n_probes,
+        tokens=tokens,
+        final_ans=final_ans,
+        gold=gold,
+        probe_freq=probe_freq,
+        n_branches=n_branches,
+        answers=tuple(tables),
+        questions=tuple(item["question"] for item in data),
+    )

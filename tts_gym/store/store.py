@@ -104,8 +104,14 @@ class ReplayStore:
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """``(probe_ans, n_probes, tokens, final_ans, probe_freq, n_branches)``, the kernels' view."""
-        return (self.probe_ans, self.n_probes, self.tokens, self.final_ans, self.probe_freq,
-                self.n_branches)
+        return (
+            self.probe_ans,
+            self.n_probes,
+            self.tokens,
+            self.final_ans,
+            self.probe_freq,
+            self.n_branches,
+        )
 
     def without_gold(self) -> ReplayStore:
         """A copy with the gold answers removed (ids -1; gold-only strings dropped from tables).
@@ -118,11 +124,16 @@ class ReplayStore:
             gold_only = g == len(table) - 1 and not self._id_used(q, g)
             tables.append(table[:-1] if gold_only else table)
         return dataclasses.replace(
-            self, gold=np.full_like(self.gold, NO_ANSWER), answers=tuple(tables),
-            sha256=self.sha256 + ":nogold")
+            self,
+            gold=np.full_like(self.gold, NO_ANSWER),
+            answers=tuple(tables),
+            sha256=self.sha256 + ":nogold",
+        )
 
     def _id_used(self, q: int, answer_id: int) -> bool:
-        return bool(np.any(self.final_ans[q] == answer_id) or np.any(self.probe_ans[q] == answer_id))
+        return bool(
+            np.any(self.final_ans[q] == answer_id) or np.any(self.probe_ans[q] == answer_id)
+        )
 
     def subset(self, questions: list[int] | np.ndarray) -> ReplayStore:
         """A store holding only the given questions (in the given order)."""
@@ -143,5 +154,7 @@ class ReplayStore:
         )
 
     def __repr__(self) -> str:
-        return (f"ReplayStore({self.name}, split={self.split}, questions={self.n_questions}, "
-                f"branches={self.width}, max_probes={self.max_probes})")
+        return (
+            f"ReplayStore({self.name}, split={self.split}, questions={self.n_questions}, "
+            f"branches={self.width}, max_probes={self.max_probes})"
+        )
