@@ -37,7 +37,8 @@ def store_summary(store: ReplayStore) -> dict[str, Any]:
         "probes_mean": round(float(probes.mean()), 2),
         "probes_max": int(probes.max()),
         "probe_count_histogram": {
-            f"{lo}-{hi - 1}": int(c) for lo, hi, c in zip(hist_edges[:-1], hist_edges[1:], hist, strict=False)
+            f"{lo}-{hi - 1}": int(c)
+            for lo, hi, c in zip(hist_edges[:-1], hist_edges[1:], hist, strict=True)
         },
         "distinct_answers_mean": round(float(np.mean(distinct)), 1),
         "distinct_answers_max": int(max(distinct)),

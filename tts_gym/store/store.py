@@ -103,7 +103,11 @@ class ReplayStore:
         return self.answer_string(question, int(self.gold[question]))
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """``(probe_ans, n_probes, tokens, final_ans, probe_freq, n_branches)``, the kernels' view."""
+        """The kernels' view of the store.
+
+        Returns:
+            ``(probe_ans, n_probes, tokens, final_ans, probe_freq, n_branches)``.
+        """
         return (
             self.probe_ans,
             self.n_probes,
