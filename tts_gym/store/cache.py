@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,11 @@ def read_cached(
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.ascontiguousarray(npz[k]) for k in _ARRAYS}
             meta = json.loads(str(npz["meta"]))
-    except (OSError, ValueError, KeyError):
+        answers = tuple(tuple(t) for t in meta["answers"])
+        questions = tuple(meta["questions"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return None
+    if len(answers) != arrays["probe_ans"].shape[0]:
         return None
     return ReplayStore(
         model=model,
@@ -44,8 +49,8 @@ def read_cached(
         split=split,
         source=source,
         sha256=sha256,
-        answers=tuple(tuple(t) for t in meta["answers"]),
-        questions=tuple(meta["questions"]),
+        answers=answers,
+        questions=questions,
         **arrays,
     )
 

@@ -18,6 +18,8 @@ QUESTION_FIELDS: tuple[str, ...] = (
     "final_answers_trace",
 )
 
+_INT64_MAX = 2**63 - 1
+
 
 class StoreFormatError(ValueError):
     """A replay store file is malformed. The message names file, question, branch and field."""
@@ -112,10 +114,10 @@ def _check_branch(path: Path | str, q: int, b: int, triple: Any) -> None:
             branch=b,
             field="branch_tokens",
         )
-    if tokens < 0:
+    if tokens < 0 or tokens > _INT64_MAX:
         raise StoreFormatError(
             path,
-            f"branch_tokens must be a non-negative integer, got {tokens}",
+            f"branch_tokens must be a non-negative 64-bit integer, got {tokens}",
             question=q,
             branch=b,
             field="branch_tokens",
@@ -140,7 +142,7 @@ def _check_question(path: Path | str, q: int, item: Any) -> None:
         )
     _check_answer(path, item["gold_answer"], q, None, "gold_answer")
     freq = item["probe_freq"]
-    if not _is_int(freq) or freq <= 0:
+    if not _is_int(freq) or not 0 < freq <= _INT64_MAX:
         raise StoreFormatError(
             path,
             f"probe_freq must be a positive integer (tokens per probe interval), got {freq!r}",
