@@ -1,0 +1,272 @@
+"""The CMC algorithm as a numba kernel over all seeds × questions (AutoTTS, 2026).
+
+The same algorithm as :meth:`agents.controllers.cmc.ConfidenceMomentumController.solve`, step by
+step and with the same float operation order, on answer ids instead of strings. The replay
+dynamics are the shared transition kernels (``open_slot`` = ``probe_new``, ``advance_slot`` =
+``probe_more``); the vote statistics are :func:`tts_gym.kernels.votes.top2` / ``majority`` and
+``beta_conf`` is read from the scipy-built table passed in, so both paths agree to the last bit.
+
+Schedule vector ``sched`` (float64 ``[12]``, indices below) is built by
+:func:`agents.controllers.cmc.schedule_vector`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from tts_gym.kernels.transitions import advance_slot, can_open, open_slot, reset_episode
+from tts_gym.kernels.votes import majority, top2
+
+MAX_BRANCH = 64
+"""Hard ceiling on branches one CMC episode may open."""
+MAX_OUTER = 500
+"""Outer rounds before the final fallback."""
+
+# indices into the schedule vector
+N_INIT = 0
+MAX_BRANCH_USE = 1
+WARM_UP = 2
+ABANDON_PATIENCE = 3
+T_EMA = 4
+EMA_ALPHA = 5
+CONF_THRESH = 6
+DELTA_SLACK = 7
+BURST_ALIGNED = 8
+WIDEN_BURST = 9
+TREND_THRESH = 10
+MIN_COMPLETE = 11
+SCHEDULE_KEYS = (
+    "n_init",
+    "max_branch_use",
+    "warm_up",
+    "abandon_patience",
+    "T_ema",
+    "ema_alpha",
+    "conf_thresh",
+    "delta_slack",
+    "burst_aligned",
+    "widen_burst",
+    "trend_thresh",
+    "min_complete",
+)
+
+
+@njit(cache=True)
+def _pool_stats(pool, n_pool, counts, conf_table):
+    """``(winner id or -1, beta_conf)`` of the finished-answer pool."""
+    if n_pool == 0:
+        return -1, 0.0
+    w, c1, c2 = top2(pool, n_pool, counts)
+    return w, conf_table[c1, c2]
+
+
+@njit(cache=True)
+def _spawn(data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool):
+    """``spawn()``: open the next branch as record ``n_rec``; returns ``(ok, n_rec, n_pool)``."""
+    if n_rec >= MAX_BRANCH or not can_open(n_branches, q, ep):
+        return False, n_rec, n_pool
+    slot, a, _charge, f = open_slot(data, q, ep, mode)
+    latest[slot] = a
+    fin[slot] = f
+    aband[slot] = False
+    probes[slot] = 0
+    disag[slot] = 0
+    if f:
+        pool[n_pool] = a
+        n_pool += 1
+    return True, n_rec + 1, n_pool
+
+
+@njit(cache=True)
+def _sort_desc(idx, n, key):
+    """Stable insertion sort of ``idx[:n]`` by ``key[idx]`` descending."""
+    for i in range(1, n):
+        v = idx[i]
+        k = key[v]
+        j = i - 1
+        while j >= 0 and key[idx[j]] < k:
+            idx[j + 1] = idx[j]
+            j -= 1
+        idx[j + 1] = v
+
+
+@njit(cache=True)
+def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
+    """One CMC episode on question ``q`` under the order already in ``ep[0]``.
+
+    Args:
+        data: store arrays tuple (``env_data``); n_branches: int32 ``[Q]``.
+        q: question index; ep: episode tuple (capacity >= 64), reset here.
+        mode: cost mode; sched: float64 ``[12]`` schedule vector.
+        conf_table: float64 ``[M, M]`` beta_conf table (M > 64).
+        counts: int64 zero scratch ``[A]`` for the vote kernels.
+        work: tuple of scratch arrays (see :func:`cmc_batch_kernel`).
+
+    Returns:
+        The answer id (-1 for no answer); tokens are in ``ep[5][1]``.
+    """
+    latest, fin, aband, probes, disag, pool, idx, hist = work
+    n_init = int(sched[N_INIT])
+    max_use = int(sched[MAX_BRANCH_USE])
+    warm_up = int(sched[WARM_UP])
+    patience = int(sched[ABANDON_PATIENCE])
+    t_ema = int(sched[T_EMA])
+    alpha = sched[EMA_ALPHA]
+    conf_thresh = sched[CONF_THRESH]
+    neg_slack = -sched[DELTA_SLACK]
+    burst_aligned = int(sched[BURST_ALIGNED])
+    widen_burst = int(sched[WIDEN_BURST])
+    trend = sched[TREND_THRESH]
+    min_complete = int(sched[MIN_COMPLETE])
+    one_minus = 1 - alpha
+    widen_from = max(1, warm_up // 2)
+
+    reset_episode(ep)
+    n_rec = 0
+    n_pool = 0
+    for _ in range(n_init):
+        ok, n_rec, n_pool = _spawn(
+            data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool
+        )
+        if not ok:
+            break
+    if n_rec == 0:
+        return -1
+
+    e = 0.0
+    n_h = 0
+    for step in range(MAX_OUTER):
+        w, conf = _pool_stats(pool, n_pool, counts, conf_table)
+        warm = step >= warm_up
+        e = one_minus * e + alpha * conf
+        if n_h < t_ema:
+            hist[n_h] = e
+            n_h += 1
+        else:
+            for i in range(n_h - 1):
+                hist[i] = hist[i + 1]
+            hist[n_h - 1] = e
+        if warm and w >= 0:
+            alive = 0
+            n_c = 0
+            for r in range(n_rec):
+                if not aband[r] and not fin[r]:
+                    disag[r] = disag[r] + 1 if latest[r] != w else 0
+                    alive += 1
+                    if disag[r] >= patience:
+                        idx[n_c] = r
+                        n_c += 1
+            _sort_desc(idx, n_c, disag)
+            for i in range(min(max(0, alive - 2), n_c)):
+                aband[idx[i]] = True
+        n_live = 0
+        for r in range(n_rec):
+            if not aband[r] and not fin[r]:
+                idx[n_live] = r
+                n_live += 1
+        _sort_desc(idx, n_live, probes)
+        for i in range(n_live):
+            r = idx[i]
+            n = burst_aligned if (warm and w >= 0 and latest[r] == w) else 1
+            for _ in range(n):
+                if fin[r]:
+                    break
+                a, _charge, f = advance_slot(data, q, ep, r, mode)
+                probes[r] += 1
+                latest[r] = a
+                fin[r] = f
+                if f:
+                    pool[n_pool] = a
+                    n_pool += 1
+        w, conf = _pool_stats(pool, n_pool, counts, conf_table)
+        e = one_minus * e + alpha * conf
+        hist[n_h - 1] = e
+        delta = hist[n_h - 1] - hist[0] if n_h >= 2 else 0.0
+        if warm and n_pool >= min_complete and e >= conf_thresh and delta >= neg_slack:
+            return w
+        done = True
+        for r in range(n_rec):
+            if not aband[r] and not fin[r]:
+                done = False
+                break
+        if done:
+            break
+        if (
+            n_rec < max_use
+            and n_rec < MAX_BRANCH
+            and delta <= trend
+            and step >= widen_from
+            and e < conf_thresh
+        ):
+            for _ in range(widen_burst):
+                if not (n_rec < max_use and n_rec < MAX_BRANCH):
+                    break
+                ok, n_rec, n_pool = _spawn(
+                    data,
+                    n_branches,
+                    q,
+                    ep,
+                    mode,
+                    latest,
+                    fin,
+                    aband,
+                    probes,
+                    disag,
+                    pool,
+                    n_rec,
+                    n_pool,
+                )
+                if not ok:
+                    break
+    w, _conf = _pool_stats(pool, n_pool, counts, conf_table)
+    if w < 0:
+        n_c = 0
+        for r in range(n_rec):
+            if not aband[r]:
+                idx[n_c] = latest[r]
+                n_c += 1
+        w = majority(idx, n_c, counts)
+    return w
+
+
+@njit(cache=True)
+def cmc_batch_kernel(data, n_branches, orders, mode, sched, conf_table, answers_out, tokens_out,
+                     counts):
+    """CMC over all seeds × questions.
+
+    Args:
+        data: store arrays tuple (``env_data``); n_branches: int32 ``[Q]``.
+        orders: int32 ``[S, Q, N]`` protocol orders.
+        mode: cost mode (MODE_REFERENCE / MODE_EXACT).
+        sched: float64 ``[12]`` schedule vector; conf_table: float64 ``[M, M]``, M > 64.
+        answers_out: int32 ``[S, Q]`` (written); tokens_out: int64 ``[S, Q]`` (written).
+        counts: int64 zero scratch ``[A]`` (A > largest answer id).
+    """
+    n_s, n_q, width = orders.shape
+    cap = min(width, MAX_BRANCH)
+    ep = (
+        np.empty(width, np.int32),
+        np.zeros(cap, np.int32),
+        np.zeros(cap, np.int64),
+        np.zeros(cap, np.uint8),
+        np.full(cap, -1, np.int32),
+        np.zeros(2, np.int64),
+    )
+    work = (
+        np.zeros(MAX_BRANCH, np.int32),  # latest answer id
+        np.zeros(MAX_BRANCH, np.bool_),  # finished
+        np.zeros(MAX_BRANCH, np.bool_),  # abandoned
+        np.zeros(MAX_BRANCH, np.int64),  # probes
+        np.zeros(MAX_BRANCH, np.int64),  # disagree
+        np.zeros(MAX_BRANCH, np.int32),  # pool of final answers, finish order
+        np.zeros(MAX_BRANCH, np.int32),  # index / vote scratch
+        np.zeros(MAX_BRANCH, np.float64),  # EMA history H
+    )
+    for s in range(n_s):
+        for q in range(n_q):
+            ep[0][:] = orders[s, q]
+            answers_out[s, q] = cmc_episode(
+                data, n_branches, q, ep, mode, sched, conf_table, counts, work
+            )
+            tokens_out[s, q] = ep[5][1]
