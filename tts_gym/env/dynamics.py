@@ -107,9 +107,25 @@ def is_legal(n_branches, q, ep, book, action, slots):
 
 @njit(cache=True)
 def fill_mask(n_branches, q, ep, book, slots, out):
-    """Write the int8 legality mask of every action into ``out`` ``[3 + 3 S]``."""
-    for action in range(out.shape[0]):
-        out[action] = 1 if is_legal(n_branches, q, ep, book, action, slots) else 0
+    """Write the int8 legality mask of every action into ``out`` ``[3 + 3 S]``.
+
+    Same rule as :func:`is_legal`, in one pass over the opened slots (O(S)).
+    """
+    out[:] = 0
+    out[0] = 1
+    if can_open(n_branches, q, ep):
+        out[1] = 1
+        out[2] = 1
+    pruned, fresh = book[0], book[2]
+    finished = ep[3]
+    for s in range(min(ep[5][OPENED], slots)):
+        if pruned[s]:
+            continue
+        if finished[s] == 0:
+            out[3 + s] = 1
+            out[3 + 2 * slots + s] = 1
+        if fresh[s] == 0:
+            out[3 + slots + s] = 1
 
 
 @njit(cache=True)
@@ -217,12 +233,16 @@ def fill_observation(
         depth[s] = ep[1][s]
         label[s] = label_of[shown[s]] if shown[s] >= 0 else -1
         fresh[s] = fresh_b[s]
+    # agree: count each label over unpruned opened slots (counts is a zeroed scratch; labels
+    # are episode-local ids < the question's answer count), then read and clear.
+    for s in range(opened):
+        if label[s] >= 0 and not pruned[s]:
+            counts[label[s]] += 1
     for s in range(agree.shape[0]):
-        agree[s] = 0
-        if s < opened and label[s] >= 0:
-            for t in range(opened):
-                if label[t] == label[s] and not pruned[t]:
-                    agree[s] += 1
+        agree[s] = counts[label[s]] if s < opened and label[s] >= 0 else 0
+    for s in range(opened):
+        if label[s] >= 0:
+            counts[label[s]] = 0
     totals[0] = opened
     totals[1] = n_active
     totals[2] = n_finished
@@ -233,3 +253,66 @@ def fill_observation(
     vote[2] = c1
     vote[3] = c2
     vote[4] = conf_table[c1, c2]
+
+
+@njit(cache=True)
+def step_observe(
+    data,
+    n_branches,
+    q,
+    ep,
+    book,
+    action,
+    slots,
+    mode,
+    reveal_on_advance,
+    probe_cost,
+    conf_table,
+    counts,
+    status,
+    depth,
+    label,
+    fresh,
+    agree,
+    totals,
+    vote,
+    mask,
+):
+    """One env step in one call: :func:`env_step`, then the observation and the mask.
+
+    The output arrays (see :func:`fill_observation`; ``mask`` int8 ``[3 + 3 S]``) are filled
+    for the state after the step (unchanged after an illegal action).
+
+    Returns:
+        ``(step_status, charge_tokens, tokens_so_far, opened)``.
+    """
+    st, charge = env_step(
+        data, n_branches, q, ep, book, action, slots, mode, reveal_on_advance, probe_cost
+    )
+    fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, agree, totals, vote)
+    fill_mask(n_branches, q, ep, book, slots, mask)
+    return st, charge, ep[5][1], ep[5][OPENED]
+
+
+@njit(cache=True)
+def observe(
+    n_branches,
+    q,
+    ep,
+    book,
+    slots,
+    conf_table,
+    counts,
+    status,
+    depth,
+    label,
+    fresh,
+    agree,
+    totals,
+    vote,
+    mask,
+):
+    """The observation and mask of the current state (as :func:`step_observe`, no step)."""
+    fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, agree, totals, vote)
+    fill_mask(n_branches, q, ep, book, slots, mask)
+    return ep[5][1], ep[5][OPENED]

@@ -17,10 +17,11 @@ from tts_gym.env.dynamics import (
     aggregate,
     env_step,
     fill_mask,
-    fill_observation,
     is_legal,
     new_book,
+    observe,
     reset_book,
+    step_observe,
 )
 from tts_gym.env.params import EnvParams
 from tts_gym.env.render import render_ansi
@@ -175,6 +176,15 @@ class ReplayEnv(gym.Env):
         self._q = 0
         self._done = True
         self._committed: int | None = None
+        # Hot-path constants of step() (EnvParams is the validated source of truth).
+        self._slots = max_branches
+        self._n_actions = self.layout.n
+        self._n_branches = store.n_branches
+        self._mode = self.params.mode
+        self._reveal = bool(reveal_on_advance)
+        self._probe_cost = int(probe_cost)
+        self._cost_weight = float(cost_weight)
+        self._raise = illegal_action == "raise"
 
     # --- Gymnasium API -------------------------------------------------------------------
     def reset(
@@ -213,31 +223,71 @@ class ReplayEnv(gym.Env):
         reset_book(self._book)
         self._committed = None
         self._done = False
-        return self._observation(), self._info()
+        obs, mask = self._buffers()
+        tokens, opened = observe(
+            self._n_branches,
+            q,
+            self._ep,
+            self._book,
+            self._slots,
+            self._conf,
+            self._counts,
+            obs["status"],
+            obs["depth"],
+            obs["label"],
+            obs["fresh"],
+            obs["agree"],
+            obs["totals"],
+            obs["vote"],
+            mask,
+        )
+        return obs, self._make_info(mask, tokens, opened)
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
         if self._done:
             raise RuntimeError("The episode has ended (ANSWER was taken): call reset() first.")
         action = int(action)
-        p = self.params
-        status, charge = self._apply(action)
+        obs, mask = self._buffers()
+        status, charge, tokens, opened = step_observe(
+            self._data,
+            self._n_branches,
+            self._q,
+            self._ep,
+            self._book,
+            action,
+            self._slots,
+            self._mode,
+            self._reveal,
+            self._probe_cost,
+            self._conf,
+            self._counts,
+            obs["status"],
+            obs["depth"],
+            obs["label"],
+            obs["fresh"],
+            obs["agree"],
+            obs["totals"],
+            obs["vote"],
+            mask,
+        )
+        info = self._make_info(mask, tokens, opened)
         if status == STEP_ILLEGAL:
-            if p.illegal_action == "raise":
+            if self._raise:
                 raise ValueError(self._illegal_message(action))
-            info = self._info()
             info["illegal_action"] = True
-            return self._observation(), 0.0, False, False, info
-        reward = -p.cost_weight * float(charge)
+            return obs, 0.0, False, False, info
+        reward = -self._cost_weight * int(charge)
         if status == STEP_ANSWER:
             self._done = True
+            mask[:] = 0
+            mask[ANSWER] = 1
             answer = self._final_answer()
             correct = bool(answer >= 0 and answer == int(self.store.gold[self._q]))
             reward += 1.0 if correct else 0.0
-            info = self._info()
             info["answer"] = self.store.answer_string(self._q, answer)
             info["correct"] = correct
-            return self._observation(), float(reward), True, False, info
-        return self._observation(), float(reward), False, False, self._info()
+            return obs, float(reward), True, False, info
+        return obs, float(reward), False, False, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -319,8 +369,10 @@ class ReplayEnv(gym.Env):
             return self._committed
         return int(aggregate(self._ep, self._book, self._counts))
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        s = self.layout.slots
+    def _buffers(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Fresh observation arrays (a new dict of new arrays on every call, as Gymnasium's
+        checker requires; keys in the Dict space's sorted order) and a fresh mask."""
+        s = self._slots
         obs = {
             "agree": np.empty(s, np.int32),
             "depth": np.empty(s, np.int32),
@@ -330,9 +382,16 @@ class ReplayEnv(gym.Env):
             "totals": np.empty(4, np.int32),
             "vote": np.empty(5, np.float32),
         }
-        fill_observation(
+        return obs, np.empty(self._n_actions, np.int8)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs, mask = self._buffers()
+        observe(
+            self._n_branches,
+            self._q,
             self._ep,
             self._book,
+            self._slots,
             self._conf,
             self._counts,
             obs["status"],
@@ -342,16 +401,21 @@ class ReplayEnv(gym.Env):
             obs["agree"],
             obs["totals"],
             obs["vote"],
+            mask,
         )
         return obs
 
-    def _info(self) -> dict[str, Any]:
+    def _make_info(self, mask: np.ndarray, tokens: int, opened: int) -> dict[str, Any]:
+        # int(): the kernels return Python ints when jitted, numpy ints under NUMBA_DISABLE_JIT.
         return {
-            "action_mask": self.action_masks(),
-            "tokens": self.tokens_used,
+            "action_mask": mask,
+            "tokens": int(tokens),
             "question": self._q,
-            "opened": self.n_opened,
+            "opened": int(opened),
         }
+
+    def _info(self) -> dict[str, Any]:
+        return self._make_info(self.action_masks(), self.tokens_used, self.n_opened)
 
     def _illegal_message(self, action: int) -> str:
         name = self.layout.describe(action)
