@@ -1,0 +1,215 @@
+"""The candidate contract of controller discovery (AutoTTS, 2026; shared/spec/discovery.md).
+
+A candidate is ONE Python file defining ``class Controller`` with ``__init__(self, beta)``,
+``schedule(self, beta) -> dict`` (every internal hyper-parameter as a deterministic function of
+beta) and ``solve(self, question) -> str | None`` using only the question primitives. This module
+holds the rules both the validator (:mod:`agents.synthesis.validate`) and the sandbox
+(:mod:`agents.synthesis.proxy`) enforce, so the two layers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+ALLOWED_IMPORTS: frozenset[str] = frozenset(
+    {
+        "math",
+        "statistics",
+        "collections",
+        "itertools",
+        "functools",
+        "heapq",
+        "bisect",
+        "typing",
+        "dataclasses",
+        "numpy",
+    }
+)
+"""Top-level modules a candidate may import."""
+
+FORBIDDEN_NAMES: frozenset[str] = frozenset(
+    {
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "open",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+        "breakpoint",
+        "input",
+        "exit",
+        "quit",
+        "help",
+        "memoryview",
+    }
+)
+"""Names a candidate may not mention (I/O, dynamic code, string-built attribute access)."""
+
+FORBIDDEN_ATTRS: frozenset[str] = frozenset(
+    {
+        # string-built attribute access through format strings
+        "format",
+        "format_map",
+        # class / frame / code introspection (no underscore, still a way out)
+        "mro",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "f_trace",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "co_consts",
+        "get_type_hints",
+        "ForwardRef",
+        # numpy I/O, raw memory and escape hatches
+        "load",
+        "loads",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "fromregex",
+        "tofile",
+        "dump",
+        "dumps",
+        "memmap",
+        "DataSource",
+        "ctypes",
+        "ctypeslib",
+        "as_strided",
+        "stride_tricks",
+        "lib",
+        "f2py",
+        "distutils",
+        "testing",
+        "os",
+        "sys",
+    }
+)
+"""Attribute (and ``from x import``) names a candidate may not use."""
+
+SAFE_BUILTINS: tuple[str, ...] = (
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "callable",
+    "chr",
+    "classmethod",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "hash",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "ord",
+    "pow",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "type",
+    "zip",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NotImplementedError",
+    "OverflowError",
+    "RuntimeError",
+    "StopIteration",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+    "NotImplemented",
+    "Ellipsis",
+)
+"""Builtins the sandbox gives candidate code (``print`` is a no-op; nothing else exists)."""
+
+MAX_BRANCHES: int = 64
+"""The branch ceiling every candidate must respect (as for the baselines)."""
+
+QUESTION_API = """\
+The question handle (the ONLY way to see the problem; answers are opaque strings):
+- question.probe_new() -> (answer, slot, finished) | None
+    Open the next unread branch (reasoning trace) and advance it by one probe interval
+    (probe_freq tokens); returns its current intermediate answer, its slot id and whether the
+    branch has finished. None when no branch is left (branches are capped at 64 per question).
+- question.probe_more(slot) -> (answer, finished)
+    Advance an opened, unfinished branch by one more probe interval (raises ValueError on a
+    finished or unknown slot). Once finished, the answer is the branch's final answer.
+- question.full_read() -> answer | None
+    Open the next branch and read it to the end at once (charged its full token count).
+- question.note(event, **fields)
+    Record a decision in the execution trace (fields: JSON scalars or short lists).
+- question.tokens_used, question.branches_left, question.n_opened (read-only ints)
+Cost: every probe interval costs probe_freq tokens; a branch that ends earlier costs what it
+generated; full_read costs the whole branch. Answers of different branches agree more often
+when they are right; a probe answer can change until the branch finishes."""
+
+CONSTRAINTS = """\
+Constraints (a candidate that breaks one is rejected before it runs):
+1. Return ONE ```python code block holding the FULL file (no diffs). It defines
+   `class Controller` with `__init__(self, beta)`, `schedule(self, beta) -> dict` and
+   `solve(self, question) -> str | None`.
+2. `beta` in [0, 1] is the ONLY knob. Every internal hyper-parameter is a deterministic, smooth,
+   monotone function of beta computed by `schedule(beta)` (a JSON-serialisable dict). Larger
+   beta spends more tokens; beta = 1 is the conservative, near-full-budget end.
+3. At most 64 branches per question. No peeking at gold answers or unrevealed probes, no
+   hard-coded answers; each call of solve() sees one question and keeps no memory across calls.
+4. Imports: only math, statistics, collections, itertools, functools, heapq, bisect, typing,
+   dataclasses, numpy. No I/O, no eval/exec/compile/open/getattr/setattr/globals/vars, no
+   attribute whose name starts with an underscore (write `self.count`, not `self._count`),
+   no str.format (use f-strings).
+5. Call question.note(...) for every decision (spawn, probe, prune/abandon, stop) with the
+   statistics that drove it; keep it compact.
+6. Adaptive in both width (how many branches) and depth (how far each is read); meaningfully
+   different from the seed controllers."""
+
+OBJECTIVE = """\
+Objective: maximise accuracy (majority-correct final answers over the search questions) first,
+then use fewer tokens. The sweep over beta in [0, 1] should trace a scaling curve: low beta is
+cheap, high beta is accurate."""

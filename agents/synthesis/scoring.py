@@ -1,0 +1,195 @@
+"""Parent-side scoring and feedback: gold stays here, candidates only ever sent answer strings.
+
+Scoring follows :func:`tts_gym.evaluate` exactly (answer ids through the store's table, correct
+= id == gold, the :class:`~tts_gym.evaluation.EvalResult` rounding). On top: the scaling curve
+over beta, the monotone-spending check, the schedule check, per-question comparison with the
+best seed controller, trace checks and a failure summary for the next prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tts_gym.evaluation import EvalResult
+from tts_gym.store import ReplayStore
+
+
+def score_answers(
+    store: ReplayStore,
+    seeds: Sequence[int],
+    answers: Sequence[Sequence[str | None]],
+    tokens: Sequence[Sequence[int]],
+    name: str,
+    params: dict[str, Any],
+    seconds: float = 0.0,
+    cost_mode: str = "reference",
+) -> EvalResult:
+    """Score answer strings ``[S][Q]`` against ``store``'s gold (the protocol's rule).
+
+    Raises:
+        ValueError: Shapes do not match the store and seeds.
+    """
+    n_s, n_q = len(seeds), store.n_questions
+    if len(answers) != n_s or any(len(row) != n_q for row in answers):
+        raise ValueError(f"answers must be [{n_s}][{n_q}] for {store.name}.")
+    ids = np.array(
+        [[store.answer_id(q, a) for q, a in enumerate(row)] for row in answers], np.int32
+    ).reshape(n_s, n_q)
+    correct = (ids >= 0) & (ids == store.gold[None, :])
+    return EvalResult(
+        controller=name,
+        params=params,
+        model=store.model,
+        benchmark=store.benchmark,
+        split=store.split,
+        cost_mode=cost_mode,
+        seeds=[int(s) for s in seeds],
+        correct=correct,
+        tokens=np.asarray(tokens, np.int64).reshape(n_s, n_q),
+        answers=[[store.answer_string(q, int(a)) for q, a in enumerate(row)] for row in ids],
+        path="sandbox",
+        seconds=seconds,
+    )
+
+
+def curve_point(results: Mapping[str, EvalResult], knob: dict[str, Any]) -> dict[str, Any]:
+    """One point of a scaling curve: mean accuracy and tokens over the search stores."""
+    accs = [r.accuracy for r in results.values()]
+    toks = [r.avg_tokens for r in results.values()]
+    return {
+        **knob,
+        "accuracy": round(float(np.mean(accs)), 2),
+        "avg_tokens": round(float(np.mean(toks)), 1),
+        "per_store": {
+            k: {"accuracy": r.accuracy, "avg_tokens": round(r.avg_tokens, 1)}
+            for k, r in results.items()
+        },
+    }
+
+
+def best_point(curve: Sequence[dict[str, Any]]) -> int:
+    """Index of the best point: highest accuracy, ties to fewer tokens, then the earlier one."""
+    return min(range(len(curve)), key=lambda i: (-curve[i]["accuracy"], curve[i]["avg_tokens"], i))
+
+
+def monotone_violations(curve: Sequence[dict[str, Any]], knob: str = "beta") -> list[str]:
+    """Where spending DEcreases as ``knob`` grows (mean over stores, then per store)."""
+    out = []
+    for a, b in zip(curve, curve[1:], strict=False):
+        if b["avg_tokens"] < a["avg_tokens"]:
+            out.append(
+                f"mean tokens fall from {a['avg_tokens']:.0f} at {knob}={a[knob]:g} to "
+                f"{b['avg_tokens']:.0f} at {knob}={b[knob]:g}"
+            )
+        for key, pa in a["per_store"].items():
+            pb = b["per_store"].get(key)
+            if pb is not None and pb["avg_tokens"] < pa["avg_tokens"]:
+                out.append(
+                    f"{key}: tokens fall from {pa['avg_tokens']:.0f} at {knob}={a[knob]:g} to "
+                    f"{pb['avg_tokens']:.0f} at {knob}={b[knob]:g}"
+                )
+    return out
+
+
+def schedule_issues(schedules: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Numeric schedule entries that are not monotone over the (sorted) beta sweep."""
+    betas = sorted(schedules, key=float)
+    if not betas:
+        return ["schedule(beta) returned nothing"]
+    keys = set().union(*(schedules[b].keys() for b in betas))
+    out = []
+    for k in sorted(keys):
+        vals = [schedules[b].get(k) for b in betas]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            continue
+        d = np.diff(np.asarray(vals, float))
+        if np.any(d > 0) and np.any(d < 0):
+            out.append(f"schedule[{k!r}] is not monotone in beta: {vals}")
+    return out
+
+
+def compare_questions(
+    cand: Mapping[str, Sequence[float]], seed: Mapping[str, Sequence[float]], margin: float = 0.2
+) -> dict[str, Any]:
+    """Per-question accuracy (fraction of seeds correct) of a candidate vs the best seed.
+
+    Returns:
+        ``{"lost": [[store, q, seed_acc, cand_acc]...], "won": [...], "n_lost", "n_won"}``,
+        questions whose accuracy differs by at least ``margin``, worst first.
+    """
+    lost, won = [], []
+    for key, c in cand.items():
+        s = seed.get(key)
+        if s is None:
+            continue
+        for q, (a, b) in enumerate(zip(s, c, strict=True)):
+            if a - b >= margin:
+                lost.append([key, q, round(a, 2), round(b, 2)])
+            elif b - a >= margin:
+                won.append([key, q, round(a, 2), round(b, 2)])
+    lost.sort(key=lambda x: x[3] - x[2])
+    won.sort(key=lambda x: x[2] - x[3])
+    return {"n_lost": len(lost), "n_won": len(won), "lost": lost[:10], "won": won[:10]}
+
+
+def trace_check(stats: Mapping[str, Sequence[Sequence[Any]]]) -> dict[str, Any]:
+    """Trace present and ending with exactly one finish event, per episode (fractions)."""
+    finish = np.asarray(stats["finish"])
+    last = np.asarray(stats["finish_last"], bool)
+    notes = np.asarray(stats["note"])
+    ok = (finish == 1) & last
+    return {
+        "episodes": int(ok.size),
+        "ends_with_one_finish": round(float(ok.mean()), 4) if ok.size else 0.0,
+        "with_notes": round(float((notes > 0).mean()), 4) if notes.size else 0.0,
+        "notes_per_episode": round(float(notes.mean()), 2) if notes.size else 0.0,
+    }
+
+
+def failure_summary(result: EvalResult, store: ReplayStore, stats: Mapping[str, Any]) -> dict:
+    """Where a candidate lost on one store: early stops on wrong consensus, wasted probes."""
+    opened = np.asarray(stats["opened"])
+    wrong = ~result.correct
+    early = opened < store.n_branches[None, :]
+    none = np.array([[a is None for a in row] for row in result.answers])
+    n = max(1, wrong.size)
+    return {
+        "wrong": round(float(wrong.mean()), 3),
+        "wrong_early_stop": round(float((wrong & early).sum() / n), 3),
+        "no_answer": round(float(none.mean()), 3),
+        "avg_opened": round(float(opened.mean()), 2),
+        "avg_probe_more": round(float(np.mean(stats["probe_more"])), 2),
+        "avg_full_read": round(float(np.mean(stats["full_read"])), 2),
+    }
+
+
+def _event_text(ev: dict[str, Any]) -> str:
+    op = ev.get("op")
+    if op == "probe_new":
+        if ev.get("none_left"):
+            return "probe_new->None"
+        return f"new s{ev['slot']}={ev['answer']}{'!' if ev['finished'] else ''}"
+    if op == "probe_more":
+        return f"more s{ev['slot']}={ev['answer']}{'!' if ev['finished'] else ''}"
+    if op == "full_read":
+        return "full_read->None" if ev.get("none_left") else f"read s{ev['slot']}={ev['answer']}"
+    if op == "note":
+        fields = {k: v for k, v in ev.items() if k not in ("op", "event")}
+        return f"NOTE {ev.get('event')} {fields}"
+    if op == "finish":
+        return f"FINISH {ev.get('answer')} ({ev.get('tokens')} tok)"
+    if op == "prune":
+        return f"prune s{ev.get('slot')}"
+    return str(ev)
+
+
+def trace_text(trace: Sequence[dict[str, Any]], max_chars: int = 1200) -> str:
+    """One trace as a compact line (``!`` = branch finished), truncated in the middle."""
+    text = "; ".join(_event_text(e) for e in trace)
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    return f"{text[:half]} ... {text[-half:]}"

@@ -1,0 +1,203 @@
+"""Static validation of a candidate controller before it runs (AST only, nothing executed).
+
+Checks, in order: the source parses; it imports only :data:`~agents.synthesis.contract.
+ALLOWED_IMPORTS`; it mentions no forbidden name (``eval``, ``open``, ``getattr``...), no
+attribute starting with an underscore (dunder, name-mangled or private: the way to
+``question._env.store``), no forbidden attribute (``format``, frame and numpy I/O attributes),
+writes no attribute or item of an imported module (no state smuggled across episodes); and it
+defines the contract: ``class Controller`` with ``__init__(self, beta)``,
+``schedule(self, beta)`` and ``solve(self, question)``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from agents.synthesis.contract import (
+    ALLOWED_IMPORTS,
+    FORBIDDEN_ATTRS,
+    FORBIDDEN_NAMES,
+)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Outcome of :func:`validate_source`.
+
+    Attributes:
+        ok: True when the candidate may run.
+        kind: ``"ok"``, ``"syntax_error"``, ``"contract"``, ``"forbidden_import"`` or
+            ``"forbidden_code"``.
+        reason: One sentence for the history and the next prompt ("line 3: ...").
+    """
+
+    ok: bool
+    kind: str
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {"ok": self.ok, "kind": self.kind, "reason": self.reason}
+
+
+OK = Validation(True, "ok", "passed all checks")
+
+
+def _root_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _check_imports(tree: ast.Module) -> tuple[Validation | None, set[str]]:
+    aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                if top not in ALLOWED_IMPORTS:
+                    return _bad(
+                        "forbidden_import",
+                        node,
+                        f"import of {a.name!r} is not allowed "
+                        f"(allowed: {', '.join(sorted(ALLOWED_IMPORTS))})",
+                    ), aliases
+                bad = [p for p in a.name.split(".")[1:] if p in FORBIDDEN_ATTRS or p[:1] == "_"]
+                if bad:
+                    return _bad(
+                        "forbidden_import",
+                        node,
+                        f"import of {a.name!r} is not allowed (I/O or introspection submodule)",
+                    ), aliases
+                aliases.add((a.asname or a.name).split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level or mod.split(".")[0] not in ALLOWED_IMPORTS:
+                return _bad(
+                    "forbidden_import",
+                    node,
+                    f"import from {mod or '.'!r} is not "
+                    f"allowed (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})",
+                ), aliases
+            for a in node.names:
+                parts = [*mod.split(".")[1:], a.name]
+                if a.name == "*" or any(p in FORBIDDEN_ATTRS or p[:1] == "_" for p in parts):
+                    return _bad(
+                        "forbidden_import", node, f"`from {mod} import {a.name}` is not allowed"
+                    ), aliases
+                aliases.add(a.asname or a.name)
+    return None, aliases
+
+
+def _bad(kind: str, node: ast.AST, msg: str) -> Validation:
+    line = getattr(node, "lineno", None)
+    return Validation(False, kind, f"line {line}: {msg}" if line else msg)
+
+
+def _is_super_init(node: ast.Attribute) -> bool:
+    v = node.value
+    return (
+        node.attr == "__init__"
+        and isinstance(v, ast.Call)
+        and isinstance(v.func, ast.Name)
+        and v.func.id == "super"
+    )
+
+
+def _check_code(tree: ast.Module, imported: set[str]) -> Validation | None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in FORBIDDEN_NAMES or node.id.startswith("__"):
+                return _bad("forbidden_code", node, f"use of {node.id!r} is not allowed")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_") and not _is_super_init(node):
+                return _bad(
+                    "forbidden_code",
+                    node,
+                    f"attribute {node.attr!r}: names starting "
+                    "with an underscore (dunder, private, name-mangled) are not allowed",
+                )
+            if node.attr in FORBIDDEN_ATTRS:
+                return _bad("forbidden_code", node, f"attribute {node.attr!r} is not allowed")
+            if isinstance(node.ctx, (ast.Store, ast.Del)) and _root_name(node) in imported:
+                return _bad(
+                    "forbidden_code",
+                    node,
+                    "assigning attributes of an imported module is not allowed",
+                )
+        elif isinstance(node, ast.Subscript):
+            if isinstance(node.ctx, (ast.Store, ast.Del)) and _root_name(node) in imported:
+                return _bad(
+                    "forbidden_code",
+                    node,
+                    "writing into an imported module's objects is not allowed",
+                )
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if any(n.startswith("__") for n in node.names):
+                return _bad("forbidden_code", node, "dunder globals are not allowed")
+    return None
+
+
+def _arg_names(fn: ast.FunctionDef) -> list[str]:
+    a = fn.args
+    return [x.arg for x in (*a.posonlyargs, *a.args)] + (
+        ["*"] if a.vararg or a.kwarg or a.kwonlyargs else []
+    )
+
+
+def _check_contract(tree: ast.Module) -> Validation | None:
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Controller"]
+    if not classes:
+        return Validation(False, "contract", "no top-level `class Controller` is defined")
+    cls = classes[-1]
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    want = {
+        "__init__": ["self", "beta"],
+        "schedule": ["self", "beta"],
+        "solve": ["self", "question"],
+    }
+    for name, args in want.items():
+        fn = methods.get(name)
+        if fn is None:
+            return _bad(
+                "contract", cls, f"class Controller has no method {name}({', '.join(args)})"
+            )
+        if _arg_names(fn) != args:
+            return _bad(
+                "contract",
+                fn,
+                f"{name} must take exactly ({', '.join(args)}), "
+                f"got ({', '.join(_arg_names(fn))}); beta is the only knob",
+            )
+    return None
+
+
+def validate_source(source: str) -> Validation:
+    """Check a candidate's source without running it.
+
+    Args:
+        source: The full Python file.
+
+    Returns:
+        :data:`OK` or the first problem found (kind and a one-line reason).
+
+    >>> validate_source("import os").kind
+    'forbidden_import'
+    >>> validate_source("def f(q): return q._env").reason.split(": ")[0]
+    'line 1'
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return Validation(False, "syntax_error", f"line {exc.lineno}: {exc.msg}")
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return Validation(False, "syntax_error", f"cannot parse: {exc}")
+    bad, imported = _check_imports(tree)
+    if bad is not None:
+        return bad
+    bad = _check_code(tree, imported)
+    if bad is not None:
+        return bad
+    bad = _check_contract(tree)
+    return bad if bad is not None else OK
