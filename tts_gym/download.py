@@ -333,8 +333,9 @@ def download_stores(
 def _progress_line(i: int, total: int, r: FileResult) -> str:
     what = {
         "present": "already present, sha256 ok, skipped",
-        "downloaded": f"downloaded in {r.seconds:.1f} s, sha256 ok",
-        "replaced": f"had a wrong digest; downloaded again in {r.seconds:.1f} s, sha256 ok",
+        "downloaded": f"downloaded in {r.seconds:.2f} s, sha256 ok",
+        "replaced": f"had a wrong digest; downloaded again in {r.seconds:.2f} s, sha256 ok",
     }[r.status]
     width = len(str(total))
-    return f"[{i:>{width}}/{total}] {r.model}/{r.benchmark}.json {r.n_bytes / 1e6:6.2f} MB  {what}"
+    label = f"{r.model}/{r.benchmark}.json"
+    return f"[{i:>{width}}/{total}] {label:<24} {r.n_bytes / 1e6:6.2f} MB  {what}"
