@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import linecache
+import os
 import pickle
 import resource
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -181,9 +184,18 @@ def run_job(job: dict[str, Any], code: Any) -> dict[str, Any]:
     return result
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Die at once if the parent loop dies (e.g. ``kill -9``): no orphaned candidates."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Child entry point (``JOBDIR`` as the only argument)."""
     argv = sys.argv[1:] if argv is None else argv
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     jobdir = Path(argv[0])
     with open(jobdir / "job.pkl", "rb") as fh:
         job = pickle.load(fh)  # written by the trusted parent

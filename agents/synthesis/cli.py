@@ -1,0 +1,155 @@
+"""``tts-gym discover``: the LLM controller-discovery loop from the command line.
+
+Registered through the entry-point group ``tts_gym.commands`` (``discover =
+agents.synthesis.cli:register``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from agents.synthesis.llm import DEFAULT_API_KEY_ENV, LLMConfig, Pricing
+from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
+from agents.synthesis.sandbox import SandboxLimits
+from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``discover`` sub-command."""
+    p = sub.add_parser(
+        "discover",
+        help="discover controllers with an LLM (any OpenAI-compatible endpoint)",
+        description="AutoTTS discovery loop: round 0 scores the seed controllers; each round "
+        "asks the LLM for a beta-controller, validates it, runs it sandboxed on the search "
+        "split (gold stays in this process), records everything under --out. Held-out "
+        "benchmarks are scored only after selection.",
+    )
+    p.add_argument("--rounds", type=int, required=True, help="proposal rounds after round 0")
+    p.add_argument(
+        "--base-url",
+        default=None,
+        help="endpoint root, e.g. http://host:8000/v1 (default: OPENAI_BASE_URL, else OpenAI)",
+    )
+    p.add_argument("--model-name", required=True, help="model name as the endpoint knows it")
+    p.add_argument("--out", required=True, help="run folder (history, report.md)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--api-key-env",
+        default=DEFAULT_API_KEY_ENV,
+        help=f"environment variable holding the API key (default {DEFAULT_API_KEY_ENV})",
+    )
+    p.add_argument("--budget-usd", type=float, default=None, help="stop once this is spent")
+    p.add_argument(
+        "--max-tokens-total",
+        type=int,
+        default=None,
+        help="stop once this many LLM tokens (prompt + completion) are used",
+    )
+    p.add_argument("--price-in", type=float, default=0.0, help="USD per million prompt tokens")
+    p.add_argument("--price-out", type=float, default=0.0, help="USD per million completion tokens")
+    p.add_argument("--seeds", type=int, default=10, help="shuffle seeds during search (10)")
+    p.add_argument(
+        "--final-seeds",
+        type=int,
+        default=100,
+        help="shuffle seeds for the final numbers (the paper's 100)",
+    )
+    p.add_argument(
+        "--betas",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_BETAS),
+        help="beta sweep (default 0.0 0.1 ... 1.0)",
+    )
+    p.add_argument("--models", nargs="+", default=list(MODELS), help="models of the search split")
+    p.add_argument(
+        "--search-benchmarks",
+        nargs="+",
+        default=list(SEARCH_BENCHMARKS),
+        help="search split (held-out names are refused)",
+    )
+    p.add_argument(
+        "--heldout-benchmarks",
+        nargs="+",
+        default=list(HELDOUT_BENCHMARKS),
+        help="scored after selection only",
+    )
+    p.add_argument("--data-dir", default=None, help="folder with <model>/<benchmark>.json")
+    p.add_argument(
+        "--candidate-timeout",
+        type=float,
+        default=900.0,
+        help="wall-clock seconds per candidate evaluation (the child is killed)",
+    )
+    p.add_argument("--memory-mb", type=int, default=2048, help="candidate memory limit (MiB)")
+    p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per LLM call")
+    p.add_argument("--max-attempts", type=int, default=6, help="attempts per LLM call")
+    p.add_argument("--backoff", type=float, default=2.0, help="first retry backoff (seconds)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-output-tokens", type=int, default=None)
+    p.add_argument(
+        "--prompt-chars",
+        type=int,
+        default=60000,
+        help="cap on the history part of the prompt (characters)",
+    )
+    p.set_defaults(func=run)
+
+
+def config_from(args: argparse.Namespace) -> DiscoveryConfig:
+    """The run configuration from parsed flags.
+
+    Raises:
+        ValueError: Bad numbers (the message says which flag).
+    """
+    if args.rounds < 0:
+        raise ValueError("--rounds must be >= 0.")
+    if args.seeds < 1 or args.final_seeds < 1:
+        raise ValueError("--seeds and --final-seeds must be >= 1.")
+    betas = tuple(sorted(set(float(b) for b in args.betas)))
+    if any(not 0.0 <= b <= 1.0 for b in betas):
+        raise ValueError(f"--betas must lie in [0, 1], got {list(betas)}.")
+    return DiscoveryConfig(
+        out=Path(args.out),
+        rounds=args.rounds,
+        llm=LLMConfig(
+            model=args.model_name,
+            base_url=args.base_url,
+            api_key_env=args.api_key_env,
+            timeout_s=args.request_timeout,
+            max_attempts=args.max_attempts,
+            backoff_s=args.backoff,
+            temperature=args.temperature,
+            max_output_tokens=args.max_output_tokens,
+        ),
+        models=tuple(args.models),
+        search_benchmarks=tuple(args.search_benchmarks),
+        heldout_benchmarks=tuple(args.heldout_benchmarks),
+        data_dir=args.data_dir,
+        betas=betas,
+        seeds=args.seeds,
+        final_seeds=args.final_seeds,
+        limits=SandboxLimits(timeout_s=args.candidate_timeout, memory_mb=args.memory_mb),
+        pricing=Pricing(args.price_in, args.price_out),
+        budget_usd=args.budget_usd,
+        max_tokens_total=args.max_tokens_total,
+        resume=args.resume,
+        prompt_chars=args.prompt_chars,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run or resume the loop; exit 0 when a report was written."""
+    cfg = config_from(args)
+    summary = run_discovery(cfg)
+    chosen = summary["chosen"]
+    print(f"report: {cfg.out / 'report.md'}")
+    if chosen:
+        print(
+            f"chosen: round {chosen['round']} beta={chosen['beta']:g} "
+            f"search accuracy {chosen['accuracy']:.2f}% at {chosen['avg_tokens']:.0f} tokens"
+        )
+    if summary["stop_reason"]:
+        print(f"stopped early: {summary['stop_reason']}")
+    return 0

@@ -1,0 +1,224 @@
+"""The discovery loop: round 0 (seeds), R proposal rounds, selection, held-out, report.
+
+Resumable: finished rounds are read back from the history and never redone; an unfinished round
+restarts from its saved prompt, and from its saved LLM response when there is one (a paid reply
+is never requested twice). The budget is checked before every LLM call; when it is reached the
+loop stops and still writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.synthesis.candidate import SweepSettings, evaluate_reply
+from agents.synthesis.history import History
+from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing
+from agents.synthesis.prompt import build_messages
+from agents.synthesis.sandbox import SandboxLimits
+from agents.synthesis.seeds import seed_round
+from tts_gym.io import write_json_atomic
+from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
+from tts_gym.store import ReplayStore, load_store
+
+DEFAULT_BETAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+"""The paper's sweep: 0.0, 0.1, ..., 1.0."""
+
+# settings that must not change between a run and its resume (the history depends on them)
+_FROZEN = ("models", "search_benchmarks", "betas", "seeds")
+
+
+@dataclass
+class DiscoveryConfig:
+    """Everything one run needs (the CLI fills it from flags).
+
+    Attributes:
+        out: Run folder (history, report, chosen controller).
+        rounds: Proposal rounds after round 0.
+        llm: Endpoint settings.
+        models: Models whose search stores are used (default: all four).
+        search_benchmarks: Search split benchmarks (AIME24); a held-out name is refused.
+        heldout_benchmarks: Scored only after selection, for the chosen controller and seeds.
+        data_dir: Store folder (None = TTS_GYM_DATA / download cache).
+        betas: The beta sweep.
+        seeds: Protocol seeds during search.
+        final_seeds: Seeds for the held-out numbers (the paper's 100).
+        limits: Sandbox limits.
+        pricing: USD per million tokens.
+        budget_usd, max_tokens_total: Hard budget (None = unlimited).
+        resume: Continue an existing run folder.
+        prompt_chars: Cap of the prompt's history part.
+    """
+
+    out: Path
+    rounds: int
+    llm: LLMConfig
+    models: tuple[str, ...] = MODELS
+    search_benchmarks: tuple[str, ...] = SEARCH_BENCHMARKS
+    heldout_benchmarks: tuple[str, ...] = HELDOUT_BENCHMARKS
+    data_dir: str | None = None
+    betas: tuple[float, ...] = DEFAULT_BETAS
+    seeds: int = 10
+    final_seeds: int = 100
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    pricing: Pricing = field(default_factory=Pricing)
+    budget_usd: float | None = None
+    max_tokens_total: int | None = None
+    resume: bool = False
+    prompt_chars: int = 60000
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (saved as ``config.json``)."""
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d
+
+
+def check_search_split(benchmarks: Sequence[str]) -> None:
+    """Refuse held-out benchmarks during search.
+
+    Raises:
+        ValueError: A held-out benchmark was named.
+    """
+    bad = [b for b in benchmarks if b in HELDOUT_BENCHMARKS or b not in SEARCH_BENCHMARKS]
+    if bad:
+        raise ValueError(
+            f"{bad} may not be used during search (held-out split); search uses only "
+            f"{list(SEARCH_BENCHMARKS)}. Held-out numbers come after selection."
+        )
+
+
+def load_search_stores(cfg: DiscoveryConfig) -> dict[str, ReplayStore]:
+    """``"<model>/<benchmark>" -> store`` for the search split."""
+    check_search_split(cfg.search_benchmarks)
+    stores = {}
+    for m in cfg.models:
+        for b in cfg.search_benchmarks:
+            s = load_store(m, b, cfg.data_dir)
+            if s.split != "search":
+                raise ValueError(f"{s.name} is not on the search split.")
+            stores[s.name] = s
+    return stores
+
+
+def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
+    cfg_path = cfg.out / "config.json"
+    if history.finished() or cfg_path.exists():
+        if not cfg.resume:
+            raise ValueError(
+                f"{cfg.out} already holds a discovery run; pass --resume to continue it or "
+                "choose a new --out."
+            )
+        old = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        new = json.loads(json.dumps(cfg.to_dict()))
+        changed = [k for k in _FROZEN if k in old and old[k] != new[k]]
+        if changed:
+            raise ValueError(
+                f"--resume with different {changed} than the saved run ({cfg_path}); "
+                "the history would be inconsistent. Use the original settings."
+            )
+    else:
+        write_json_atomic(cfg_path, cfg.to_dict())
+
+
+def _setting_line(cfg: DiscoveryConfig, stores: dict[str, ReplayStore]) -> str:
+    return (
+        f"Search stores: {', '.join(stores)} ({sum(s.n_questions for s in stores.values())} "
+        f"questions); beta sweep {list(cfg.betas)}; {cfg.seeds} shuffle seeds."
+    )
+
+
+def _spent(history: History) -> tuple[float, int]:
+    usd, tok = 0.0, 0
+    for rec in history.entries():
+        u = (rec.get("response") or {}).get("usage") or {}
+        usd += float(u.get("cost_usd", 0.0))
+        tok += int(u.get("total_tokens", 0))
+    return usd, tok
+
+
+def run_round(
+    r: int,
+    cfg: DiscoveryConfig,
+    history: History,
+    stores: dict[str, ReplayStore],
+    client: LLMClient,
+    budget: Budget,
+    log: Callable[[str], None],
+) -> str | None:
+    """Do round ``r`` (resuming its saved stages). Returns a stop reason, or None."""
+    messages = history.load_partial(r, "prompt")
+    if messages is None:
+        messages = build_messages(
+            r, cfg.rounds, history.entries(), _setting_line(cfg, stores), cfg.prompt_chars
+        )
+        history.save_partial(r, "prompt", messages)
+    response = history.load_partial(r, "response")
+    if response is None:
+        stop = budget.exhausted()
+        if stop:
+            return stop
+        log(f"round {r}: asking {cfg.llm.model} ({sum(len(m['content']) for m in messages)} chars)")
+        try:
+            reply = client.complete(messages)
+        except LLMError as exc:
+            return f"LLM endpoint failed in round {r}: {exc}"
+        response = reply.to_dict()
+        history.save_partial(r, "response", response)
+        budget.add(response["usage"])
+    else:
+        log(f"round {r}: reusing the saved LLM response")
+    settings = SweepSettings(
+        betas=tuple(cfg.betas), seeds=tuple(range(cfg.seeds)), limits=cfg.limits
+    )
+    start = time.monotonic()
+    evaluated = evaluate_reply(response["text"], stores, settings, history.get(0), f"round{r}")
+    record = {
+        "round": r,
+        "kind": "candidate",
+        **evaluated,
+        "prompt": messages,
+        "response": response,
+        "eval_seconds": round(time.monotonic() - start, 2),
+    }
+    history.append(record)
+    best = (record.get("metrics") or {}).get("best")
+    what = best or record["reason"]
+    log(f"round {r}: {record['status']} {record.get('failure_kind') or ''} {what}")
+    return None
+
+
+def run_discovery(
+    cfg: DiscoveryConfig,
+    client: LLMClient | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a discovery; returns the summary written to ``summary.json``."""
+    from agents.synthesis.report import finalize
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    history = History(cfg.out)
+    _prepare_out(cfg, history)
+    stores = load_search_stores(cfg)
+    if not history.has(0):
+        log(f"round 0: scoring the seed controllers on {len(stores)} search store(s)")
+        history.append(seed_round(stores, list(range(cfg.seeds))))
+    history.write_index()
+    client = client or LLMClient(cfg.llm, cfg.pricing)
+    usd, tok = _spent(history)
+    budget = Budget(cfg.budget_usd, cfg.max_tokens_total, usd, tok)
+    stop = None
+    for r in range(1, cfg.rounds + 1):
+        if history.has(r):
+            continue
+        stop = run_round(r, cfg, history, stores, client, budget, log)
+        if stop:
+            log(f"stopping: {stop}")
+            break
+    return finalize(cfg, history, stores, stop, budget, log)
