@@ -1,0 +1,162 @@
+"""ESC, early-stopping self-consistency (Li et al., "Escape Sky-high Cost: Early-stopping
+Self-Consistency for Multi-step Reasoning", ICLR 2024), as a baseline of AutoTTS (2026).
+
+Read branches to the end in windows of ``window`` (``full_read``); stop after the first window
+whose answers are all equal and return that answer; otherwise, after ``max_samples // window``
+windows, return the majority of everything read (shared/spec/controllers.md). ESC with
+``window = max_samples`` equals SC@max_samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from tts_gym.kernels.transitions import env_data, read_slot, reset_episode
+from tts_gym.kernels.votes import majority, majority_py
+
+MAX_SLOTS = 64
+"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
+
+
+@njit(cache=True)
+def esc_batch_kernel(
+    data, n_branches, orders, max_samples, window, answers_out, tokens_out, counts
+):
+    """Early-stopping self-consistency over all seeds × questions.
+
+    Args:
+        data: store arrays tuple (``env_data``).
+        n_branches: int32 ``[Q]``.
+        orders: int32 ``[S, Q, N]`` protocol orders.
+        max_samples, window: the controller's parameters (``max_samples // window`` windows).
+        answers_out: int32 ``[S, Q]`` (written); tokens_out: int64 ``[S, Q]`` (written).
+        counts: int64 zero scratch ``[A]``.
+    """
+    n_s, n_q, width = orders.shape
+    ep = (
+        np.empty(width, np.int32),
+        np.zeros(width, np.int32),
+        np.zeros(width, np.int64),
+        np.zeros(width, np.uint8),
+        np.full(width, -1, np.int32),
+        np.zeros(2, np.int64),
+    )
+    cands = np.empty(width, np.int32)
+    for s in range(n_s):
+        for q in range(n_q):
+            ep[0][:] = orders[s, q]
+            reset_episode(ep)
+            limit = min(n_branches[q], MAX_SLOTS)
+            n = 0
+            answer = -2
+            for _w in range(max_samples // window):
+                start = n
+                for _ in range(window):
+                    if ep[5][0] >= limit:
+                        break
+                    _slot, a, _c = read_slot(data, q, ep)
+                    cands[n] = a
+                    n += 1
+                if n == start:
+                    continue
+                same = True
+                for i in range(start + 1, n):
+                    if cands[i] != cands[start]:
+                        same = False
+                        break
+                if same:
+                    answer = cands[start]
+                    break
+            if answer == -2:
+                answer = majority(cands, n, counts)
+            answers_out[s, q] = answer
+            tokens_out[s, q] = ep[5][1]
+
+
+class EarlyStoppingSelfConsistency:
+    """ESC: windows of full reads, stop at the first unanimous window (published:
+    max_samples = 64, window = 8).
+
+    Args:
+        max_samples: Read budget, ``window``..64 (the env's slot ceiling).
+        window: Branches per window (>= 1). ``window_size`` is accepted as an alias (the
+            published CSV's spelling); give one of the two.
+
+    Raises:
+        ValueError: A parameter out of range, of the wrong type, or both spellings given.
+    """
+
+    name = "esc"
+
+    def __init__(
+        self, max_samples: int = 64, window: int | None = None, window_size: int | None = None
+    ) -> None:
+        if window is not None and window_size is not None and window != window_size:
+            raise ValueError(
+                f"esc: give window or its alias window_size, not both ({window} != {window_size})."
+            )
+        if window is None:
+            window = 8 if window_size is None else window_size
+        for key, value in (("max_samples", max_samples), ("window", window)):
+            if (
+                not isinstance(value, (int, np.integer))
+                or isinstance(value, bool)
+                or not 1 <= value <= MAX_SLOTS
+            ):
+                raise ValueError(f"esc: {key} must be an integer in 1..{MAX_SLOTS}, got {value!r}.")
+        if max_samples < window:
+            raise ValueError(
+                f"esc: max_samples ({max_samples}) must be >= window ({window}), else no "
+                "window is read; lower window or raise max_samples."
+            )
+        self.max_samples = int(max_samples)
+        self.window = int(window)
+
+    def params(self) -> dict[str, Any]:
+        """The controller's parameters."""
+        return {"max_samples": self.max_samples, "window": self.window}
+
+    def solve(self, question: Any) -> str | None:
+        """Read windows with ``question.full_read()`` (spec pseudo-code)."""
+        cands: list[str] = []
+        for k in range(self.max_samples // self.window):
+            win: list[str] = []
+            for _ in range(self.window):
+                a = question.full_read()
+                if a is None:
+                    break
+                win.append(a)
+            if not win:
+                continue
+            cands += win
+            if all(a == win[0] for a in win):
+                question.note(
+                    "stop", rule="unanimous window", window=k, reads=len(cands), answer=win[0]
+                )
+                return win[0]
+            question.note("window", window=k, reads=len(cands), distinct=len(set(win)))
+        winner = majority_py(cands)
+        question.note("stop", rule="budget exhausted: majority", reads=len(cands), answer=winner)
+        return winner
+
+    def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
+        """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
+        T in every cost mode, so ``mode`` does not matter)."""
+        n_s, n_q = orders.shape[0], orders.shape[1]
+        answers = np.empty((n_s, n_q), np.int32)
+        tokens = np.empty((n_s, n_q), np.int64)
+        counts = np.zeros(store.max_answers + 1, np.int64)
+        esc_batch_kernel(
+            env_data(store),
+            store.n_branches,
+            orders,
+            self.max_samples,
+            self.window,
+            answers,
+            tokens,
+            counts,
+        )
+        return answers, tokens
