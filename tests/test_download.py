@@ -410,3 +410,16 @@ def test_leftover_part_file_from_a_killed_run_is_overwritten(server, fixtures, d
     download_stores(["Qwen3-8B"], ["aime24"], tmp_path, base_url=url + "/good", digests=digests)
     assert _tree(tmp_path) == ["Qwen3-8B/aime24.json"]
     assert (tmp_path / "Qwen3-8B" / "aime24.json").read_bytes() == fixtures[("Qwen3-8B", "aime24")]
+
+
+def test_cli_notes_when_tts_gym_data_would_shadow_the_target(
+    server, cli_digests, tmp_path, capsys, monkeypatch
+):
+    url, _ = server
+    monkeypatch.setenv("TTS_GYM_DATA", str(tmp_path / "elsewhere"))
+    argv = ["download", "--data-dir", str(tmp_path / "dl"), "--base-url", url + "/good"]
+    assert main([*argv, "--model", "Qwen3-4B"]) == 0
+    assert "note: TTS_GYM_DATA=" in capsys.readouterr().err
+    monkeypatch.setenv("TTS_GYM_DATA", str(tmp_path / "dl"))
+    assert main([*argv, "--model", "Qwen3-4B"]) == 0
+    assert "note:" not in capsys.readouterr().err
