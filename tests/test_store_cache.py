@@ -208,3 +208,15 @@ def test_bad_store_on_the_command_line_is_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "truncated" in err
+
+
+def test_cache_of_a_good_version_never_masks_a_bad_edit(store_file, cache_dir):
+    """The key is the content: after a good load, damaging the file makes loading fail."""
+    from tts_gym.store import StoreFormatError
+
+    load_store_file(store_file)
+    raw = store_file.read_bytes()
+    store_file.write_bytes(raw[: len(raw) - 10])
+    with pytest.raises(StoreFormatError, match="truncated"):
+        load_store_file(store_file)
+    assert len(list(cache_dir.iterdir())) == 1
