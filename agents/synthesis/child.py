@@ -164,11 +164,15 @@ def run_job(job: dict[str, Any], code: Any) -> dict[str, Any]:
                 )
             except CandidateError as exc:
                 kind = "memory" if str(exc).startswith("MemoryError") else "runtime"
-                return {"status": "error", "kind": kind, "error": str(exc), "store": key,
-                        "beta": b}
+                return {"status": "error", "kind": kind, "error": str(exc), "store": key, "beta": b}
             except ValueError as exc:  # an illegal primitive call (e.g. probe_more on a done slot)
-                return {"status": "error", "kind": "runtime", "error": f"ValueError: {exc}",
-                        "store": key, "beta": b}
+                return {
+                    "status": "error",
+                    "kind": "runtime",
+                    "error": f"ValueError: {exc}",
+                    "store": key,
+                    "beta": b,
+                }
             n_s, n_q = tokens.shape
             answers = [runner.answers[i * n_q : (i + 1) * n_q] for i in range(n_s)]
             entry = {
@@ -192,11 +196,8 @@ def _exit_with_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Child entry point (``JOBDIR`` as the only argument)."""
-    argv = sys.argv[1:] if argv is None else argv
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    jobdir = Path(argv[0])
+def run_child(jobdir: Path) -> int:
+    """Load the job in ``jobdir``, lower the limits, signal ready, run it, write the result."""
     with open(jobdir / "job.pkl", "rb") as fh:
         job = pickle.load(fh)  # written by the trusted parent
     source: str = job["source"]
@@ -220,6 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(text)
     tmp.rename(jobdir / "result.json")
     return 0
+
+
+def watch_parent() -> None:
+    """Start the thread that ends this process when its parent dies."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child entry point (``JOBDIR`` as the only argument)."""
+    argv = sys.argv[1:] if argv is None else argv
+    watch_parent()
+    return run_child(Path(argv[0]))
 
 
 if __name__ == "__main__":

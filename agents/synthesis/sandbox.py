@@ -4,8 +4,11 @@ The child (:mod:`agents.synthesis.child`) runs in its own process group/session 
 environment (no API keys), gets gold-free store copies (:meth:`ReplayStore.without_gold`) and
 lowers its own RLIMIT_AS / RLIMIT_CPU / RLIMIT_FSIZE before executing candidate code. The parent
 enforces a wall-clock limit from the moment the child reports ready and kills the whole process
-group with SIGKILL when it expires. Results come back as JSON (never pickle: the child is
-untrusted); scoring against gold happens in the parent (:mod:`agents.synthesis.scoring`).
+group with SIGKILL when it expires. Children are forked by a pre-warmed, gold-free fork server
+(:mod:`agents.synthesis.zygote`, ``mode="zygote"``, the default: no seconds of imports per
+candidate) or started as fresh interpreters (``mode="spawn"``). Results come back as JSON
+(never pickle: the child is untrusted); scoring against gold happens in the parent
+(:mod:`agents.synthesis.scoring`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -88,6 +92,7 @@ def run_in_sandbox(
     trace_beta: float | None = None,
     max_branches: int = 64,
     cost_mode: str = "reference",
+    mode: str = "zygote",
 ) -> dict[str, Any]:
     """Play a candidate on every (store, beta) in a sandboxed child.
 
@@ -100,6 +105,7 @@ def run_in_sandbox(
         trace_beta: The beta whose seed-0 traces are returned (size-capped).
         max_branches: Branch ceiling of the env (64).
         cost_mode: ``"reference"`` or ``"exact"``.
+        mode: ``"zygote"`` (fork from the shared warm server) or ``"spawn"`` (new interpreter).
 
     Returns:
         The child's JSON result plus ``seconds``; ``status`` is ``"ok"``, ``"error"``
@@ -123,7 +129,7 @@ def run_in_sandbox(
         jobdir = Path(tmp)
         with open(jobdir / "job.pkl", "wb") as fh:
             pickle.dump(job, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        out = _launch(jobdir, limits)
+        out = shared_zygote().run(jobdir, limits) if mode == "zygote" else _launch(jobdir, limits)
     out["seconds"] = round(time.monotonic() - start, 3)
     return out
 
@@ -170,3 +176,113 @@ def _read_result(jobdir: Path, code: int) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (ValueError, OSError) as exc:
         return {"status": "crashed", "error": f"unreadable result: {exc}"}
+
+
+class ZygoteError(RuntimeError):
+    """The fork server misbehaved (it is restarted on the next job)."""
+
+
+class Zygote:
+    """Parent-side handle of the fork server (:mod:`agents.synthesis.zygote`)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.buf = b""
+
+    def _line(self, deadline: float) -> str | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], min(left, 0.05))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise ZygoteError("the fork server exited")
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def start(self, startup_s: float) -> None:
+        """Spawn the server and wait for its ``ready`` (kills a stale one first)."""
+        self.close()
+        self.buf = b""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.synthesis.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_child_env(),
+            start_new_session=True,
+            bufsize=0,
+        )
+        if self._line(time.monotonic() + startup_s) != "ready":
+            self.close()
+            raise ZygoteError(f"the fork server did not start within {startup_s:g} s")
+
+    def close(self) -> None:
+        """Kill the server (and anything in its group)."""
+        if self.proc is not None:
+            _kill_group(self.proc)
+            for f in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(Exception):
+                    f.close()
+            self.proc = None
+
+    def run(self, jobdir: Path, limits: SandboxLimits) -> dict[str, Any]:
+        """Run one job folder in a forked child with the wall-clock limit."""
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self.start(limits.startup_s)
+            assert self.proc is not None and self.proc.stdin is not None
+            self.proc.stdin.write(f"{jobdir}\n".encode())
+            self.proc.stdin.flush()
+            line = self._line(time.monotonic() + 60)
+            if not line or not line.startswith("pid "):
+                raise ZygoteError(f"unexpected fork-server reply {line!r}")
+            pid = int(line.split()[1])
+            return self._wait(pid, jobdir, limits)
+        except (ZygoteError, OSError, ValueError) as exc:
+            self.close()
+            return {"status": "startup_failed", "error": f"sandbox: {exc}"}
+
+    def _wait(self, pid: int, jobdir: Path, limits: SandboxLimits) -> dict[str, Any]:
+        deadline = time.monotonic() + limits.startup_s
+        line = None
+        while not (jobdir / "ready").exists():
+            line = self._line(min(deadline, time.monotonic() + 0.05))
+            if line is not None or time.monotonic() >= deadline:
+                break
+        timed_out = False
+        if line is None and (jobdir / "ready").exists():
+            line = self._line(time.monotonic() + limits.timeout_s)
+            timed_out = line is None
+        if line is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            line = self._line(time.monotonic() + 30)
+            if line is None:
+                raise ZygoteError("a killed child was not reaped")
+            if not timed_out:
+                return {"status": "startup_failed", "error": _tail(jobdir / "stderr")}
+            return {"status": "timeout", "error": f"killed after {limits.timeout_s:g} s"}
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # anything the child left behind in its group
+        code = int(line.split()[2])
+        return _read_result(jobdir, code)
+
+
+_SHARED: Zygote | None = None
+
+
+def shared_zygote() -> Zygote:
+    """The process-wide fork server (started on first use, killed at exit)."""
+    global _SHARED
+    if _SHARED is None:
+        import atexit
+
+        _SHARED = Zygote()
+        atexit.register(_SHARED.close)
+    return _SHARED

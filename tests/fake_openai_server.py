@@ -1,0 +1,140 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for tests.
+
+Replies are chosen by the round named in the last user message (``"Round N of R"``, as
+:func:`agents.synthesis.prompt.build_messages` writes it), so a resumed run gets the same reply
+for the same round however often it asks. Each round's script is a list of steps used in order
+(the last one repeats): ``{"reply": text}``, ``{"status": 429}`` (or any HTTP error code),
+``{"sleep": seconds, "reply": text}`` (a hang past the client's timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ROUND_RE = re.compile(r"Round (\d+) of \d+")
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI(script) as srv:``; ``srv.base_url`` is the ``/v1`` root.
+
+    Args:
+        script: ``round -> list of steps`` (see the module docstring).
+        default: Step used for rounds missing from the script.
+    """
+
+    def __init__(self, script: dict[int, list[dict[str, Any]]], default: dict | None = None):
+        self.script = script
+        self.default = default or {"reply": "no script for this round"}
+        self.calls: list[dict[str, Any]] = []
+        self.count: dict[int, int] = defaultdict(int)
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def step_for(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The scripted step for this request (and record the call)."""
+        users = [m["content"] for m in body.get("messages", []) if m.get("role") == "user"]
+        m = ROUND_RE.search(users[-1]) if users else None
+        r = int(m.group(1)) if m else -1
+        with self.lock:
+            i = self.count[r]
+            self.count[r] += 1
+            steps = self.script.get(r) or [self.default]
+            step = steps[min(i, len(steps) - 1)]
+            self.calls.append(
+                {
+                    "round": r,
+                    "attempt": i,
+                    "model": body.get("model"),
+                    "step": {k: v for k, v in step.items() if k != "reply"},
+                }
+            )
+        return r, step
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, code: int, obj: dict[str, Any], headers: dict | None = None) -> None:
+                data = json.dumps(obj).encode()
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                n = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                _r, step = fake.step_for(body)
+                if "sleep" in step:
+                    time.sleep(step["sleep"])
+                if "status" in step:
+                    self._send(
+                        step["status"],
+                        {
+                            "error": {
+                                "message": "scripted error",
+                                "type": "rate_limit" if step["status"] == 429 else "server",
+                            }
+                        },
+                        {"retry-after": "0"},
+                    )
+                    return
+                text = step["reply"]
+                prompt = sum(len(m.get("content", "")) for m in body.get("messages", []))
+                usage = {
+                    "prompt_tokens": prompt // 4,
+                    "completion_tokens": len(text) // 4,
+                    "total_tokens": prompt // 4 + len(text) // 4,
+                }
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model", "fake"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": usage,
+                    },
+                )
+
+        return Handler
