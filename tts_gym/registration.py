@@ -15,5 +15,6 @@ def register_envs() -> None:
         register(
             id="tts_gym/Replay-v0",
             entry_point="tts_gym.env.replay_env:ReplayEnv",
+            vector_entry_point="tts_gym.env.vector_env:ReplayVectorEnv",
             max_episode_steps=MAX_EPISODE_STEPS,
         )

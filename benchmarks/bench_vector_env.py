@@ -1,0 +1,119 @@
+"""Throughput of the native vector env vs ``SyncVectorEnv`` of N single envs (N = 64).
+
+Both are driven by the same vectorised random masked policy (ANSWER down-weighted so episodes
+last a while); autoreset (NEXT_STEP) is exercised by both. Run::
+
+    TTS_GYM_DATA=../shared/replay python benchmarks/bench_vector_env.py      # prints the ratio
+    python -m pytest benchmarks/bench_vector_env.py --benchmark-only
+
+Uses the Qwen3-8B/aime24 store when ``TTS_GYM_DATA`` is set, else a generated store of the same
+shape class (64 branches).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import gymnasium as gym
+import numpy as np
+
+import tts_gym  # noqa: F401  (registers the env)
+from tts_gym.store import load_store
+from tts_gym.testing import tiny_store
+
+N_ENVS = 64
+ENV_ID = "tts_gym/Replay-v0"
+
+
+def bench_store():
+    """The real Qwen3-8B/aime24 store if configured, else a generated 64-branch store."""
+    if os.environ.get("TTS_GYM_DATA"):
+        return load_store("Qwen3-8B", "aime24")
+    return tiny_store(0, questions=10, branches=64, max_probes=30)
+
+
+class RandomMaskedPolicy:
+    """Random legal actions for int8 masks ``[N, A]`` (ANSWER's score scaled by 0.02).
+
+    The noise is drawn once (``tables`` matrices, cycled), so the policy costs the same few
+    microseconds in both measurements and does not dominate the native env's step time.
+    """
+
+    def __init__(self, n: int, n_actions: int, seed: int = 0, tables: int = 64) -> None:
+        noise = np.random.default_rng(seed).random((tables, n, n_actions)).astype(np.float32)
+        noise[:, :, 0] *= 0.02
+        self.noise = noise + 1.0  # > 0, so a legal action always beats an illegal one (0)
+        self.t = 0
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        self.t = (self.t + 1) % self.noise.shape[0]
+        return (self.noise[self.t] * masks).argmax(axis=1)
+
+
+def make(mode: str, store, n: int = N_ENVS):
+    """The native (``vector_entry_point``) or ``sync`` vector env over ``store``."""
+    return gym.make_vec(ENV_ID, num_envs=n, vectorization_mode=mode, store=store)
+
+
+def run(envs, steps: int, seed: int = 0) -> float:
+    """Step ``envs`` ``steps`` times; returns env steps per CPU second (steps × N / seconds).
+
+    Process CPU time, not wall time: the machine is shared, and CPU time is what another
+    process's load does not inflate (both envs run in this one thread).
+    """
+    policy = RandomMaskedPolicy(envs.num_envs, envs.single_action_space.n, seed)
+    _obs, info = envs.reset(seed=seed)
+    masks = info["action_mask"]
+    start = time.process_time()
+    for _ in range(steps):
+        _obs, _r, _te, _tr, info = envs.step(policy(masks))
+        masks = info["action_mask"]
+    return steps * envs.num_envs / (time.process_time() - start)
+
+
+def compare(store=None, native_steps: int = 2000, sync_steps: int = 200) -> dict[str, float]:
+    """Steps/s of both at N = 64 and their ratio."""
+    store = store if store is not None else bench_store()
+    native = make("vector_entry_point", store)
+    sync = make("sync", store)
+    run(native, 20)
+    run(sync, 5)
+    # best of three short runs each, interleaved, to damp the noise of a shared machine
+    a = max(run(native, native_steps, seed) for seed in range(3))
+    b = max(run(sync, sync_steps, seed) for seed in range(3))
+    return {"native_steps_per_s": a, "sync_steps_per_s": b, "ratio": a / b}
+
+
+def test_native_vector_env(benchmark):
+    envs = make("vector_entry_point", bench_store())
+    policy = RandomMaskedPolicy(envs.num_envs, envs.single_action_space.n)
+    _obs, info = envs.reset(seed=0)
+    state = {"masks": info["action_mask"]}
+
+    def one_step():
+        out = envs.step(policy(state["masks"]))
+        state["masks"] = out[4]["action_mask"]
+
+    benchmark(one_step)
+
+
+def test_sync_vector_env(benchmark):
+    envs = make("sync", bench_store())
+    policy = RandomMaskedPolicy(envs.num_envs, envs.single_action_space.n)
+    _obs, info = envs.reset(seed=0)
+    state = {"masks": info["action_mask"]}
+
+    def one_step():
+        out = envs.step(policy(state["masks"]))
+        state["masks"] = out[4]["action_mask"]
+
+    benchmark(one_step)
+
+
+if __name__ == "__main__":
+    r = compare()
+    print(
+        f"N={N_ENVS}: native {r['native_steps_per_s']:,.0f} env-steps/s, "
+        f"SyncVectorEnv {r['sync_steps_per_s']:,.0f} env-steps/s, ratio {r['ratio']:.1f}x"
+    )

@@ -1,0 +1,147 @@
+"""The native vector env equals N single envs step for step (same seeds, same options)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import tts_gym  # noqa: F401  (registers the env)
+from tests.conftest import real_data_dir, requires_data
+from tts_gym.env.vector_env import OBS_KEYS, ReplayVectorEnv
+from tts_gym.store import load_store
+from tts_gym.testing import tiny_store
+
+ENV_ID = "tts_gym/Replay-v0"
+
+
+def make_pair(store, n, **kwargs):
+    vec = gym.make_vec(
+        ENV_ID, num_envs=n, vectorization_mode="vector_entry_point", store=store, **kwargs
+    )
+    singles = [gym.make(ENV_ID, store=store, **kwargs) for _ in range(n)]
+    return vec, singles
+
+
+def assert_same(vec_obs, vec_info, i, obs, info):
+    for k in OBS_KEYS:
+        np.testing.assert_array_equal(vec_obs[k][i], obs[k], err_msg=f"obs[{k!r}] of env {i}")
+        assert vec_obs[k].dtype == obs[k].dtype
+    np.testing.assert_array_equal(vec_info["action_mask"][i], info["action_mask"])
+    assert vec_info["tokens"][i] == info["tokens"]
+    assert vec_info["question"][i] == info["question"]
+    assert vec_info["opened"][i] == info["opened"]
+
+
+def run_lockstep(vec, singles, steps, rng, reset_kwargs, illegal_rate=0.0):
+    """Drive both with the same actions (legal ones drawn by ``rng``); compare everything."""
+    n = len(singles)
+    vobs, vinfo = vec.reset(**reset_kwargs)
+    seed = reset_kwargs.get("seed")
+    options = reset_kwargs.get("options") or {}
+    done = [False] * n
+    for i, env in enumerate(singles):
+        opts = {k: (v[i] if np.ndim(v) else v) for k, v in options.items()}
+        obs, info = env.reset(seed=None if seed is None else seed + i, options=opts or None)
+        assert_same(vobs, vinfo, i, obs, info)
+    np.testing.assert_array_equal(vec.action_masks(), vinfo["action_mask"])
+    answered = 0
+    for _ in range(steps):
+        masks = vec.action_masks()
+        actions = np.empty(n, np.int64)
+        for i in range(n):
+            legal = np.flatnonzero(masks[i])
+            # ANSWER rarely, so episodes get long enough to exercise every action kind
+            weights = np.where(legal == 0, 0.02, 1.0)
+            actions[i] = rng.choice(legal, p=weights / weights.sum())
+            if illegal_rate and rng.random() < illegal_rate:
+                actions[i] = rng.integers(vec.single_action_space.n)
+        vobs, vrew, vterm, vtrunc, vinfo = vec.step(actions)
+        for i, env in enumerate(singles):
+            if done[i]:
+                obs, info = env.reset()
+                rew, term, trunc = 0.0, False, False
+            else:
+                obs, rew, term, trunc, info = env.step(int(actions[i]))
+            assert_same(vobs, vinfo, i, obs, info)
+            assert vrew[i] == rew
+            assert bool(vterm[i]) == term
+            assert bool(vtrunc[i]) == trunc
+            if term:
+                answered += 1
+                assert vinfo["_answer"][i] and vinfo["answer"][i] == info["answer"]
+                assert bool(vinfo["correct"][i]) == info["correct"]
+            if "illegal_action" in info:
+                assert vinfo["illegal_action"][i]
+            done[i] = term or trunc
+    return answered
+
+
+def test_metadata_and_spaces(tiny):
+    vec = gym.make_vec(
+        ENV_ID, num_envs=4, vectorization_mode="vector_entry_point", store=tiny, max_branches=5
+    )
+    single = gym.make(ENV_ID, store=tiny, max_branches=5)
+    assert isinstance(vec, ReplayVectorEnv)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert vec.single_observation_space == single.observation_space
+    assert vec.single_action_space == single.action_space
+    assert vec.max_episode_steps == single.spec.max_episode_steps
+    obs, info = vec.reset(seed=1)
+    assert vec.observation_space.contains(obs)
+    assert vec.action_masks().dtype == np.int8 and vec.action_masks().shape == (4, 18)
+
+
+@pytest.mark.parametrize("reveal_on_advance", [False, True])
+def test_equals_singles_random_seeds(reveal_on_advance):
+    store = tiny_store(3, questions=4, branches=10)
+    vec, singles = make_pair(store, 5, max_branches=6, reveal_on_advance=reveal_on_advance)
+    answered = run_lockstep(vec, singles, 400, np.random.default_rng(0), {"seed": 11})
+    assert answered >= 5  # autoreset exercised
+
+
+def test_equals_singles_protocol_options(tiny):
+    vec, singles = make_pair(tiny, 3, max_branches=8, cost_mode="exact", probe_cost=7)
+    options = {"question": np.array([0, 1, 2]), "shuffle_seed": np.array([5, 6, 7])}
+    run_lockstep(vec, singles, 200, np.random.default_rng(1), {"seed": 3, "options": options})
+
+
+def test_equals_singles_ignore_illegal_and_time_limit(tiny):
+    vec, singles = make_pair(tiny, 4, max_branches=4, illegal_action="ignore", max_episode_steps=9)
+    run_lockstep(vec, singles, 150, np.random.default_rng(2), {"seed": 0}, illegal_rate=0.3)
+
+
+def test_illegal_action_raises_and_changes_nothing(tiny):
+    vec = ReplayVectorEnv(2, store=tiny, max_branches=4)
+    vec.reset(seed=0)
+    before = vec.tokens_used
+    with pytest.raises(ValueError, match="Illegal action 3 = CONTINUE\\(0\\) in env 1"):
+        vec.step([1, 3])
+    np.testing.assert_array_equal(vec.tokens_used, before)
+    assert vec.action_masks()[0, 3] == 0
+
+
+def test_reset_mask_resets_only_selected(tiny):
+    vec = ReplayVectorEnv(2, store=tiny, max_branches=4)
+    vec.reset(seed=0)
+    vec.step([2, 2])
+    tokens = vec.tokens_used
+    obs, _ = vec.reset(options={"reset_mask": np.array([True, False])})
+    assert vec.tokens_used[0] == 0 and vec.tokens_used[1] == tokens[1]
+    assert obs["status"][1][0] == 2
+
+
+def test_bad_options_are_explained(tiny):
+    vec = ReplayVectorEnv(2, store=tiny, max_branches=4)
+    with pytest.raises(ValueError, match="one value for all"):
+        vec.reset(options={"question": [0, 1, 2]})
+    with pytest.raises(ValueError, match="out of range"):
+        vec.reset(options={"question": 99})
+
+
+@requires_data
+def test_equals_singles_real_store():
+    store = load_store("Qwen3-8B", "aime24", real_data_dir())
+    vec, singles = make_pair(store, 4)
+    run_lockstep(vec, singles, 300, np.random.default_rng(3), {"seed": 42})

@@ -1,0 +1,518 @@
+"""A native batched version of ``tts_gym/Replay-v0``: N episodes stepped in one numba call.
+
+``gym.make_vec("tts_gym/Replay-v0", num_envs=N, vectorization_mode="vector_entry_point",
+store=...)`` (or ``model=..., benchmark=...``) builds a :class:`ReplayVectorEnv`. Its state is
+the :class:`~tts_gym.env.ReplayEnv` state arrays stacked on a leading axis of length N, and
+:func:`vec_step` loops over the N envs calling the very kernels the single env calls
+(:func:`tts_gym.env.dynamics.env_step`, ``fill_observation``, ``fill_mask``, ``aggregate``, and
+through them :mod:`tts_gym.kernels.transitions`): there is no second copy of the dynamics.
+
+Semantics equal N single envs made with ``gym.make("tts_gym/Replay-v0", ...)`` (same time limit):
+
+- ``reset(seed=s)`` seeds env i with ``s + i`` (a list seeds each env), as ``SyncVectorEnv``
+  does; every random draw (question, branch order) of env i comes from its own
+  ``numpy.random.Generator``, in the same order as :meth:`ReplayEnv.reset` makes them.
+- ``reset(options=...)`` takes the single env's options (``question``, ``shuffle_seed``,
+  ``order``), each either one value for every env or a sequence of N values, plus
+  ``reset_mask`` (bool ``[N]``) to reset only some envs.
+- Autoreset: ``AutoresetMode.NEXT_STEP`` (Gymnasium 1.x default). The step after an episode
+  ends resets that env (its action is ignored) and returns reward 0, not terminated/truncated.
+- ``action_masks()`` returns int8 ``[N, 3 + 3 S]``; ``info["action_mask"]`` holds the same.
+- ``info`` arrays (with ``_key`` masks): ``action_mask``, ``tokens``, ``question``, ``opened``
+  for every env; ``answer`` (str or None) and ``correct`` for envs that answered this step;
+  ``illegal_action`` with ``illegal_action="ignore"``.
+
+>>> import gymnasium as gym, tts_gym
+>>> from tts_gym.testing import tiny_store
+>>> envs = gym.make_vec("tts_gym/Replay-v0", num_envs=3, vectorization_mode="vector_entry_point",
+...                     store=tiny_store(), max_branches=4)
+>>> obs, info = envs.reset(seed=0)
+>>> obs["status"].shape, envs.action_masks().shape
+((3, 4), (3, 15))
+>>> obs, rewards, terminated, truncated, info = envs.step([2, 2, 0])
+>>> terminated.tolist(), bool(info["_correct"][2])
+([False, False, True], True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from numba import njit
+
+from tts_gym.env.actions import ActionLayout
+from tts_gym.env.dynamics import (
+    STEP_ANSWER,
+    STEP_ILLEGAL,
+    aggregate,
+    env_step,
+    fill_mask,
+    fill_observation,
+    is_legal,
+    new_book,
+    reset_book,
+)
+from tts_gym.env.params import EnvParams
+from tts_gym.env.render import render_ansi
+from tts_gym.env.replay_env import protocol_order
+from tts_gym.kernels.transitions import env_data, new_episode, reset_episode
+from tts_gym.kernels.votes import beta_conf_table
+from tts_gym.store import ReplayStore, load_store
+
+OBS_KEYS = ("agree", "depth", "fresh", "label", "status", "totals", "vote")
+KIND_STEP = 0
+KIND_RESET = 1
+KIND_KEEP = 2
+_OBS_DTYPES = {
+    "agree": np.int32,
+    "depth": np.int32,
+    "fresh": np.int8,
+    "label": np.int32,
+    "status": np.int8,
+    "totals": np.int32,
+    "vote": np.float32,
+}
+
+
+@njit(cache=True)
+def vec_step(
+    data,
+    n_branches,
+    gold,
+    qs,
+    ep_arrays,
+    book_arrays,
+    actions,
+    kinds,
+    slots,
+    mode,
+    reveal_on_advance,
+    probe_cost,
+    cost_weight,
+    strict,
+    conf,
+    counts,
+    rewards,
+    terminated,
+    answers,
+    illegal,
+    obs,
+    masks,
+):
+    """Step (or reset) every env of a batch through the single env's kernels.
+
+    Args:
+        data: the store's kernel data tuple (:func:`~tts_gym.kernels.transitions.env_data`).
+        n_branches, gold: int32 ``[Q]`` store arrays.
+        qs: int64 ``[N]`` question of each env.
+        ep_arrays: the episode tuple of :mod:`~tts_gym.kernels.transitions` with a leading
+            axis N on every array (order ``[N, W]``, depth/spent/finished/current ``[N, C]``,
+            counters ``[N, 2]``).
+        book_arrays: the bookkeeping tuple of :mod:`~tts_gym.env.dynamics`, leading axis N.
+        actions: int64 ``[N]`` atomic actions (used where ``kinds`` is KIND_STEP).
+        kinds: int8 ``[N]``: KIND_STEP steps env i; KIND_RESET clears its episode (its question
+            and order were already written); KIND_KEEP leaves it as it is (observation only).
+        slots, mode, reveal_on_advance, probe_cost: the env parameters (as in ``env_step``).
+        cost_weight: reward per token charged (float, sign applied here).
+        strict: check every action first and step nothing if one is illegal.
+        conf, counts: ``beta_conf_table`` and an int64 zero scratch array (as in the env).
+        rewards, terminated, answers, illegal: outputs float64/bool/int32/bool ``[N]``.
+        obs: tuple of the seven observation arrays, leading axis N, in ``OBS_KEYS`` order.
+        masks: int8 output ``[N, 3 + 3 S]``.
+
+    Returns:
+        -1, or (strict only) the first env whose action is illegal; nothing was changed then.
+    """
+    o_agree, o_depth, o_fresh, o_label, o_status, o_totals, o_vote = obs
+    n = qs.shape[0]
+    if strict:
+        for i in range(n):
+            if kinds[i] != KIND_STEP:
+                continue
+            ep = (
+                ep_arrays[0][i],
+                ep_arrays[1][i],
+                ep_arrays[2][i],
+                ep_arrays[3][i],
+                ep_arrays[4][i],
+                ep_arrays[5][i],
+            )
+            book = (
+                book_arrays[0][i],
+                book_arrays[1][i],
+                book_arrays[2][i],
+                book_arrays[3][i],
+                book_arrays[4][i],
+                book_arrays[5][i],
+                book_arrays[6][i],
+            )
+            if not is_legal(n_branches, qs[i], ep, book, actions[i], slots):
+                return i
+    for i in range(n):
+        q = qs[i]
+        ep = (
+            ep_arrays[0][i],
+            ep_arrays[1][i],
+            ep_arrays[2][i],
+            ep_arrays[3][i],
+            ep_arrays[4][i],
+            ep_arrays[5][i],
+        )
+        book = (
+            book_arrays[0][i],
+            book_arrays[1][i],
+            book_arrays[2][i],
+            book_arrays[3][i],
+            book_arrays[4][i],
+            book_arrays[5][i],
+            book_arrays[6][i],
+        )
+        rewards[i] = 0.0
+        terminated[i] = False
+        answers[i] = -1
+        illegal[i] = False
+        if kinds[i] == KIND_RESET:
+            reset_episode(ep)
+            reset_book(book)
+        elif kinds[i] == KIND_STEP:
+            status, charge = env_step(
+                data,
+                n_branches,
+                q,
+                ep,
+                book,
+                actions[i],
+                slots,
+                mode,
+                reveal_on_advance,
+                probe_cost,
+            )
+            if status == STEP_ILLEGAL:
+                illegal[i] = True
+            else:
+                rewards[i] = -cost_weight * float(charge)
+                if status == STEP_ANSWER:
+                    a = aggregate(ep, book, counts)
+                    answers[i] = a
+                    terminated[i] = True
+                    if a >= 0 and a == gold[q]:
+                        rewards[i] += 1.0
+        fill_observation(
+            ep,
+            book,
+            conf,
+            counts,
+            o_status[i],
+            o_depth[i],
+            o_label[i],
+            o_fresh[i],
+            o_agree[i],
+            o_totals[i],
+            o_vote[i],
+        )
+        if terminated[i]:
+            masks[i, :] = 0
+            masks[i, 0] = 1
+        elif kinds[i] != KIND_KEEP:
+            fill_mask(n_branches, q, ep, book, slots, masks[i])
+    return -1
+
+
+def _per_env(value: Any, n: int, name: str) -> list[Any]:
+    """One option value per env: a scalar for all, or a sequence of exactly ``n``."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+        return [value] * n
+    if name == "order" and np.ndim(value) == 1:
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise ValueError(
+            f"options[{name!r}] has {len(values)} values for {n} envs; give one value for all "
+            f"envs or exactly one per env."
+        )
+    return values
+
+
+class ReplayVectorEnv(VectorEnv):
+    """N replay episodes with stacked state, stepped by one jitted loop (see module docstring).
+
+    Args:
+        num_envs: N, the number of episodes stepped together.
+        model, benchmark, data_dir, store: the store, as for :class:`~tts_gym.env.ReplayEnv`.
+        max_branches, cost_weight, cost_mode, reveal_on_advance, probe_cost, illegal_action:
+            the single env's settings (:class:`~tts_gym.env.EnvParams`).
+        max_episode_steps: time limit per episode (``truncated``), as the registration's
+            ``TimeLimit`` for the single env; None: no limit.
+        render_mode: None or ``"ansi"`` (``render()`` returns one string per env).
+    """
+
+    metadata = {
+        "render_modes": ["ansi"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        model: str | None = None,
+        benchmark: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        store: ReplayStore | None = None,
+        max_branches: int = 64,
+        cost_weight: float = 1e-6,
+        cost_mode: str = "reference",
+        reveal_on_advance: bool = False,
+        probe_cost: int = 0,
+        illegal_action: str = "raise",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
+        if store is None:
+            if model is None or benchmark is None:
+                raise ValueError(
+                    "ReplayVectorEnv needs either store=ReplayStore or both model= and "
+                    "benchmark= (e.g. model='Qwen3-8B', benchmark='aime24')."
+                )
+            store = load_store(model, benchmark, data_dir)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")
+        self.params = EnvParams(
+            max_branches=max_branches,
+            cost_weight=cost_weight,
+            cost_mode=cost_mode,
+            reveal_on_advance=reveal_on_advance,
+            probe_cost=probe_cost,
+            illegal_action=illegal_action,
+        )
+        n = int(num_envs)
+        self.num_envs = n
+        self.store = store
+        self.render_mode = render_mode
+        self.max_episode_steps = max_episode_steps
+        self.layout = ActionLayout(max_branches)
+        self.single_action_space = spaces.Discrete(self.layout.n)
+        self.action_space = batch_space(self.single_action_space, n)
+        self.single_observation_space = self.params.observation_space(store)
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self._data = env_data(store)
+        self._ep = tuple(np.stack([a] * n) for a in new_episode(store.width, max_branches))
+        book = new_book(max_branches, store.max_probes, store.max_answers)
+        self._book = tuple(np.stack([a] * n) for a in book)
+        self._counts = np.zeros(store.max_answers + 1, np.int64)
+        self._conf = beta_conf_table(max_branches)
+        self._q = np.zeros(n, np.int64)
+        self._elapsed = np.zeros(n, np.int64)
+        self._needs_reset = np.ones(n, bool)
+        self._masks = np.zeros((n, self.layout.n), np.int8)
+        self._masks[:, 0] = 1
+        self._rngs: list[np.random.Generator] | None = None
+        self._obs_layout = [
+            (k, (n, *self.single_observation_space[k].shape), _OBS_DTYPES[k]) for k in OBS_KEYS
+        ]
+
+    # --- Gymnasium VectorEnv API ----------------------------------------------------------------
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        n = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * n
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {n} envs.")
+        if self._rngs is None:
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        else:
+            for i, s in enumerate(seeds):
+                if s is not None:
+                    self._rngs[i] = seeding.np_random(s)[0]
+        self._np_random = self._rngs[0]
+        options = dict(options or {})
+        mask = np.asarray(options.pop("reset_mask", np.ones(n, bool)), bool)
+        if mask.shape != (n,):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},).")
+        per = {k: _per_env(v, n, k) for k, v in options.items()}
+        for i in np.flatnonzero(mask):
+            self._draw_episode(int(i), {k: v[i] for k, v in per.items()})
+        kinds = np.where(mask, KIND_RESET, KIND_KEEP).astype(np.int8)
+        obs = self._run(np.zeros(n, np.int64), kinds)
+        self._needs_reset[mask] = False
+        self._elapsed[mask] = 0
+        return obs, self._info(np.zeros(n, np.int32), np.zeros(n, bool), None)
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._rngs is None:
+            raise RuntimeError("Call reset() before step().")
+        n = self.num_envs
+        acts = np.asarray(actions, dtype=np.int64).reshape(-1)
+        if acts.shape != (n,):
+            raise ValueError(f"step() needs {n} actions (one per env), got shape {acts.shape}.")
+        resetting = self._needs_reset
+        if resetting.any():
+            for i in np.flatnonzero(resetting):
+                self._draw_episode(int(i), {})
+        # bool -> int8 gives KIND_RESET (1) where resetting and KIND_STEP (0) elsewhere
+        obs = self._run(acts, resetting.astype(np.int8))
+        elapsed = self._elapsed
+        elapsed += 1
+        elapsed[resetting] = 0
+        terminated = self._terminated
+        if self.max_episode_steps is not None:
+            # as gymnasium's TimeLimit: truncated at the limit even if also terminated
+            truncated = elapsed >= self.max_episode_steps
+        else:
+            truncated = np.zeros(n, bool)
+        self._needs_reset = terminated | truncated
+        info = self._info(self._answers, terminated, self._illegal if self._ignore else None)
+        return obs, self._rewards, terminated, truncated, info
+
+    def render(self) -> tuple[str, ...] | None:
+        if self.render_mode != "ansi":
+            return None
+        out = []
+        for i in range(self.num_envs):
+            ep = tuple(a[i] for a in self._ep)
+            book = tuple(a[i] for a in self._book)
+            out.append(render_ansi(int(self._q[i]), ep, book, self.layout.slots))
+        return tuple(out)
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def action_masks(self) -> np.ndarray:
+        """int8 legality masks ``[N, 3 + 3 S]`` of the current states (a copy)."""
+        return self._masks.copy()
+
+    @property
+    def tokens_used(self) -> np.ndarray:
+        """int64 ``[N]`` tokens charged so far in each env's episode."""
+        return self._ep[5][:, 1].copy()
+
+    @property
+    def questions(self) -> np.ndarray:
+        """int64 ``[N]`` the current question of each env."""
+        return self._q.copy()
+
+    # --- internals -------------------------------------------------------------------------------
+    @property
+    def _ignore(self) -> bool:
+        return self.params.illegal_action == "ignore"
+
+    def _draw_episode(self, i: int, opts: dict[str, Any]) -> None:
+        """Choose env i's question and branch order exactly as :meth:`ReplayEnv.reset` does."""
+        store = self.store
+        rng = self._rngs[i]
+        if "question" in opts:
+            q = int(opts["question"])
+            if not 0 <= q < store.n_questions:
+                raise ValueError(
+                    f"options['question']={q} (env {i}) is out of range: the store {store.name} "
+                    f"has {store.n_questions} questions (0...{store.n_questions - 1})."
+                )
+        else:
+            q = int(rng.integers(store.n_questions))
+        nb = int(store.n_branches[q])
+        order = self._ep[0][i]
+        order[:] = np.arange(order.shape[0], dtype=np.int32)
+        if "order" in opts:
+            given = np.asarray(opts["order"], dtype=np.int32)
+            if sorted(given.tolist()) != list(range(nb)):
+                raise ValueError(
+                    f"options['order'] (env {i}) must be a permutation of range({nb}) for "
+                    f"question {q}, got an array of length {given.shape[0]}."
+                )
+            order[:nb] = given
+        elif "shuffle_seed" in opts:
+            order[:nb] = protocol_order(nb, int(opts["shuffle_seed"]))
+        else:
+            order[:nb] = rng.permutation(nb).astype(np.int32)
+        self._q[i] = q
+
+    def _run(self, actions: np.ndarray, kinds: np.ndarray) -> dict[str, np.ndarray]:
+        """Call :func:`vec_step`; fresh output arrays every call (they are returned as is)."""
+        n, s, p = self.num_envs, self.layout.slots, self.params
+        obs = {k: np.empty(shape, dtype) for k, shape, dtype in self._obs_layout}
+        self._rewards = np.empty(n, np.float64)
+        self._terminated = np.empty(n, bool)
+        self._answers = np.empty(n, np.int32)
+        self._illegal = np.empty(n, bool)
+        bad = vec_step(
+            self._data,
+            self.store.n_branches,
+            self.store.gold,
+            self._q,
+            self._ep,
+            self._book,
+            actions,
+            kinds,
+            s,
+            p.mode,
+            p.reveal_on_advance,
+            p.probe_cost,
+            float(p.cost_weight),
+            not self._ignore,
+            self._conf,
+            self._counts,
+            self._rewards,
+            self._terminated,
+            self._answers,
+            self._illegal,
+            tuple(obs[k] for k in OBS_KEYS),
+            self._masks,
+        )
+        if bad >= 0:
+            raise ValueError(
+                f"Illegal action {int(actions[bad])} = {self.layout.describe(int(actions[bad]))} "
+                f"in env {bad} (nothing was stepped). Take only actions with "
+                f"envs.action_masks()[i, a] == 1, or make the env with illegal_action='ignore'."
+            )
+        return obs
+
+    def _info(
+        self, answers: np.ndarray, answered: np.ndarray, illegal: np.ndarray | None
+    ) -> dict[str, Any]:
+        n = self.num_envs
+        every = np.ones(n, bool)  # one mask array shared by the always-present keys
+        counters = self._ep[5]
+        info: dict[str, Any] = {
+            "action_mask": self._masks.copy(),
+            "_action_mask": every,
+            "tokens": counters[:, 1].copy(),
+            "_tokens": every,
+            "question": self._q.copy(),
+            "_question": every,
+            "opened": counters[:, 0].copy(),
+            "_opened": every,
+        }
+        if answered.any():
+            strings = np.full(n, None, dtype=object)
+            correct = np.zeros(n, bool)
+            gold = self.store.gold
+            for i in np.flatnonzero(answered):
+                q = int(self._q[i])
+                strings[i] = self.store.answer_string(q, int(answers[i]))
+                correct[i] = bool(answers[i] >= 0 and answers[i] == gold[q])
+            info["answer"] = strings
+            info["_answer"] = answered.copy()
+            info["correct"] = correct
+            info["_correct"] = answered.copy()
+        if illegal is not None and illegal.any():
+            info["illegal_action"] = illegal.copy()
+            info["_illegal_action"] = illegal.copy()
+        return info
