@@ -1,0 +1,408 @@
+"""Discovery loop: validator, extraction, sandbox, scoring, LLM client and the loop in-process.
+
+The LLM is the real ``openai`` client talking to a scripted OpenAI-compatible server on
+127.0.0.1 (:mod:`tests.fake_openai_server`). Stores are tiny generated ones in a temp data dir.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.synthesis.extract import ExtractionError, extract_code
+from agents.synthesis.history import History, HistoryError
+from agents.synthesis.llm import LLMClient, LLMConfig, LLMError, Pricing
+from agents.synthesis.loop import DiscoveryConfig, check_search_split, run_discovery
+from agents.synthesis.prompt import build_messages
+from agents.synthesis.sandbox import SandboxLimits, run_in_sandbox
+from agents.synthesis.scoring import monotone_violations, schedule_issues, score_answers
+from agents.synthesis.validate import validate_source
+from tests import synthesis_candidates as C
+from tests.fake_openai_server import FakeOpenAI
+from tts_gym.controller import load_file_controller, make_controller
+from tts_gym.evaluation import evaluate
+from tts_gym.store import load_store
+from tts_gym.testing import tiny_questions, tiny_store, write_store_json
+
+LIMITS = SandboxLimits(timeout_s=5.0, memory_mb=400)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """Two tiny search stores and one tiny held-out store."""
+    root = tmp_path_factory.mktemp("tinydata")
+    write_store_json(root / "tiny-a" / "aime24.json", tiny_questions(1, questions=4, branches=12))
+    write_store_json(root / "tiny-b" / "aime24.json", tiny_questions(2, questions=4, branches=12))
+    write_store_json(root / "tiny-a" / "aime25.json", tiny_questions(3, questions=3, branches=12))
+    return root
+
+
+def _cfg(out: Path, data_dir: Path, url: str, rounds: int, **kw) -> DiscoveryConfig:
+    kw.setdefault("limits", LIMITS)
+    return DiscoveryConfig(
+        out=out,
+        rounds=rounds,
+        llm=LLMConfig(
+            model="fake-model", base_url=url, timeout_s=1.0, backoff_s=0.01, max_attempts=4
+        ),
+        models=("tiny-a", "tiny-b"),
+        heldout_benchmarks=("aime25",),
+        data_dir=str(data_dir),
+        betas=(0.0, 0.5, 1.0),
+        seeds=2,
+        final_seeds=3,
+        **kw,
+    )
+
+
+# --- validation ------------------------------------------------------------------------------
+BODY = (
+    "class Controller:\n    def __init__(self, beta): pass\n    def schedule(self, beta): "
+    "return {}\n    def solve(self, question):\n        return {expr}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "expr, kind",
+    [
+        ("question._env.store.gold", "forbidden_code"),
+        ("type(question).__mro__", "forbidden_code"),
+        ("getattr(question, '_' + 'base')", "forbidden_code"),
+        ("'{0._base.store}'.format(question)", "forbidden_code"),
+        ("vars(question)", "forbidden_code"),
+        ("(x for x in ()).gi_frame.f_back", "forbidden_code"),
+        ("type(question).mro()", "forbidden_code"),
+        ("question.probe_new.__closure__", "forbidden_code"),
+        ("open('/etc/passwd').read()", "forbidden_code"),
+        ("eval('1')", "forbidden_code"),
+        ("__import__('os')", "forbidden_code"),
+        ("__builtins__", "forbidden_code"),
+    ],
+)
+def test_validator_rejects_escapes(expr, kind):
+    v = validate_source(BODY.replace("{expr}", expr))
+    assert not v.ok and v.kind == kind, v
+    assert v.reason.startswith("line 5")
+
+
+@pytest.mark.parametrize(
+    "head, kind",
+    [
+        ("import os", "forbidden_import"),
+        ("import subprocess", "forbidden_import"),
+        ("from os import path", "forbidden_import"),
+        ("import numpy.lib", "forbidden_import"),
+        ("from numpy import load", "forbidden_import"),
+        ("from . import x", "forbidden_import"),
+        ("import numpy as np\nnp.stash = {}", "forbidden_code"),
+        ("import numpy as np\nnp.typecodes['x'] = 1", "forbidden_code"),
+        ("import numpy as np\nX = np.load('gold.npy')", "forbidden_code"),
+    ],
+)
+def test_validator_rejects_imports_and_module_writes(head, kind):
+    v = validate_source(head + "\n" + BODY.replace("{expr}", "None"))
+    assert not v.ok and v.kind == kind, v
+
+
+def test_validator_contract_and_honest_code():
+    assert validate_source(C.GOOD).ok and validate_source(C.PROBING).ok
+    assert validate_source(C.SYNTAX_ERROR).kind == "syntax_error"
+    assert validate_source(C.MISSING_CLASS).kind == "contract"
+    two_knobs = C.GOOD.replace("def __init__(self, beta):", "def __init__(self, beta, n=3):")
+    assert "only knob" in validate_source(two_knobs).reason
+    no_sched = C.GOOD.replace("def schedule(self, beta):", "def plan(self, beta):")
+    assert validate_source(no_sched).kind == "contract"
+    sup = C.GOOD.replace("self.beta = min", "super().__init__()\n        self.beta = min")
+    assert validate_source(sup).ok
+
+
+def test_extract_code():
+    assert extract_code(C.reply(C.GOOD)) == C.GOOD
+    two = "```python\nx = 1\n```\ntext\n" + C.reply(C.GOOD)
+    assert extract_code(two) == C.GOOD
+    with pytest.raises(ExtractionError, match="no ```python"):
+        extract_code("I would rather not.")
+    with pytest.raises(ExtractionError, match="define class Controller"):
+        extract_code(C.reply(C.GOOD) + C.reply(C.PROBING))
+
+
+# --- scoring is tts_gym.evaluate's ---------------------------------------------------------
+def test_score_answers_matches_evaluate(tiny):
+    ctrl = make_controller("sc", {"n": 5})
+    ref = evaluate(ctrl, tiny, 4, traces=True, path="handle")
+    again = score_answers(tiny, ref.seeds, ref.answers, ref.tokens, "sc", {"n": 5})
+    assert again.accuracy == ref.accuracy and again.avg_tokens == ref.avg_tokens
+    assert np.array_equal(again.correct, ref.correct)
+
+
+def test_sandbox_equals_in_process_evaluation(tmp_path):
+    """Same answers and tokens as `tts-gym eval file:...` would give (gold-free child)."""
+    store = tiny_store(5, questions=4, branches=10)
+    run = run_in_sandbox(C.PROBING, {"s": store}, [0.3], [0, 1, 2], LIMITS)
+    assert run["status"] == "ok", run
+    r = run["runs"]["s"]["0.3"]
+    mine = score_answers(store, [0, 1, 2], r["answers"], r["tokens"], "c", {"beta": 0.3})
+    path = tmp_path / "controller.py"
+    path.write_text(C.PROBING)
+    ref = evaluate(load_file_controller(path, {"beta": 0.3}), store, 3)
+    assert np.array_equal(mine.tokens, ref.tokens) and np.array_equal(mine.correct, ref.correct)
+    assert r["stats"]["finish"] == [[1] * 4] * 3
+
+
+ESCAPE = """\
+class Controller:
+    def __init__(self, beta):
+        pass
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        found = {}
+        try:
+            question._env
+            found["env"] = "reached"
+        except Exception as e:
+            found["env"] = type(e).__name__
+        try:
+            open("/etc/hostname")
+            found["open"] = "reached"
+        except Exception as e:
+            found["open"] = type(e).__name__
+        try:
+            import os
+            found["os"] = "reached"
+        except Exception as e:
+            found["os"] = type(e).__name__
+        cell = type(question).__dict__["probe_new"].__closure__[0].cell_contents
+        found["gold"] = [int(g) for g in cell._base.store.gold]
+        question.note("escape", **found)
+        return None
+"""
+
+
+def test_runtime_layer_behind_the_validator(tiny):
+    """Unvalidated hostile code: no handle attributes, no open, no os; even the closure path
+    finds a store whose gold is gone (the parent alone holds it)."""
+    assert not validate_source(ESCAPE).ok
+    run = run_in_sandbox(ESCAPE, {"s": tiny}, [0.5], [0], LIMITS, trace_beta=0.5)
+    assert run["status"] == "ok", run
+    note = next(e for e in run["runs"]["s"]["0.5"]["traces"][0] if e["op"] == "note")
+    assert note["env"] == "AttributeError"
+    assert note["open"] == "NameError"
+    assert note["os"] == "ImportError"
+    assert note["gold"] == [-1] * tiny.n_questions
+
+
+def test_sandbox_kills_loops_and_bombs(tiny):
+    loop = run_in_sandbox(C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=2))
+    assert loop["status"] == "timeout" and loop["seconds"] < 30
+    bomb = run_in_sandbox(
+        C.MEMORY_BOMB, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=20, memory_mb=300)
+    )
+    assert bomb["status"] == "error" and bomb["kind"] == "memory", bomb
+    after = run_in_sandbox(C.GOOD, {"s": tiny}, [0.5], [0], LIMITS)
+    assert after["status"] == "ok"  # the sandbox survives both
+
+
+# --- checks ----------------------------------------------------------------------------------
+def test_monotone_and_schedule_checks():
+    def pt(b, t):
+        return {
+            "beta": b,
+            "accuracy": 0.0,
+            "avg_tokens": t,
+            "per_store": {"s": {"accuracy": 0.0, "avg_tokens": t}},
+        }
+
+    assert monotone_violations([pt(0, 1), pt(0.5, 2), pt(1, 2)]) == []
+    bad = monotone_violations([pt(0, 1), pt(0.5, 3), pt(1, 2)])
+    assert len(bad) == 2 and "beta=0.5" in bad[0]
+    assert schedule_issues({"0.0": {"n": 1}, "0.5": {"n": 4}, "1.0": {"n": 9}}) == []
+    assert "'n'" in schedule_issues({"0.0": {"n": 1}, "0.5": {"n": 4}, "1.0": {"n": 2}})[0]
+
+
+# --- LLM client ------------------------------------------------------------------------------
+def test_llm_client_retries_in_one_layer_and_prices():
+    waits: list[float] = []
+    script = {
+        1: [{"status": 429}, {"reply": "hello"}],
+        2: [{"sleep": 1.5, "reply": "late"}, {"reply": "on time"}],
+        3: [{"status": 503}],
+        4: [{"status": 400}],
+    }
+    with FakeOpenAI(script) as srv:
+        cfg = LLMConfig(
+            model="m", base_url=srv.base_url, timeout_s=0.5, max_attempts=3, backoff_s=0.25
+        )
+        client = LLMClient(cfg, Pricing(1.0, 2.0), sleep=waits.append)
+        r1 = client.complete([{"role": "user", "content": "Round 1 of 3. " + "x" * 400}])
+        assert r1.text == "hello" and r1.attempts == 2 and "RateLimitError" in r1.errors[0]
+        assert r1.usage["prompt_tokens"] == 103 and not r1.usage["estimated"]
+        assert r1.usage["cost_usd"] == pytest.approx((103 * 1 + 1 * 2) / 1e6)
+        r2 = client.complete([{"role": "user", "content": "Round 2 of 3."}])
+        assert r2.text == "on time" and "APITimeoutError" in r2.errors[0]
+        with pytest.raises(LLMError, match="gave up after 3"):
+            client.complete([{"role": "user", "content": "Round 3 of 3."}])
+        with pytest.raises(LLMError, match="BadRequest"):
+            client.complete([{"role": "user", "content": "Round 4 of 3."}])
+        assert srv.count[3] == 3 and srv.count[4] == 1  # no hidden retries in the openai client
+    assert waits[:1] == [0.25] and waits[-2:] == [0.25, 0.5]
+
+
+# --- prompt and history ----------------------------------------------------------------------
+def _cand(r: int, acc: float, status: str = "ok") -> dict:
+    if status != "ok":
+        return {
+            "round": r,
+            "kind": "candidate",
+            "status": status,
+            "failure_kind": "contract",
+            "reason": f"reason {r}",
+            "code": "x",
+        }
+    curve = [{"beta": 0.5, "accuracy": acc, "avg_tokens": 100.0, "per_store": {}}]
+    return {
+        "round": r,
+        "kind": "candidate",
+        "status": "ok",
+        "code": f"# code of round {r}\n",
+        "metrics": {
+            "best": {"beta": 0.5, "accuracy": acc, "avg_tokens": 100.0},
+            "curve": curve,
+            "checks": {},
+        },
+    }
+
+
+def test_prompt_latest_first_compact_and_capped():
+    seeds = {"round": 0, "kind": "seeds", "seeds": [], "best_seed": None}
+    entries = [seeds, _cand(1, 50.0), _cand(2, 10.0, "rejected"), _cand(3, 30.0)]
+    msgs = build_messages(4, 5, entries, "setting line")
+    system, user = msgs[0]["content"], msgs[1]["content"]
+    assert "probe_new" in system and "schedule(self, beta)" in system and "numpy" in system
+    assert user.startswith("Round 4 of 5. setting line")
+    assert user.index("Round 3") < user.index("Round 2") < user.index("Round 1")
+    assert "# code of round 1" in user and "# code of round 3" in user  # best and latest
+    assert "reason 2" in user
+    many = [seeds] + [_cand(r, 1.0, "rejected") for r in range(1, 200)]
+    capped = build_messages(200, 200, many, "s", max_chars=3000)[1]["content"]
+    assert len(capped) < 3200 and "older round(s) omitted" in capped
+
+
+def test_history_is_append_only(tmp_path):
+    h = History(tmp_path)
+    h.save_partial(1, "prompt", [{"role": "user", "content": "p"}])
+    h.append({"round": 1, "kind": "candidate", "status": "ok"})
+    assert h.finished() == [1] and h.load_partial(1, "prompt") is None
+    with pytest.raises(HistoryError, match="append-only"):
+        h.append({"round": 1, "kind": "candidate", "status": "ok"})
+    assert json.loads((tmp_path / "index.json").read_text())["rounds"][0]["round"] == 1
+
+
+# --- the loop --------------------------------------------------------------------------------
+def test_search_split_only(tmp_path, data_dir):
+    with pytest.raises(ValueError, match="held-out"):
+        check_search_split(["aime24", "aime25"])
+    cfg = _cfg(tmp_path / "o", data_dir, "http://127.0.0.1:9/v1", 1, search_benchmarks=("aime25",))
+    with pytest.raises(ValueError, match="may not be used during search"):
+        run_discovery(cfg, log=lambda m: None)
+
+
+def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_dir):
+    script = {
+        1: [{"status": 429}, {"reply": C.reply(C.GOOD)}],
+        2: [{"sleep": 2.0, "reply": "too late"}, {"reply": C.reply(C.SYNTAX_ERROR)}],
+        3: [{"reply": C.reply(C.MISSING_CLASS)}],
+        4: [{"reply": C.reply(C.FORBIDDEN_IMPORT)}],
+        5: [{"reply": C.reply(C.GOLD_PEEK)}],
+        6: [{"reply": C.reply(C.INFINITE_LOOP)}],
+        7: [{"reply": C.reply(C.MEMORY_BOMB)}],
+        8: [{"reply": C.reply(C.NON_MONOTONE)}],
+        9: [{"reply": "Sorry, I cannot help with that."}],
+    }
+    out = tmp_path / "run"
+    with FakeOpenAI(script) as srv:
+        cfg = _cfg(out, data_dir, srv.base_url, 9, limits=SandboxLimits(2.0, memory_mb=300))
+        summary = run_discovery(cfg, log=lambda m: None)
+    recs = {r["round"]: r for r in History(out).entries()}
+    kinds = {r: (recs[r]["status"], recs[r]["failure_kind"]) for r in range(1, 10)}
+    assert kinds == {
+        1: ("ok", None),
+        2: ("rejected", "syntax_error"),
+        3: ("rejected", "contract"),
+        4: ("rejected", "forbidden_import"),
+        5: ("rejected", "forbidden_code"),
+        6: ("failed", "timeout"),
+        7: ("failed", "memory"),
+        8: ("ok", None),
+        9: ("rejected", "extraction"),
+    }
+    assert recs[1]["response"]["attempts"] == 2 and "RateLimit" in recs[1]["response"]["errors"][0]
+    assert "APITimeoutError" in recs[2]["response"]["errors"][0]
+    assert "_env" in recs[5]["reason"] and "metrics" not in recs[5]
+    m8 = recs[8]["metrics"]
+    assert not m8["checks"]["monotone_spending"] and m8["monotone_violations"]
+    assert m8["schedule_issues"] and not m8["checks"]["monotone_schedule"]
+    m1 = recs[1]["metrics"]
+    assert m1["checks"] == {
+        "monotone_spending": True,
+        "monotone_schedule": True,
+        "trace_ok": True,
+        "notes_present": True,
+    }
+    assert m1["seed_name"] and "n_lost" in m1["vs_best_seed"]
+    assert recs[1]["trace_samples"] and "FINISH" in recs[1]["trace_samples"][0]["text"]
+    # round 2's prompt showed round 1's results; round 3's showed the rejection reason
+    assert "Round 1: ok" in recs[2]["prompt"][1]["content"]
+    assert "syntax_error" in recs[3]["prompt"][1]["content"]
+    assert summary["chosen"]["round"] in (1, 8) and summary["stop_reason"] is None
+    assert "tiny-a/aime25" in summary["final"][next(iter(summary["final"]))]
+    report = (out / "report.md").read_text()
+    assert "| 6 | failed (timeout)" in report and "## Chosen code" in report
+
+
+def test_budget_stops_cleanly_with_a_report(tmp_path, data_dir):
+    script = {r: [{"reply": C.reply(C.GOOD)}] for r in range(1, 4)}
+    with FakeOpenAI(script) as srv:
+        cfg = _cfg(
+            tmp_path / "b",
+            data_dir,
+            srv.base_url,
+            3,
+            max_tokens_total=10,
+            pricing=Pricing(3.0, 15.0),
+        )
+        summary = run_discovery(cfg, log=lambda m: None)
+        assert srv.count[1] == 1 and srv.count[2] == 0
+    assert summary["rounds_done"] == [1] and "token budget reached" in summary["stop_reason"]
+    assert summary["spent_usd"] > 0
+    assert "Stopped early: token budget" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_resume_reuses_a_saved_response(tmp_path, data_dir):
+    """A round whose paid reply was saved before a crash is finished without a new call."""
+    out = tmp_path / "r"
+    with FakeOpenAI({1: [{"reply": C.reply(C.GOOD)}]}) as srv:
+        cfg = _cfg(out, data_dir, srv.base_url, 1)
+        run_discovery(cfg, log=lambda m: None)
+    h = History(out)
+    first = h.get(1)
+    # simulate a crash after the reply of round 2 was saved
+    h.save_partial(2, "prompt", [{"role": "user", "content": "Round 2 of 2."}])
+    h.save_partial(2, "response", {**first["response"], "text": C.reply(C.PROBING)})
+    with FakeOpenAI({}) as srv:
+        with pytest.raises(ValueError, match="--resume"):
+            run_discovery(_cfg(out, data_dir, srv.base_url, 2), log=lambda m: None)
+        run_discovery(_cfg(out, data_dir, srv.base_url, 2, resume=True), log=lambda m: None)
+        assert srv.calls == []
+    assert h.finished() == [0, 1, 2] and h.get(1) == first
+    assert h.get(2)["code"] == C.PROBING and h.get(2)["status"] == "ok"
+
+
+def test_loaded_store_keeps_gold_in_parent(data_dir):
+    s = load_store("tiny-a", "aime24", data_dir)
+    assert s.has_gold and not s.without_gold().has_gold
