@@ -10,11 +10,18 @@ MAX_EPISODE_STEPS = 20_000
 
 
 def register_envs() -> None:
-    """Register ``tts_gym/Replay-v0`` (idempotent)."""
+    """Register ``tts_gym/Replay-v0`` and ``tts_gym/Synthetic-v0`` (idempotent)."""
     if "tts_gym/Replay-v0" not in registry:
         register(
             id="tts_gym/Replay-v0",
             entry_point="tts_gym.env.replay_env:ReplayEnv",
             vector_entry_point="tts_gym.env.vector_env:ReplayVectorEnv",
+            max_episode_steps=MAX_EPISODE_STEPS,
+        )
+    if "tts_gym/Synthetic-v0" not in registry:
+        register(
+            id="tts_gym/Synthetic-v0",
+            entry_point="tts_gym.synthetic.env:SyntheticEnv",
+            vector_entry_point="tts_gym.synthetic.env:make_synthetic_vec_env",
             max_episode_steps=MAX_EPISODE_STEPS,
         )
