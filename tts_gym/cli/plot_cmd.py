@@ -1,0 +1,74 @@
+"""``tts-gym plot``: accuracy vs tokens per (model, benchmark), from a sweep file or computed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tts_gym.cli.table_cmd import CellBar, add_grid_args, warn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``plot`` sub-command."""
+    from tts_gym.reporting.sweep import SWEEP_GRIDS
+
+    p = sub.add_parser(
+        "plot",
+        help="accuracy-vs-tokens PNGs (log x, Pareto frontier), one per (model, benchmark)",
+        description="Plot every controller's budget curve (the paper's Figure 3 style) as "
+        "<out>/<model>_<benchmark>.png. Reads rows written by `tts-gym sweep --csv/--json` "
+        "(--from), or runs the sweep first. Needs matplotlib (pip install 'tts-gym[plot]').",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        default=None,
+        help="a sweep .csv or .json (default: compute the sweep)",
+    )
+    p.add_argument("--controllers", nargs="+", default=list(SWEEP_GRIDS), metavar="NAME")
+    add_grid_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load or compute the sweep, then write one PNG per (model, benchmark)."""
+    from tts_gym.reporting.files import read_rows, write_rows_csv, write_rows_json
+    from tts_gym.reporting.plot import plot_sweep
+
+    if args.source:
+        rows = read_rows(args.source)
+        rows = [
+            r
+            for r in rows
+            if r["controller"] in args.controllers
+            and r["model"] in args.models
+            and r["benchmark"] in args.benchmarks
+        ]
+    else:
+        from tts_gym.reporting import sweep
+
+        bar = CellBar("sweep", enabled=not args.no_progress)
+        try:
+            rows = sweep(
+                args.controllers,
+                args.models,
+                args.benchmarks,
+                seeds=args.seeds,
+                workers=args.workers,
+                data_dir=args.data_dir,
+                warn=warn,
+                progress=bar.update,
+                on_cells=bar.start,
+            )
+        finally:
+            bar.close()
+        if args.csv:
+            write_rows_csv(args.csv, rows)
+        if args.json:
+            write_rows_json(args.json, rows, seeds=args.seeds)
+    for path in plot_sweep(rows, args.out):
+        print(path)
+    print(f"{len(rows)} points plotted", file=sys.stderr)
+    return 0

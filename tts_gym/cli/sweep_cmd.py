@@ -1,0 +1,75 @@
+"""``tts-gym sweep``: each controller over its budget grid (the paper's scaling curves)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tts_gym.cli.table_cmd import CellBar, add_grid_args, warn
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``sweep`` sub-command."""
+    from tts_gym.reporting.sweep import SWEEP_GRIDS
+
+    grids = "; ".join(f"{k}: {v[0]} in {', '.join(map(str, v[1]))}" for k, v in SWEEP_GRIDS.items())
+    p = sub.add_parser(
+        "sweep",
+        help="budget sweeps (accuracy vs tokens) with Pareto frontiers",
+        description=f"Evaluate each controller over its budget grid ({grids}) on every "
+        "(model, benchmark); print a markdown summary, write rows with --csv/--json "
+        "(input of `tts-gym plot --from`).",
+    )
+    p.add_argument(
+        "--controllers",
+        nargs="+",
+        default=list(SWEEP_GRIDS),
+        metavar="NAME",
+        help=f"default: {' '.join(SWEEP_GRIDS)}",
+    )
+    add_grid_args(p)
+    p.set_defaults(func=run)
+
+
+def sweep_markdown(rows: list[dict]) -> str:
+    """Rows as a markdown table (``*`` marks Pareto-optimal points)."""
+    from tts_gym.reporting.table import format_tokens
+
+    lines = [
+        "| Model | Benchmark | Controller | Budget | Accuracy | Tokens | Pareto |",
+        "|---|---|---|---|---:|---:|:---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['benchmark']} | {r['controller']} | "
+            f"{r['budget_param']}={r['budget']} | {r['accuracy']:.2f} | "
+            f"{format_tokens(r['avg_tokens'])} | {'*' if r['pareto'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, print it, write files."""
+    from tts_gym.reporting import sweep
+    from tts_gym.reporting.files import write_rows_csv, write_rows_json
+
+    bar = CellBar("sweep", enabled=not args.no_progress)
+    try:
+        rows = sweep(
+            args.controllers,
+            args.models,
+            args.benchmarks,
+            seeds=args.seeds,
+            workers=args.workers,
+            data_dir=args.data_dir,
+            warn=warn,
+            progress=bar.update,
+            on_cells=bar.start,
+        )
+    finally:
+        bar.close()
+    print(sweep_markdown(rows))
+    if args.csv:
+        write_rows_csv(args.csv, rows)
+    if args.json:
+        write_rows_json(args.json, rows, seeds=args.seeds)
+    return 0

@@ -1,0 +1,100 @@
+"""``tts-gym table``: the paper's main table (published controllers × models × benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from tts_gym.paths import BENCHMARKS, MODELS
+
+
+def add_grid_args(p: argparse.ArgumentParser) -> None:
+    """``--models``, ``--benchmarks``, ``--seeds``, ``--workers``, ``--data-dir``,
+    ``--csv``, ``--json``, ``--no-progress``."""
+    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
+    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH")
+    p.add_argument("--seeds", type=int, default=100, help="shuffle seeds per cell (default 100)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with <model>/<benchmark>.json (default: TTS_GYM_DATA, else the "
+        "download cache)",
+    )
+    p.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the rows as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+class CellBar:
+    """A tqdm bar over cells on stderr, sized once the cell count is known."""
+
+    def __init__(self, desc: str, enabled: bool) -> None:
+        self.desc = desc
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+
+    def start(self, total: int) -> None:
+        self.bar = tqdm(
+            total=total, desc=self.desc, unit="cell", file=sys.stderr, disable=not self.enabled
+        )
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr."""
+    print(f"tts-gym: {message}", file=sys.stderr)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``table`` sub-command."""
+    p = sub.add_parser(
+        "table",
+        help="the paper's main table: SC@64, ASC, ESC, Parallel-Probe, CMC β=0.5/1.0",
+        description="Evaluate the published controllers on every (model, benchmark) with the "
+        "100-seed protocol and print the paper's main table as markdown (accuracy %% / tokens "
+        "in thousands; AIME24 is the search split, AIME25 and HMMT25 are held out). Rows "
+        "whose controller is not installed are skipped with a message.",
+    )
+    add_grid_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the table and print it."""
+    from tts_gym.reporting import main_table
+    from tts_gym.reporting.files import write_rows_csv, write_rows_json
+
+    bar = CellBar("table", enabled=not args.no_progress)
+    try:
+        table = main_table(
+            args.models,
+            args.benchmarks,
+            seeds=args.seeds,
+            workers=args.workers,
+            data_dir=args.data_dir,
+            warn=warn,
+            progress=bar.update,
+            on_cells=bar.start,
+        )
+    finally:
+        bar.close()
+    print(table.to_markdown())
+    rows = table.to_rows()
+    if args.csv:
+        write_rows_csv(args.csv, rows)
+    if args.json:
+        write_rows_json(
+            args.json, rows, seeds=table.seeds, skipped=table.skipped, seconds=table.seconds
+        )
+    print(f"{len(table.results)} cells in {table.seconds:.2f} s", file=sys.stderr)
+    return 0

@@ -1,0 +1,263 @@
+"""Score many cells (controller × params × store) with the published protocol, in parallel.
+
+A :class:`Cell` names its controller by registry name (or any ``make_controller`` spec), so the
+work can be shipped to worker processes as plain data. The parent loads every store and compiles
+(or loads from numba's cache) every controller's kernels once, then forks the workers, which
+inherit both: a cell then costs only its kernel's run time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+from tts_gym.controller import make_controller
+from tts_gym.evaluation import evaluate
+from tts_gym.paths import split_of
+from tts_gym.store import ReplayStore, load_store
+
+PROBING = ("parallel-probe", "cmc")
+"""Controllers that probe many branches per episode (the expensive cells, scheduled first)."""
+
+
+class ControllerUnavailable(ValueError):
+    """A controller name is unknown or its module cannot be imported."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluation: a controller with parameters on one (model, benchmark) store.
+
+    Attributes:
+        controller: Registry name (``"asc"``) or any :func:`make_controller` spec.
+        params: Sorted ``(key, value)`` pairs (hashable); see :meth:`make`.
+        model, benchmark: The store.
+        label: Display name (the table's row name); defaults to ``controller``.
+    """
+
+    controller: str
+    params: tuple[tuple[str, Any], ...]
+    model: str
+    benchmark: str
+    label: str = ""
+
+    @classmethod
+    def make(
+        cls,
+        controller: str,
+        params: dict[str, Any] | None,
+        model: str,
+        benchmark: str,
+        label: str = "",
+    ) -> Cell:
+        """Build a cell from a params dict."""
+        return cls(
+            controller, tuple(sorted((params or {}).items())), model, benchmark, label or controller
+        )
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+    @property
+    def param_text(self) -> str:
+        """``key=value;...`` (the published CSV's config style); empty for defaults."""
+        return ";".join(f"{k}={v}" for k, v in self.params)
+
+
+@dataclass
+class CellResult:
+    """The headline numbers of one cell.
+
+    Attributes:
+        accuracy: percent, rounded to 2 decimals as published.
+        avg_tokens: mean tokens per question (mean over seeds).
+        seconds: wall time of the cell's evaluation (kernel or handle path).
+    """
+
+    cell: Cell
+    accuracy: float
+    avg_tokens: float
+    split: str
+    seeds: int
+    path: str
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat, JSON/CSV-friendly dict."""
+        return {
+            "label": self.cell.label,
+            "controller": self.cell.controller,
+            "params": self.cell.param_text,
+            "model": self.cell.model,
+            "benchmark": self.cell.benchmark,
+            "split": self.split,
+            "seeds": self.seeds,
+            "accuracy": self.accuracy,
+            "avg_tokens": self.avg_tokens,
+            "path": self.path,
+            "seconds": round(self.seconds, 4),
+            **self.extra,
+        }
+
+
+_STORES: dict[tuple[str, str, str], ReplayStore] = {}
+
+
+def get_store(model: str, benchmark: str, data_dir: str | os.PathLike[str] | None) -> ReplayStore:
+    """Load a store once per process (forked workers inherit the parent's)."""
+    key = (model, benchmark, str(data_dir))
+    if key not in _STORES:
+        _STORES[key] = load_store(model, benchmark, data_dir)
+    return _STORES[key]
+
+
+def build_controller(cell: Cell) -> Any:
+    """``make_controller`` for a cell, turning import failures into :class:`ControllerUnavailable`.
+
+    Raises:
+        ControllerUnavailable: Unknown name, or the registered module is missing/broken.
+        ValueError: Bad parameters (the controller's own message).
+    """
+    try:
+        return make_controller(cell.controller, cell.param_dict)
+    except ImportError as exc:
+        raise ControllerUnavailable(
+            f"controller {cell.controller!r} is registered but cannot be imported ({exc}); "
+            "install or finish its module, or leave it out (--controllers)."
+        ) from exc
+    except ValueError as exc:
+        if str(exc).startswith("Unknown controller"):
+            raise ControllerUnavailable(str(exc)) from exc
+        raise
+
+
+def check_controllers(cells: Iterable[Cell]) -> dict[str, str]:
+    """Controller names that cannot be built -> the reason (bad parameters still raise)."""
+    missing: dict[str, str] = {}
+    seen: set[tuple[str, tuple]] = set()
+    for cell in cells:
+        key = (cell.controller, cell.params)
+        if key in seen or cell.controller in missing:
+            continue
+        seen.add(key)
+        try:
+            build_controller(cell)
+        except ControllerUnavailable as exc:
+            missing[cell.controller] = str(exc)
+    return missing
+
+
+def run_cell(cell: Cell, seeds: int, data_dir: Any, cost_mode: str) -> CellResult:
+    """Evaluate one cell in this process (batch path when the controller has one)."""
+    store = get_store(cell.model, cell.benchmark, data_dir)
+    controller = build_controller(cell)
+    start = time.perf_counter()
+    res = evaluate(controller, store, seeds, cost_mode=cost_mode)
+    return CellResult(
+        cell=cell,
+        accuracy=res.accuracy,
+        avg_tokens=res.avg_tokens,
+        split=store.split or split_of(cell.benchmark),
+        seeds=len(res.seeds),
+        path=res.path,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _run_cell_args(args: tuple) -> CellResult:
+    return run_cell(*args)
+
+
+def _cost(cell: Cell) -> float:
+    """A rough relative cost, to schedule expensive cells first."""
+    if cell.controller not in PROBING:
+        return 0.1
+    p = cell.param_dict
+    budget = p.get("num_chains", 64) / 64 if "num_chains" in p else 0.3 + p.get("beta", 0.5)
+    return 1.0 + budget
+
+
+def warm_up_kernels(cells: Sequence[Cell], data_dir: Any, cost_mode: str) -> None:
+    """Compile/load every distinct controller's kernels once on a real store, 1 seed."""
+    done: set[str] = set()
+    for cell in cells:
+        if cell.controller in done:
+            continue
+        done.add(cell.controller)
+        run_cell(cell, 1, data_dir, cost_mode)
+
+
+def default_workers() -> int:
+    """Every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def evaluate_cells(
+    cells: Sequence[Cell],
+    seeds: int = 100,
+    *,
+    workers: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    cost_mode: str = "reference",
+    progress: Callable[[int], Any] | None = None,
+) -> list[CellResult]:
+    """Score every cell with the published protocol.
+
+    Args:
+        cells: The cells; results come back in the same order.
+        seeds: Shuffle seeds 0..seeds-1 (the paper: 100).
+        workers: Processes (default: every core). 1 runs in this process.
+        data_dir: Folder of ``<model>/<benchmark>.json`` (default: ``TTS_GYM_DATA``...).
+        cost_mode: ``"reference"`` (published) or ``"exact"`` (not comparable with the paper).
+        progress: Optional callable, called with 1 after each finished cell.
+
+    Returns:
+        One :class:`CellResult` per cell.
+
+    Raises:
+        ControllerUnavailable: A cell's controller cannot be built (filter with
+            :func:`check_controllers` first to skip those).
+        FileNotFoundError: A store is missing.
+    """
+    cells = list(cells)
+    if not cells:
+        return []
+    workers = default_workers() if workers is None else max(1, int(workers))
+    for cell in cells:  # every store once, in the parent (forked workers inherit them)
+        get_store(cell.model, cell.benchmark, data_dir)
+    warm_up_kernels(cells, data_dir, cost_mode)
+    order = sorted(range(len(cells)), key=lambda i: -_cost(cells[i]))
+    results: list[CellResult | None] = [None] * len(cells)
+    fork = "fork" in mp.get_all_start_methods()
+    if workers == 1 or len(cells) == 1 or not fork:
+        for i in order:
+            results[i] = run_cell(cells[i], seeds, data_dir, cost_mode)
+            if progress is not None:
+                progress(1)
+        return results  # type: ignore[return-value]
+    ctx = mp.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=ctx) as pool:
+        futures = {
+            pool.submit(_run_cell_args, (cells[i], seeds, data_dir, cost_mode)): i for i in order
+        }
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if progress is not None:
+                progress(1)
+    return results  # type: ignore[return-value]
+
+
+def results_to_rows(results: Iterable[CellResult]) -> list[dict[str, Any]]:
+    """Flat dict rows of results."""
+    return [r.to_row() for r in results]

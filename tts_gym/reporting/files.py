@@ -1,0 +1,70 @@
+"""Reading and writing report rows as CSV or JSON (atomic writes)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tts_gym.io import write_json_atomic, write_text_atomic
+
+NUMERIC = ("accuracy", "avg_tokens", "seconds", "budget", "seeds")
+
+
+def write_rows_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
+    """Write rows as CSV (columns: the union of keys, in first-seen order)."""
+    columns: list[str] = []
+    for r in rows:
+        columns.extend(k for k in r if k not in columns)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(path, buf.getvalue())
+
+
+def write_rows_json(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], **meta: Any
+) -> Path:
+    """Write ``{"rows": rows, **meta}`` as JSON."""
+    return write_json_atomic(path, {**meta, "rows": list(rows)})
+
+
+def _number(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows from a ``.json`` (``{"rows": [...]}`` or a list) or ``.csv`` report.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Not a report of rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No report file {path}; write one with `tts-gym sweep --json`.")
+    if path.suffix.lower() == ".json":
+        obj = json.loads(path.read_text())
+        rows = obj.get("rows") if isinstance(obj, dict) else obj
+        if not isinstance(rows, list):
+            raise ValueError(f"{path} holds no list of rows.")
+        return rows
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in NUMERIC:
+            if k in r and r[k] not in ("", None):
+                r[k] = _number(r[k])
+        if "pareto" in r:
+            r["pareto"] = str(r["pareto"]).lower() == "true"
+    return rows

@@ -1,0 +1,117 @@
+"""Accuracy vs tokens (log x) per (model, benchmark), one curve per controller, Pareto frontier
+marked: the style of the AutoTTS paper's Figure 3. Needs matplotlib (the ``plot`` extra)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tts_gym.reporting.pareto import pareto_mask
+
+STYLE = {
+    "sc": ("SC@n", "#7f7f7f", "s"),
+    "asc": ("ASC", "#1f77b4", "o"),
+    "esc": ("ESC", "#2ca02c", "^"),
+    "parallel-probe": ("Parallel-Probe", "#ff7f0e", "D"),
+    "cmc": ("CMC (discovered)", "#d62728", "*"),
+}
+"""controller -> (legend label, colour, marker)."""
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("tts-gym plot needs matplotlib: pip install 'tts-gym[plot]'.") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_group(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str) -> Path:
+    """One figure: every controller's curve over its budget, the Pareto frontier marked.
+
+    Args:
+        rows: Sweep rows of ONE (model, benchmark): ``controller``, ``avg_tokens``,
+            ``accuracy``, optionally ``budget``.
+        path: PNG to write.
+        title: Figure title.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=110)
+    names = list(dict.fromkeys(r["controller"] for r in rows))
+    for name in names:
+        pts = sorted(
+            (r for r in rows if r["controller"] == name), key=lambda r: float(r["avg_tokens"])
+        )
+        label, colour, marker = STYLE.get(name, (name, None, "o"))
+        ax.plot(
+            [float(r["avg_tokens"]) for r in pts],
+            [float(r["accuracy"]) for r in pts],
+            marker=marker,
+            color=colour,
+            label=label,
+            linewidth=2.2 if name == "cmc" else 1.4,
+            markersize=9 if marker == "*" else 5.5,
+            zorder=3 if name == "cmc" else 2,
+        )
+    tokens = [float(r["avg_tokens"]) for r in rows]
+    acc = [float(r["accuracy"]) for r in rows]
+    mask = pareto_mask(tokens, acc)
+    front = sorted((t, a) for t, a, m in zip(tokens, acc, mask, strict=True) if m)
+    if front:
+        ax.step(
+            [t for t, _ in front],
+            [a for _, a in front],
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=0.9,
+            alpha=0.7,
+            label="Pareto frontier",
+            zorder=1,
+        )
+        ax.scatter(
+            [t for t, _ in front],
+            [a for _, a in front],
+            s=90,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.0,
+            zorder=4,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("average tokens per question (log scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    ax.legend(loc="lower right", fontsize=8, frameon=True)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """One PNG per (model, benchmark): ``<out_dir>/<model>_<benchmark>.png``.
+
+    Returns:
+        The written paths, sorted.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((str(r["model"]), str(r["benchmark"])), []).append(r)
+    if not groups:
+        raise ValueError("No sweep rows to plot.")
+    out = []
+    for (model, bench), group in sorted(groups.items()):
+        split = group[0].get("split", "")
+        title = f"{model} · {bench.upper()}" + (" (held out)" if split == "heldout" else "")
+        out.append(plot_group(group, Path(out_dir) / f"{model}_{bench}.png", title))
+    return out
