@@ -1,0 +1,10 @@
+"""Reinforcement-learning baselines on the replay env (stable-baselines3 / sb3-contrib).
+
+- :mod:`agents.rl.macro`: a five-action macro MDP over the atomic env (and its features);
+- :mod:`agents.rl.wrappers`: a flattening wrapper for the atomic env's Dict observation;
+- :mod:`agents.rl.sb3_vec`: an SB3 ``VecEnv`` adapter over the native batched atomic env;
+- :mod:`agents.rl.train`: the training script (``tts-gym train-rl``);
+- :mod:`agents.rl.policy`: a trained policy as a controller (``rl:DIR/model.zip``).
+
+Heavy dependencies (torch, stable-baselines3) are imported only by ``train`` and ``policy``.
+"""

@@ -1,0 +1,166 @@
+"""A trained RL policy as a controller: ``make_controller("rl:DIR/model.zip")``.
+
+:class:`RLController` drives the policy through the protocol's question handle with the very
+:class:`~agents.rl.macro.MacroCore` the training env used, so the policy sees the same features
+it was trained on. Actions are deterministic and always legal: MaskablePPO gets the mask; for PPO
+and DQN the most probable (highest-Q) *legal* action is taken. At ``max_macro_steps`` it answers.
+
+``DIR/config.json`` (written by :mod:`agents.rl.train` beside ``model.zip``) names the algorithm
+and the macro-env settings. Only the handle path exists (``tts-gym eval`` picks it
+automatically); with ``--workers`` the controller is pickled without its network and reloads it
+in each worker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.rl.macro import ANSWER, MacroCore
+from agents.rl.train import CONFIG_NAME, algo_class
+
+
+def read_config(model_path: str | Path) -> dict[str, Any]:
+    """The training config saved beside ``model_path``.
+
+    Raises:
+        FileNotFoundError: The model or its ``config.json`` is missing.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"RL model {path} does not exist; train one with `tts-gym train-rl --out DIR` and "
+            f"pass rl:DIR/model.zip."
+        )
+    cfg = path.parent / CONFIG_NAME
+    if not cfg.is_file():
+        raise FileNotFoundError(
+            f"{cfg} is missing: an RL model needs the config.json written beside it by "
+            f"`tts-gym train-rl` (it names the algorithm and the macro-env settings)."
+        )
+    return json.loads(cfg.read_text())
+
+
+class RLController:
+    """Controller playing a trained SB3 policy over the macro actions.
+
+    Args:
+        model_path: ``DIR/model.zip`` written by ``tts-gym train-rl``.
+    """
+
+    def __init__(self, model_path: str | Path) -> None:
+        self.model_path = str(model_path)
+        self.config = read_config(model_path)
+        self.algo = self.config["algo"]
+        self.max_macro_steps = int(self.config["max_macro_steps"])
+        self.name = f"rl-{self.algo}"
+        self._model = None
+        self._mlp = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "model": self.model_path,
+            "algo": self.algo,
+            "cost_weight": self.config["cost_weight"],
+            "timesteps": self.config["timesteps"],
+        }
+
+    @property
+    def model(self):
+        """The SB3 model (loaded on first use, on the CPU, one torch thread)."""
+        if self._model is None:
+            import torch
+
+            torch.set_num_threads(1)
+            self._model = algo_class(self.algo).load(self.model_path, device="cpu")
+        return self._model
+
+    def act(self, obs: np.ndarray, mask: np.ndarray) -> int:
+        """The deterministic legal action for a feature vector and an int8 mask.
+
+        The greedy action of the policy (MaskablePPO's masked mode, PPO's most probable, DQN's
+        highest Q) restricted to legal actions, computed with a numpy copy of the network.
+        """
+        if self._mlp is None:
+            self._mlp = numpy_network(self.model, self.algo)
+        scores = self._mlp(obs)
+        return int(np.argmax(np.where(mask.astype(bool), scores, -np.inf)))
+
+    def solve(self, question: Any) -> str | None:
+        """Play one episode on the question handle; submits and returns the leader."""
+        core = MacroCore(question, int(self.config["max_branches"]), self.max_macro_steps)
+        while True:
+            result = core.apply(self.act(core.features(), core.action_masks()))
+            if result is None and core.steps >= self.max_macro_steps:
+                result = core.apply(ANSWER)  # the macro env's own rule at its step limit
+            if result is not None:
+                return result["answer"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_model"] = None  # reloaded in the worker process
+        state["_mlp"] = None
+        return state
+
+
+def numpy_network(model: Any, algo: str):
+    """A numpy function ``obs [F] -> scores [A]`` equal to the model's action logits (PPO,
+    MaskablePPO) or Q-values (DQN); falls back to torch for non-MLP architectures."""
+    import torch
+    from torch import nn
+
+    policy = model.policy
+    if algo == "dqn":
+        layers = list(policy.q_net.q_net)
+    else:
+        layers = [*policy.mlp_extractor.policy_net, policy.action_net]
+    ops: list[tuple[str, Any, Any]] = []
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            w = layer.weight.detach().numpy().astype(np.float64)
+            b = layer.bias.detach().numpy().astype(np.float64)
+            ops.append(("linear", w, b))
+        elif isinstance(layer, (nn.Tanh, nn.ReLU)):
+            ops.append((type(layer).__name__, None, None))
+        else:
+            return _torch_network(model, algo)
+
+    def forward(obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, np.float64).reshape(-1)
+        for kind, w, b in ops:
+            if kind == "linear":
+                x = w @ x + b
+            elif kind == "Tanh":
+                x = np.tanh(x)
+            else:
+                x = np.maximum(x, 0.0)
+        return x
+
+    if not isinstance(getattr(policy, "features_extractor", None), torch.nn.Flatten) and (
+        type(getattr(policy, "features_extractor", None)).__name__ != "FlattenExtractor"
+    ):
+        return _torch_network(model, algo)
+    return forward
+
+
+def _torch_network(model: Any, algo: str):
+    import torch
+
+    def forward(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            t, _ = model.policy.obs_to_tensor(obs)
+            if algo == "dqn":
+                return model.policy.q_net(t)[0].numpy()
+            return model.policy.get_distribution(t).distribution.logits[0].numpy()
+
+    return forward
+
+
+def load_rl_controller(value: str, params: dict[str, Any]) -> RLController:
+    """Entry point of the ``rl`` controller scheme: ``rl:DIR/model.zip`` (no parameters)."""
+    if params:
+        raise ValueError(f"rl:MODEL.zip takes no --param, got {sorted(params)}.")
+    return RLController(value)
