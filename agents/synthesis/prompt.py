@@ -91,7 +91,7 @@ def _candidate_text(rec: dict[str, Any], with_code: bool) -> str:
     if m.get("trace_check"):
         lines.append(f"Trace check: {json.dumps(m['trace_check'])}")
     for t in rec.get("trace_samples", [])[:2]:
-        lines.append(f"Trace {t['store']} q{t['question']} (gold {t['verdict']}): {t['text']}")
+        lines.append(f"Trace {t['store']} q{t['question']} (answer {t['verdict']}): {t['text']}")
     if with_code:
         lines.append(f"```python\n{rec['code']}```")
     return "\n".join(lines)
