@@ -63,26 +63,18 @@ def reset_book(book):
 @njit(cache=True)
 def reveal(ep, book, slot):
     """Reveal the answer at ``slot``'s current depth; returns its episode-local label."""
-    depth, finished, current = ep[1], ep[3], ep[4]
-    shown, fresh, reveal_at, label_of, pool, counters = (
-        book[1],
-        book[2],
-        book[3],
-        book[4],
-        book[5],
-        book[6],
-    )
-    a = current[slot]
-    shown[slot] = a
-    fresh[slot] = 1
-    if label_of[a] < 0:
-        label_of[a] = counters[0]
-        counters[0] += 1
-    reveal_at[slot, depth[slot] + finished[slot]] = label_of[a]
-    if finished[slot]:
-        pool[counters[1]] = a
-        counters[1] += 1
-    return label_of[a]
+    # Tuples indexed, not unpacked (see the performance note in kernels/transitions.py).
+    a = ep[4][slot]
+    book[1][slot] = a
+    book[2][slot] = 1
+    if book[4][a] < 0:
+        book[4][a] = book[6][0]
+        book[6][0] += 1
+    book[3][slot, ep[1][slot] + ep[3][slot]] = book[4][a]
+    if ep[3][slot]:
+        book[5][book[6][1]] = a
+        book[6][1] += 1
+    return book[4][a]
 
 
 @njit(cache=True)

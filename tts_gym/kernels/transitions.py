@@ -18,6 +18,10 @@ finished, current, counters)``:
 
 C (slot capacity) is at most N. Kernels do not check legality; callers do (see
 :func:`can_open`, :func:`can_advance`).
+
+Performance note: the kernels index the tuples (``ep[1][slot]``) instead of unpacking them into
+local names. In numba every local array reference costs an atomic incref/decref pair, and
+unpacking the 6-array episode tuple made each advance ~8x slower (benchmarks/bench_env.py).
 """
 
 from __future__ import annotations
@@ -49,16 +53,16 @@ def advance_branch(data, q, branch, depth, spent, mode):
     Returns:
         ``(answer_id, charge_tokens, new_depth, finished)``.
     """
-    probe_ans, n_probes, tokens, final_ans, probe_freq = data
-    total = tokens[q, branch]
-    if depth < n_probes[q, branch]:
-        delta = probe_freq[q]
+    # data = (probe_ans, n_probes, tokens, final_ans, probe_freq), indexed, not unpacked.
+    total = data[2][q, branch]
+    if depth < data[1][q, branch]:
+        delta = data[4][q]
         if mode == MODE_EXACT:
             charge = min(delta, max(np.int64(0), total - spent))
         else:
             charge = delta
-        return probe_ans[q, branch, depth], charge, depth + 1, False
-    return final_ans[q, branch], max(np.int64(0), total - spent), depth, True
+        return data[0][q, branch, depth], charge, depth + 1, False
+    return data[3][q, branch], max(np.int64(0), total - spent), depth, True
 
 
 @njit(cache=True)
@@ -68,16 +72,16 @@ def advance_slot(data, q, ep, slot, mode):
     Returns:
         ``(answer_id, charge_tokens, finished)``.
     """
-    order, depth, spent, finished, current, counters = ep
+    # ep = (order, depth, spent, finished, current, counters), indexed, not unpacked.
     ans, charge, new_depth, fin = advance_branch(
-        data, q, order[slot], depth[slot], spent[slot], mode
+        data, q, ep[0][slot], ep[1][slot], ep[2][slot], mode
     )
-    depth[slot] = new_depth
-    spent[slot] += charge
-    current[slot] = ans
+    ep[1][slot] = new_depth
+    ep[2][slot] += charge
+    ep[4][slot] = ans
     if fin:
-        finished[slot] = 1
-    counters[COST] += charge
+        ep[3][slot] = 1
+    ep[5][COST] += charge
     return ans, charge, fin
 
 
@@ -88,9 +92,8 @@ def open_slot(data, q, ep, mode):
     Returns:
         ``(slot, answer_id, charge_tokens, finished)``.
     """
-    counters = ep[5]
-    slot = counters[OPENED]
-    counters[OPENED] = slot + 1
+    slot = ep[5][OPENED]
+    ep[5][OPENED] = slot + 1
     ep[1][slot] = 0
     ep[2][slot] = 0
     ep[3][slot] = 0
@@ -105,18 +108,16 @@ def read_slot(data, q, ep):
     Returns:
         ``(slot, final_answer_id, charge_tokens)``.
     """
-    n_probes, tokens, final_ans = data[1], data[2], data[3]
-    order, depth, spent, finished, current, counters = ep
-    slot = counters[OPENED]
-    counters[OPENED] = slot + 1
-    b = order[slot]
-    charge = tokens[q, b]
-    depth[slot] = n_probes[q, b]
-    spent[slot] = charge
-    finished[slot] = 1
-    current[slot] = final_ans[q, b]
-    counters[COST] += charge
-    return slot, final_ans[q, b], charge
+    slot = ep[5][OPENED]
+    ep[5][OPENED] = slot + 1
+    b = ep[0][slot]
+    charge = data[2][q, b]
+    ep[1][slot] = data[1][q, b]
+    ep[2][slot] = charge
+    ep[3][slot] = 1
+    ep[4][slot] = data[3][q, b]
+    ep[5][COST] += charge
+    return slot, data[3][q, b], charge
 
 
 @njit(cache=True)
