@@ -26,6 +26,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """Collect ``bench_*.py`` modules of this folder as test modules."""
     if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
-        if file_path.resolve().parent == HERE:
+        # A file named on the command line is already collected by pytest itself.
+        if file_path.resolve().parent == HERE and not parent.session.isinitpath(file_path):
             return pytest.Module.from_parent(parent, path=file_path)
     return None
