@@ -129,20 +129,20 @@ class _Ids:
         self.n_raw = self.junk0 + p.junk_vocab
 
 
-def _wrong_ids(qs: _Questions, ids: _Ids, p: SyntheticParams, shape, rng) -> np.ndarray:
-    """Raw ids drawn like wrong final answers: an attractor (by weight), else junk (wrong_tail)."""
-    n_q = shape[0]
+def _wrong_ids(qs: _Questions, ids: _Ids, p: SyntheticParams, qidx, rng) -> np.ndarray:
+    """Raw ids drawn like wrong final answers of questions ``qidx`` (any shape): an attractor
+    (by weight), else junk (probability ``wrong_tail``)."""
+    shape = qidx.shape
     u = rng.random(shape)
-    qidx = np.arange(n_q).reshape((n_q,) + (1,) * (len(shape) - 1))
     pos = np.searchsorted(qs.cum_flat, qidx + u, side="right") - qidx * qs.k_max
     att = ids.attractor0 + np.minimum(pos, qs.k[qidx] - 1)
     junk = ids.junk0 + rng.integers(0, p.junk_vocab, shape)
     return np.where(rng.random(shape) < p.wrong_tail, junk, att).astype(np.int32)
 
 
-def _pool_ids(qs: _Questions, ids: _Ids, p: SyntheticParams, final, rng) -> np.ndarray:
+def _pool_ids(qs: _Questions, ids: _Ids, p: SyntheticParams, qidx, final, rng) -> np.ndarray:
     """Wrong-answer draws that differ from the branch's own final answer (junk if they clash)."""
-    got = _wrong_ids(qs, ids, p, final.shape, rng)
+    got = _wrong_ids(qs, ids, p, qidx, rng)
     clash = got == final
     if clash.any():
         got = np.where(clash, ids.junk0 + rng.integers(0, p.junk_vocab, final.shape), got)
@@ -182,42 +182,59 @@ def _convergence(p: SyntheticParams, correct, n_probes, rng) -> np.ndarray:
 
 
 def _probes(p, qs, ids, final, n_probes, kstar, rng) -> np.ndarray:
-    """Probe answers int32 ``[Q, N, max_probes]`` (raw ids, -1 pad)."""
-    shape = final.shape
-    out = np.full(shape + (p.max_probes,), -1, np.int32)
+    """Probe answers int32 ``[Q, N, max_probes]`` (raw ids, -1 pad).
+
+    Only branches still before convergence draw at step k: branches are sorted by k*
+    (descending), so the ones drawing at step k are a prefix of that order and the work is
+    proportional to the number of pre-convergence probes, not to Q × N × max_probes.
+    """
+    n_q, n_b = final.shape
+    out = np.full((n_q * n_b, p.max_probes), -1, np.int32)
+    flat_final = final.ravel()
+    flat_k = kstar.ravel()
+    order = np.argsort(-flat_k, kind="stable")
+    k_sorted = flat_k[order]
+    q_sorted = (order // n_b).astype(np.int64)
+    f_sorted = flat_final[order]
     noise_cdf = np.cumsum(p.noise_weights) / np.sum(p.noise_weights)
     c_final = p.probe_final
     c_noise = c_final + p.probe_noise
     c_pool = c_noise + p.probe_pool
-    prev = np.full(shape, -1, np.int32)
-    top = int(n_probes.max()) if n_probes.size else 0
+    top = int(k_sorted[0]) if k_sorted.size else 0
+    prev = np.empty(0, np.int32)
     for k in range(top):
-        u = rng.random(shape)
+        m = int(np.searchsorted(-k_sorted, -k, side="left"))  # rows with k* > k
+        q, f = q_sorted[:m], f_sorted[:m]
+        u = rng.random(m)
         noise = ids.noise0 + np.minimum(
-            np.searchsorted(noise_cdf, rng.random(shape), side="right"), len(noise_cdf) - 1
+            np.searchsorted(noise_cdf, rng.random(m), side="right"), len(noise_cdf) - 1
         )
         new = np.where(
             u < c_final,
-            final,
+            f,
             np.where(
                 u < c_noise,
                 noise,
                 np.where(
                     u < c_pool,
-                    _pool_ids(qs, ids, p, final, rng),
-                    ids.junk0 + rng.integers(0, p.junk_vocab, shape),
+                    _pool_ids(qs, ids, p, q, f, rng),
+                    ids.junk0 + rng.integers(0, p.junk_vocab, m),
                 ),
             ),
         )
         if k > 0:
-            new = np.where(rng.random(shape) < p.probe_stay, prev, new)
+            new = np.where(rng.random(m) < p.probe_stay, prev[:m], new)
         # the probe just before k* differs from the final answer (k* is where the run starts)
-        clash = (k == kstar - 1) & (new == final)
+        clash = (k_sorted[:m] == k + 1) & (new == f)
         if clash.any():
-            new = np.where(clash, ids.junk0 + rng.integers(0, p.junk_vocab, shape), new)
+            new = np.where(clash, ids.junk0 + rng.integers(0, p.junk_vocab, m), new)
         new = new.astype(np.int32)
-        out[:, :, k] = np.where(k < kstar, new, np.where(k < n_probes, final, -1))
+        out[order[:m], k] = new
         prev = new
+    out = out.reshape(n_q, n_b, p.max_probes)
+    k_axis = np.arange(p.max_probes, dtype=np.int32)[None, None, :]
+    tail = (k_axis >= kstar[:, :, None]) & (k_axis < n_probes[:, :, None])
+    np.copyto(out, np.broadcast_to(final[:, :, None], out.shape), where=tail)
     return out
 
 
@@ -245,7 +262,8 @@ def generate_arrays(
     ids = _Ids(p)
     shape = (n_questions, n_branches)
     correct = rng.random(shape) < qs.pass1[:, None]
-    final = np.where(correct, 0, _wrong_ids(qs, ids, p, shape, rng)).astype(np.int32)
+    qidx = np.broadcast_to(np.arange(n_questions)[:, None], shape)
+    final = np.where(correct, 0, _wrong_ids(qs, ids, p, qidx, rng)).astype(np.int32)
     tokens, n_probes = _lengths(p, qs, ~correct, rng)
     kstar = _convergence(p, correct, n_probes, rng)
     probe = _probes(p, qs, ids, final, n_probes, kstar, rng)
