@@ -141,7 +141,7 @@ def test_score_answers_matches_evaluate(tiny):
 def test_sandbox_equals_in_process_evaluation(tmp_path):
     """Same answers and tokens as `tts-gym eval file:...` would give (gold-free child)."""
     store = tiny_store(5, questions=4, branches=10)
-    run = run_in_sandbox(C.PROBING, {"s": store}, [0.3], [0, 1, 2], LIMITS)
+    run = run_in_sandbox(C.PROBING, {"s": store}, [0.3, 0.6], [0, 1, 2], LIMITS)
     assert run["status"] == "ok", run
     r = run["runs"]["s"]["0.3"]
     mine = score_answers(store, [0, 1, 2], r["answers"], r["tokens"], "c", {"beta": 0.3})
@@ -150,6 +150,10 @@ def test_sandbox_equals_in_process_evaluation(tmp_path):
     ref = evaluate(load_file_controller(path, {"beta": 0.3}), store, 3)
     assert np.array_equal(mine.tokens, ref.tokens) and np.array_equal(mine.correct, ref.correct)
     assert r["stats"]["finish"] == [[1] * 4] * 3
+    split = run_in_sandbox(
+        C.PROBING, {"s": store}, [0.3, 0.6], [0, 1, 2], SandboxLimits(timeout_s=5.0, workers=2)
+    )
+    assert split["runs"] == run["runs"]  # forked workers give the same numbers
 
 
 ESCAPE = """\

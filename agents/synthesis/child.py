@@ -140,8 +140,89 @@ def _schedules(code: Any, betas: list[float]) -> dict[str, Any]:
     return out
 
 
-def run_job(job: dict[str, Any], code: Any) -> dict[str, Any]:
-    """Play every (store, beta) of ``job``; the result as a JSON-able dict."""
+def run_task(job: dict[str, Any], code: Any, key: str, b: float) -> dict[str, Any]:
+    """Play one (store, beta): the entry of the result, or an ``{"status": "error"}`` dict."""
+    store = job["stores"][key]
+    runner = EpisodeRunner(code, b)
+    try:
+        _ids, tokens, _, traces = run_handle_episodes(
+            runner,
+            store,
+            job["seeds"],
+            cost_mode=job["cost_mode"],
+            traces=True,
+            max_branches=job["max_branches"],
+        )
+    except CandidateError as exc:
+        kind = "memory" if str(exc).startswith("MemoryError") else "runtime"
+        return {"status": "error", "kind": kind, "error": str(exc), "store": key, "beta": b}
+    except ValueError as exc:  # an illegal primitive call (e.g. probe_more on a done slot)
+        err = f"ValueError: {exc}"
+        return {"status": "error", "kind": "runtime", "error": err, "store": key, "beta": b}
+    n_s, n_q = tokens.shape
+    entry = {
+        "answers": [runner.answers[i * n_q : (i + 1) * n_q] for i in range(n_s)],
+        "tokens": np.asarray(tokens).tolist(),
+        "stats": _episode_stats(traces),
+        "bad_returns": runner.bad_returns,
+    }
+    if job.get("trace_beta") is not None and abs(b - job["trace_beta"]) < 1e-9:
+        entry["traces"] = [_cap_trace(t) for t in traces[0]]
+    return entry
+
+
+def _run_tasks(job: dict[str, Any], code: Any, tasks: list[tuple[str, float]]) -> list[dict]:
+    out = []
+    for key, b in tasks:
+        entry = run_task(job, code, key, b)
+        out.append(entry)
+        if entry.get("status") == "error":
+            break
+    return out
+
+
+def _run_forked(job: dict[str, Any], code: Any, tasks: list, workers: int, jobdir: Path) -> list:
+    """Split ``tasks`` over ``workers`` forked processes (same process group, same limits)."""
+    pids = {}
+    for w in range(workers):
+        part = tasks[w::workers]
+        pid = os.fork()
+        if pid == 0:
+            code_ = 1
+            try:
+                watch_parent()
+                entries = _run_tasks(job, code, part)
+                (jobdir / f"part_{w}.json").write_text(json.dumps(entries))
+                code_ = 0
+            except MemoryError:
+                code_ = 4
+            finally:
+                os._exit(code_)
+        pids[pid] = w
+    status = {}
+    while pids:
+        pid, st = os.wait()
+        status[pids.pop(pid)] = os.waitstatus_to_exitcode(st)
+    merged: dict[tuple[str, float], dict] = {}
+    for w in range(workers):
+        part = tasks[w::workers]
+        path = jobdir / f"part_{w}.json"
+        if status.get(w) != 0 or not path.exists():
+            kind = "memory" if status.get(w) == 4 else "crash"
+            err = {"status": "error", "kind": kind, "error": f"worker exit {status.get(w)}"}
+            merged[part[0]] = err
+            continue
+        for t, entry in zip(part, json.loads(path.read_text()), strict=False):
+            merged[t] = entry
+    return [merged[t] for t in tasks if t in merged]
+
+
+def run_job(job: dict[str, Any], code: Any, jobdir: Path | None = None) -> dict[str, Any]:
+    """Play every (store, beta) of ``job``; the result as a JSON-able dict.
+
+    With ``job["workers"] > 1`` (and a ``jobdir``) the (store, beta) tasks are split over that
+    many forked processes; the first error in task order is reported.
+    """
     result: dict[str, Any] = {"status": "ok", "runs": {}}
     try:
         result["schedules"] = _schedules(code, job["betas"])
@@ -149,42 +230,18 @@ def run_job(job: dict[str, Any], code: Any) -> dict[str, Any]:
         return {"status": "error", "kind": "schedule", "error": str(exc)[:2000]}
     except Exception as exc:
         return {"status": "error", "kind": "schedule", "error": _short_traceback(exc)}
-    for key, store in job["stores"].items():
-        per_beta = {}
-        for b in job["betas"]:
-            runner = EpisodeRunner(code, b)
-            try:
-                _ids, tokens, _, traces = run_handle_episodes(
-                    runner,
-                    store,
-                    job["seeds"],
-                    cost_mode=job["cost_mode"],
-                    traces=True,
-                    max_branches=job["max_branches"],
-                )
-            except CandidateError as exc:
-                kind = "memory" if str(exc).startswith("MemoryError") else "runtime"
-                return {"status": "error", "kind": kind, "error": str(exc), "store": key, "beta": b}
-            except ValueError as exc:  # an illegal primitive call (e.g. probe_more on a done slot)
-                return {
-                    "status": "error",
-                    "kind": "runtime",
-                    "error": f"ValueError: {exc}",
-                    "store": key,
-                    "beta": b,
-                }
-            n_s, n_q = tokens.shape
-            answers = [runner.answers[i * n_q : (i + 1) * n_q] for i in range(n_s)]
-            entry = {
-                "answers": answers,
-                "tokens": np.asarray(tokens).tolist(),
-                "stats": _episode_stats(traces),
-                "bad_returns": runner.bad_returns,
-            }
-            if job.get("trace_beta") is not None and abs(b - job["trace_beta"]) < 1e-9:
-                entry["traces"] = [_cap_trace(t) for t in traces[0]]
-            per_beta[repr(float(b))] = entry
-        result["runs"][key] = per_beta
+    tasks = [(key, float(b)) for key in job["stores"] for b in job["betas"]]
+    workers = max(1, min(int(job.get("workers", 1)), len(tasks)))
+    if workers > 1 and jobdir is not None:
+        entries = _run_forked(job, code, tasks, workers, jobdir)
+    else:
+        entries = _run_tasks(job, code, tasks)
+    for (key, b), entry in zip(tasks, entries, strict=False):
+        if entry.get("status") == "error":
+            return entry
+        result["runs"].setdefault(key, {})[repr(b)] = entry
+    if len(entries) < len(tasks):
+        return {"status": "error", "kind": "crash", "error": "missing results"}
     return result
 
 
@@ -211,7 +268,7 @@ def run_child(jobdir: Path) -> int:
     set_limits(job["memory_mb"], job["cpu_s"])
     (jobdir / "ready").write_text("ready")
     try:
-        result = run_job(job, code)
+        result = run_job(job, code, jobdir)
     except MemoryError:
         result = {"status": "error", "kind": "memory", "error": "MemoryError (memory limit)"}
     except RecursionError:

@@ -12,6 +12,7 @@ from pathlib import Path
 from agents.synthesis.llm import DEFAULT_API_KEY_ENV, LLMConfig, Pricing
 from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
 from agents.synthesis.sandbox import SandboxLimits
+from tts_gym.cli.common import default_workers
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
 
 
@@ -83,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="wall-clock seconds per candidate evaluation (the child is killed)",
     )
     p.add_argument("--memory-mb", type=int, default=2048, help="candidate memory limit (MiB)")
+    p.add_argument(
+        "--candidate-workers",
+        type=int,
+        default=None,
+        help="processes per candidate evaluation (default: every core)",
+    )
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per LLM call")
     p.add_argument("--max-attempts", type=int, default=6, help="attempts per LLM call")
     p.add_argument("--backoff", type=float, default=2.0, help="first retry backoff (seconds)")
@@ -130,7 +137,11 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
         betas=betas,
         seeds=args.seeds,
         final_seeds=args.final_seeds,
-        limits=SandboxLimits(timeout_s=args.candidate_timeout, memory_mb=args.memory_mb),
+        limits=SandboxLimits(
+            timeout_s=args.candidate_timeout,
+            memory_mb=args.memory_mb,
+            workers=args.candidate_workers or default_workers(),
+        ),
         pricing=Pricing(args.price_in, args.price_out),
         budget_usd=args.budget_usd,
         max_tokens_total=args.max_tokens_total,

@@ -8,7 +8,7 @@ knob) are scored with ``final_seeds`` shuffle seeds on the search and held-out s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agents.synthesis.history import History
@@ -167,19 +167,31 @@ def _rounds_table(entries: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
-def _final_table(final: Mapping[str, Any]) -> list[str]:
+def _final_table(final: Mapping[str, Any], search: Sequence[str]) -> list[str]:
+    """Rows = stores (then the search and held-out means), columns = controllers."""
+    names = list(final)
     keys = sorted({k for v in final.values() if "error" not in v for k in v})
-    rows = ["| controller | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    for name, per in final.items():
-        if "error" in per:
-            rows.append(f"| {name} | {per['error']} |")
-            continue
-        cells = [
-            f"{per[k]['accuracy']:.2f}% / {per[k]['avg_tokens'] / 1000:.1f}k" if k in per else ""
-            for k in keys
-        ]
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    return rows
+    rows = ["| store | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    errors = [f"{n}: {final[n]['error']}" for n in names if "error" in final[n]]
+
+    def cell(name: str, ks: Sequence[str]) -> str:
+        per = final[name]
+        if "error" in per or not ks or any(k not in per for k in ks):
+            return ""
+        acc = sum(per[k]["accuracy"] for k in ks) / len(ks)
+        tok = sum(per[k]["avg_tokens"] for k in ks) / len(ks)
+        return f"{acc:.2f}% / {tok / 1000:.1f}k"
+
+    for k in keys:
+        rows.append(f"| {k} | " + " | ".join(cell(n, [k]) for n in names) + " |")
+    groups = (
+        ("**search mean**", [k for k in keys if k in search]),
+        ("**held-out mean**", [k for k in keys if k not in search]),
+    )
+    for label, ks in groups:
+        if ks:
+            rows.append(f"| {label} | " + " | ".join(cell(n, ks) for n in names) + " |")
+    return rows + ([""] + errors if errors else [])
 
 
 def finalize(
@@ -249,7 +261,7 @@ def finalize(
             "",
             "Cells: accuracy / average tokens per question.",
             "",
-            *_final_table(final),
+            *_final_table(final, list(stores)),
             "",
         ]
     if plotted:

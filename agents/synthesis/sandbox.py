@@ -42,13 +42,15 @@ class SandboxLimits:
         timeout_s: Wall-clock seconds from "ready" to the end (then the group is killed).
         startup_s: Wall-clock seconds allowed for imports and warm-up before "ready".
         memory_mb: Extra address space the child may map beyond its size at "ready" (MiB).
-        cpu_s: CPU seconds for candidate code (RLIMIT_CPU); default timeout_s + 5.
+        cpu_s: CPU seconds for candidate code (RLIMIT_CPU, per process); default timeout_s + 5.
+        workers: Processes the child splits the (store, beta) runs over (same group, same limits).
     """
 
     timeout_s: float = 600.0
     startup_s: float = 180.0
     memory_mb: int = 2048
     cpu_s: float | None = None
+    workers: int = 1
 
 
 def _child_env() -> dict[str, str]:
@@ -123,6 +125,7 @@ def run_in_sandbox(
         "cost_mode": cost_mode,
         "memory_mb": int(limits.memory_mb),
         "cpu_s": float(limits.cpu_s if limits.cpu_s is not None else limits.timeout_s + 5),
+        "workers": int(limits.workers),
     }
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tts-sandbox-") as tmp:
