@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--candidate-timeout",
         type=float,
-        default=900.0,
+        default=1800.0,
         help="wall-clock seconds per candidate evaluation (the child is killed)",
     )
     p.add_argument("--memory-mb", type=int, default=2048, help="candidate memory limit (MiB)")
