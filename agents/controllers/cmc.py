@@ -203,9 +203,7 @@ class ConfidenceMomentumController:
                 cands = [
                     r
                     for r in records
-                    if not r.abandoned
-                    and not r.finished
-                    and r.disagree >= p["abandon_patience"]
+                    if not r.abandoned and not r.finished and r.disagree >= p["abandon_patience"]
                 ]
                 cands.sort(key=lambda r: r.disagree, reverse=True)
                 for r in cands[: max(0, alive - 2)]:

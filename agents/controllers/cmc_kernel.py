@@ -92,6 +92,83 @@ def _sort_desc(idx, n, key):
 
 
 @njit(cache=True)
+def _push(hist, n_h, t_ema, e):
+    """``H.append(E)``, dropping ``H[0]`` while longer than ``t_ema``; returns the new length."""
+    if n_h < t_ema:
+        hist[n_h] = e
+        return n_h + 1
+    for i in range(n_h - 1):
+        hist[i] = hist[i + 1]
+    hist[n_h - 1] = e
+    return n_h
+
+
+@njit(cache=True)
+def _abandon(n_rec, w, latest, fin, aband, disag, idx, patience):
+    """Update disagreement counters; abandon the most persistent dissenters, keeping 2 alive."""
+    alive = 0
+    n_c = 0
+    for r in range(n_rec):
+        if not aband[r] and not fin[r]:
+            disag[r] = disag[r] + 1 if latest[r] != w else 0
+            alive += 1
+            if disag[r] >= patience:
+                idx[n_c] = r
+                n_c += 1
+    _sort_desc(idx, n_c, disag)
+    for i in range(min(max(0, alive - 2), n_c)):
+        aband[idx[i]] = True
+
+
+@njit(cache=True)
+def _probe_round(
+    data, q, ep, mode, n_rec, w, aligned, latest, fin, aband, probes, idx, pool, n_pool
+):
+    """Probe live records, most-probed first: ``aligned`` times if agreeing with ``w``, else
+    once; finished answers go to the pool. Returns the new pool size."""
+    n_live = 0
+    for r in range(n_rec):
+        if not aband[r] and not fin[r]:
+            idx[n_live] = r
+            n_live += 1
+    _sort_desc(idx, n_live, probes)
+    for i in range(n_live):
+        r = idx[i]
+        n = aligned if (w >= 0 and latest[r] == w) else 1
+        for _ in range(n):
+            if fin[r]:
+                break
+            a, _charge, f = advance_slot(data, q, ep, r, mode)
+            probes[r] += 1
+            latest[r] = a
+            fin[r] = f
+            if f:
+                pool[n_pool] = a
+                n_pool += 1
+    return n_pool
+
+
+@njit(cache=True)
+def _all_done(n_rec, fin, aband):
+    """True when every record is finished or abandoned."""
+    for r in range(n_rec):
+        if not aband[r] and not fin[r]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _fallback(n_rec, latest, aband, idx, counts):
+    """Majority of the latest answers of records not abandoned (-1 if none)."""
+    n_c = 0
+    for r in range(n_rec):
+        if not aband[r]:
+            idx[n_c] = latest[r]
+            n_c += 1
+    return majority(idx, n_c, counts)
+
+
+@njit(cache=True)
 def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
     """One CMC episode on question ``q`` under the order already in ``ep[0]``.
 
@@ -107,25 +184,18 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
         The answer id (-1 for no answer); tokens are in ``ep[5][1]``.
     """
     latest, fin, aband, probes, disag, pool, idx, hist = work
-    n_init = int(sched[N_INIT])
-    max_use = int(sched[MAX_BRANCH_USE])
     warm_up = int(sched[WARM_UP])
-    patience = int(sched[ABANDON_PATIENCE])
     t_ema = int(sched[T_EMA])
     alpha = sched[EMA_ALPHA]
     conf_thresh = sched[CONF_THRESH]
-    neg_slack = -sched[DELTA_SLACK]
-    burst_aligned = int(sched[BURST_ALIGNED])
-    widen_burst = int(sched[WIDEN_BURST])
-    trend = sched[TREND_THRESH]
-    min_complete = int(sched[MIN_COMPLETE])
+    max_use = min(int(sched[MAX_BRANCH_USE]), MAX_BRANCH)
     one_minus = 1 - alpha
     widen_from = max(1, warm_up // 2)
 
     reset_episode(ep)
     n_rec = 0
     n_pool = 0
-    for _ in range(n_init):
+    for _ in range(int(sched[N_INIT])):
         ok, n_rec, n_pool = _spawn(
             data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool
         )
@@ -140,99 +210,58 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
         w, conf = _pool_stats(pool, n_pool, counts, conf_table)
         warm = step >= warm_up
         e = one_minus * e + alpha * conf
-        if n_h < t_ema:
-            hist[n_h] = e
-            n_h += 1
-        else:
-            for i in range(n_h - 1):
-                hist[i] = hist[i + 1]
-            hist[n_h - 1] = e
+        n_h = _push(hist, n_h, t_ema, e)
         if warm and w >= 0:
-            alive = 0
-            n_c = 0
-            for r in range(n_rec):
-                if not aband[r] and not fin[r]:
-                    disag[r] = disag[r] + 1 if latest[r] != w else 0
-                    alive += 1
-                    if disag[r] >= patience:
-                        idx[n_c] = r
-                        n_c += 1
-            _sort_desc(idx, n_c, disag)
-            for i in range(min(max(0, alive - 2), n_c)):
-                aband[idx[i]] = True
-        n_live = 0
-        for r in range(n_rec):
-            if not aband[r] and not fin[r]:
-                idx[n_live] = r
-                n_live += 1
-        _sort_desc(idx, n_live, probes)
-        for i in range(n_live):
-            r = idx[i]
-            n = burst_aligned if (warm and w >= 0 and latest[r] == w) else 1
-            for _ in range(n):
-                if fin[r]:
-                    break
-                a, _charge, f = advance_slot(data, q, ep, r, mode)
-                probes[r] += 1
-                latest[r] = a
-                fin[r] = f
-                if f:
-                    pool[n_pool] = a
-                    n_pool += 1
+            _abandon(n_rec, w, latest, fin, aband, disag, idx, int(sched[ABANDON_PATIENCE]))
+        aligned = int(sched[BURST_ALIGNED]) if warm else 1
+        n_pool = _probe_round(
+            data, q, ep, mode, n_rec, w, aligned, latest, fin, aband, probes, idx, pool, n_pool
+        )
         w, conf = _pool_stats(pool, n_pool, counts, conf_table)
         e = one_minus * e + alpha * conf
         hist[n_h - 1] = e
         delta = hist[n_h - 1] - hist[0] if n_h >= 2 else 0.0
-        if warm and n_pool >= min_complete and e >= conf_thresh and delta >= neg_slack:
-            return w
-        done = True
-        for r in range(n_rec):
-            if not aband[r] and not fin[r]:
-                done = False
-                break
-        if done:
-            break
         if (
-            n_rec < max_use
-            and n_rec < MAX_BRANCH
-            and delta <= trend
-            and step >= widen_from
-            and e < conf_thresh
+            warm
+            and n_pool >= int(sched[MIN_COMPLETE])
+            and e >= conf_thresh
+            and delta >= -sched[DELTA_SLACK]
         ):
-            for _ in range(widen_burst):
-                if not (n_rec < max_use and n_rec < MAX_BRANCH):
-                    break
-                ok, n_rec, n_pool = _spawn(
-                    data,
-                    n_branches,
-                    q,
-                    ep,
-                    mode,
-                    latest,
-                    fin,
-                    aband,
-                    probes,
-                    disag,
-                    pool,
-                    n_rec,
-                    n_pool,
-                )
-                if not ok:
-                    break
+            return w
+        if _all_done(n_rec, fin, aband):
+            break
+        if n_rec < max_use and delta <= sched[TREND_THRESH] and step >= widen_from:
+            if e < conf_thresh:
+                for _ in range(int(sched[WIDEN_BURST])):
+                    if n_rec >= max_use:
+                        break
+                    ok, n_rec, n_pool = _spawn(
+                        data,
+                        n_branches,
+                        q,
+                        ep,
+                        mode,
+                        latest,
+                        fin,
+                        aband,
+                        probes,
+                        disag,
+                        pool,
+                        n_rec,
+                        n_pool,
+                    )
+                    if not ok:
+                        break
     w, _conf = _pool_stats(pool, n_pool, counts, conf_table)
     if w < 0:
-        n_c = 0
-        for r in range(n_rec):
-            if not aband[r]:
-                idx[n_c] = latest[r]
-                n_c += 1
-        w = majority(idx, n_c, counts)
+        w = _fallback(n_rec, latest, aband, idx, counts)
     return w
 
 
 @njit(cache=True)
-def cmc_batch_kernel(data, n_branches, orders, mode, sched, conf_table, answers_out, tokens_out,
-                     counts):
+def cmc_batch_kernel(
+    data, n_branches, orders, mode, sched, conf_table, answers_out, tokens_out, counts
+):
     """CMC over all seeds × questions.
 
     Args:
