@@ -152,7 +152,7 @@ class MacroCore:
         _w2, l1, l2 = top2_py(shown)
         lead = self._leader
         agree = sum(1 for a in shown if a == lead) / len(shown) if shown else 0.0
-        depth = float(np.mean([self.depth[i] for i in live])) / 40.0 if live else 0.0
+        depth = sum(self.depth[i] for i in live) / (40.0 * len(live)) if live else 0.0
         f = np.array(
             [
                 n_open / s,
