@@ -89,7 +89,7 @@ def plot_group(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], tit
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    ax.legend(loc="lower right", fontsize=8, frameon=True)
+    ax.legend(loc="best", fontsize=8, frameon=True, framealpha=0.85)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
