@@ -218,16 +218,29 @@ def _fit_pre_probes(store: ReplayStore) -> dict[str, Any]:
 
 
 def _fit_lengths(store: ReplayStore, correct: np.ndarray, pass1: np.ndarray) -> dict[str, float]:
+    """Length parameters. Wrong branches are split into those whose final answer recurs in the
+    question (attractors) and those whose final is a one-off (junk); each gets its own shift of
+    mean log tokens relative to the question's correct branches."""
     log_t = np.log(np.maximum(store.tokens, 1).astype(float))
     wrong = ~correct
-    diffs, weights = [], []
+    repeated = np.zeros_like(wrong)
     for q in range(store.n_questions):
-        nc, nw = correct[q].sum(), wrong[q].sum()
-        if nc >= 3 and nw >= 3:
-            diffs.append(log_t[q][wrong[q]].mean() - log_t[q][correct[q]].mean())
-            weights.append(min(nc, nw))
-    shift = float(np.average(diffs, weights=weights)) if diffs else 0.0
-    adj = log_t - shift * wrong
+        _, inv, cnt = np.unique(store.final_ans[q], return_inverse=True, return_counts=True)
+        repeated[q] = wrong[q] & (cnt[inv] >= 2)
+    single = wrong & ~repeated
+    shifts = {}
+    for tag, sel in (("all", wrong), ("repeated", repeated), ("single", single)):
+        diffs, weights = [], []
+        for q in range(store.n_questions):
+            nc, nw = correct[q].sum(), sel[q].sum()
+            if nc >= 3 and nw >= 2:
+                diffs.append(log_t[q][sel[q]].mean() - log_t[q][correct[q]].mean())
+                weights.append(min(nc, nw))
+        shifts[tag] = float(np.average(diffs, weights=weights)) if diffs else None
+    shift_all = shifts["all"] or 0.0
+    shift_att = shifts["repeated"] if shifts["repeated"] is not None else shift_all
+    shift_junk = shifts["single"] if shifts["single"] is not None else shift_all
+    adj = log_t - shift_att * repeated - shift_junk * single
     mu = adj.mean(axis=1)
     resid = adj - mu[:, None]
     sd = float(resid.std())
@@ -239,7 +252,8 @@ def _fit_lengths(store: ReplayStore, correct: np.ndarray, pass1: np.ndarray) -> 
         "log_tokens_mean": float(intercept),
         "log_tokens_difficulty_slope": float(slope),
         "log_tokens_question_sd": q_sd,
-        "log_tokens_wrong_shift": shift,
+        "log_tokens_wrong_shift": shift_att,
+        "log_tokens_junk_shift": shift_junk,
         "log_tokens_sd": sd,
         "token_cap": int(store.tokens.max()),
         "probe_freq": int(np.median(store.probe_freq)),

@@ -149,14 +149,15 @@ def _pool_ids(qs: _Questions, ids: _Ids, p: SyntheticParams, qidx, final, rng) -
     return got
 
 
-def _lengths(p: SyntheticParams, qs: _Questions, wrong: np.ndarray, rng) -> tuple[np.ndarray, ...]:
-    """Tokens T int64 ``[Q, N]`` and probe counts L int32 ``[Q, N]``."""
-    shape = wrong.shape
-    log_t = (
-        qs.mu[:, None]
-        + p.log_tokens_wrong_shift * wrong
-        + p.log_tokens_sd * rng.standard_normal(shape)
+def _lengths(p: SyntheticParams, qs: _Questions, final: np.ndarray, ids: _Ids, rng):
+    """Tokens T int64 ``[Q, N]`` and probe counts L int32 ``[Q, N]`` (from raw final ids)."""
+    shape = final.shape
+    shift = np.where(
+        final == 0,
+        0.0,
+        np.where(final >= ids.junk0, p.log_tokens_junk_shift, p.log_tokens_wrong_shift),
     )
+    log_t = qs.mu[:, None] + shift + p.log_tokens_sd * rng.standard_normal(shape)
     t = np.exp(np.minimum(log_t, 30.0))
     capped = t > p.token_cap
     t = np.where(capped, p.token_cap - rng.integers(0, p.cap_jitter + 1, shape), t)
@@ -264,7 +265,7 @@ def generate_arrays(
     correct = rng.random(shape) < qs.pass1[:, None]
     qidx = np.broadcast_to(np.arange(n_questions)[:, None], shape)
     final = np.where(correct, 0, _wrong_ids(qs, ids, p, qidx, rng)).astype(np.int32)
-    tokens, n_probes = _lengths(p, qs, ~correct, rng)
+    tokens, n_probes = _lengths(p, qs, final, ids, rng)
     kstar = _convergence(p, correct, n_probes, rng)
     probe = _probes(p, qs, ids, final, n_probes, kstar, rng)
     values = _answer_strings(p, ids, n_questions, rng)

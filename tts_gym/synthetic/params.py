@@ -36,8 +36,11 @@ class SyntheticParams:
     branch ends on an attractor with probability 1 - ``wrong_tail`` and on a one-off junk answer
     otherwise.
 
-    Lengths (tokens T): log T = mu_q + ``log_tokens_wrong_shift`` × wrong + ``log_tokens_sd`` × ε,
-    with mu_q = ``log_tokens_mean`` + ``log_tokens_difficulty_slope`` × p
+    Lengths (tokens T): log T = mu_q + shift + ``log_tokens_sd`` × ε, where shift is 0 for a
+    correct branch, ``log_tokens_wrong_shift`` for one ending on a wrong attractor and
+    ``log_tokens_junk_shift`` for one ending on a junk answer (attractor-wrong branches are
+    "confidently wrong": shorter than scattered wrong ones in all four AIME24 stores), and
+    mu_q = ``log_tokens_mean`` + ``log_tokens_difficulty_slope`` × p
     + ``log_tokens_question_sd`` × η; T is capped at ``token_cap`` (capped branches land in the
     last ``cap_jitter`` tokens).
     The probe count is L = round(T / (Δ · r)), r ~ N(``tokens_per_interval_mean``,
@@ -69,6 +72,7 @@ class SyntheticParams:
     log_tokens_difficulty_slope: float = -0.5
     log_tokens_question_sd: float = 0.3
     log_tokens_wrong_shift: float = 0.3
+    log_tokens_junk_shift: float = 0.5
     log_tokens_sd: float = 0.45
     token_cap: int = 41_498
     cap_jitter: int = 300
