@@ -119,6 +119,15 @@ def test_validator_contract_and_honest_code():
     assert validate_source(sup).ok
 
 
+def test_docstring_examples():
+    import doctest
+
+    from agents.synthesis import extract, validate
+
+    for mod in (extract, validate):
+        assert doctest.testmod(mod).failed == 0
+
+
 def test_extract_code():
     assert extract_code(C.reply(C.GOOD)) == C.GOOD
     two = "```python\nx = 1\n```\ntext\n" + C.reply(C.GOOD)
@@ -410,3 +419,40 @@ def test_resume_reuses_a_saved_response(tmp_path, data_dir):
 def test_loaded_store_keeps_gold_in_parent(data_dir):
     s = load_store("tiny-a", "aime24", data_dir)
     assert s.has_gold and not s.without_gold().has_gold
+
+
+def test_endpoint_failure_stops_with_report_and_exit_code_1(tmp_path, data_dir, capsys):
+    from tts_gym.cli import main
+
+    out = tmp_path / "f"
+    with FakeOpenAI({1: [{"status": 401}]}) as srv:
+        argv = [
+            "discover",
+            "--rounds",
+            "2",
+            "--base-url",
+            srv.base_url,
+            "--model-name",
+            "m",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(data_dir),
+            "--models",
+            "tiny-a",
+            "--betas",
+            "0",
+            "1",
+            "--seeds",
+            "2",
+            "--final-seeds",
+            "2",
+        ]
+        assert main(argv) == 1
+        assert srv.count[1] == 1  # a 401 is not retried
+    assert "LLM endpoint failed in round 1" in capsys.readouterr().out
+    h = History(out)
+    assert h.finished() == [0] and h.load_partial(1, "prompt") is not None
+    assert "Stopped early: LLM endpoint failed" in (out / "report.md").read_text()
+    # the CLI refuses held-out benchmarks during search
+    assert main([*argv, "--search-benchmarks", "hmmt25", "--resume"]) == 2

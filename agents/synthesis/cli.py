@@ -151,7 +151,8 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run or resume the loop; exit 0 when a report was written."""
+    """Run or resume the loop; exit 0 when it completed or hit its budget, 1 when the LLM
+    endpoint failed (the report is written either way; ``--resume`` continues)."""
     cfg = config_from(args)
     summary = run_discovery(cfg)
     chosen = summary["chosen"]
@@ -161,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
             f"chosen: round {chosen['round']} beta={chosen['beta']:g} "
             f"search accuracy {chosen['accuracy']:.2f}% at {chosen['avg_tokens']:.0f} tokens"
         )
-    if summary["stop_reason"]:
-        print(f"stopped early: {summary['stop_reason']}")
+    stop = summary["stop_reason"]
+    if stop:
+        print(f"stopped early: {stop}")
+        if stop.startswith("LLM endpoint failed"):
+            return 1
     return 0
