@@ -16,14 +16,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import (
-    MODE_EXACT,
-    MODE_REFERENCE,
-    advance_slot,
-    env_data,
-    open_slot,
-    reset_episode,
-)
+from tts_gym.kernels.transitions import advance_slot, env_data, open_slot, reset_episode
 from tts_gym.kernels.votes import majority, majority_py
 
 MAX_SLOTS = 64
@@ -156,16 +149,7 @@ def parallel_probe_batch_kernel(
         for q in range(n_q):
             ep[0][:] = orders[s, q]
             reset_episode(ep)
-            # Constant modes: numba then specialises the transition kernels on a literal
-            # (about 5x faster than a runtime mode).
-            if mode == MODE_REFERENCE:
-                a = _episode(
-                    data, n_branches, q, ep, MODE_REFERENCE, prm, latest, pruned, off, votes, counts
-                )
-            else:
-                a = _episode(
-                    data, n_branches, q, ep, MODE_EXACT, prm, latest, pruned, off, votes, counts
-                )
+            a = _episode(data, n_branches, q, ep, mode, prm, latest, pruned, off, votes, counts)
             answers_out[s, q] = a
             tokens_out[s, q] = ep[5][1]
 
