@@ -426,3 +426,32 @@ def test_numba_disable_jit_matches_the_jitted_path():
     jitted = run(disable=False)
     assert plain == jitted
     assert len(plain) > 6
+
+
+def test_apply_action_is_step_without_the_observation():
+    store = tiny_store(9)
+    fast, slow = make(store), make(store)
+    for env in (fast, slow):
+        env.reset(options={"question": 2, "shuffle_seed": 4})
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        legal = np.flatnonzero(slow.action_masks()[1:]) + 1
+        if legal.size == 0:
+            break
+        a = int(rng.choice(legal))
+        before = slow.tokens_used
+        _o, _r, _t, _tr, info = slow.step(a)
+        assert fast.apply_action(a) == info["tokens"] - before
+        assert fast.render() == slow.render() and np.array_equal(
+            fast.action_masks(), slow.action_masks()
+        )
+    with pytest.raises(ValueError, match="use step"):
+        fast.apply_action(ANSWER)
+    with pytest.raises(ValueError, match="Illegal action"):
+        fast.apply_action(10**6)
+    ignoring = make(store, illegal_action="ignore")
+    ignoring.reset(seed=0)
+    assert ignoring.apply_action(3) == 0 and ignoring.n_opened == 0
+    fast.step(ANSWER)
+    with pytest.raises(RuntimeError, match="reset"):
+        fast.apply_action(BRANCH)

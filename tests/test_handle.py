@@ -44,40 +44,47 @@ class ActionLog(gym.Wrapper):
         return out
 
 
-def run_program(handle: QuestionHandle, twin: TwinEpisode, program, capacity: int) -> None:
-    """Apply a primitive program to both and compare after every call."""
+def run_program(handles: list[QuestionHandle], twin: TwinEpisode, program, capacity: int) -> None:
+    """Apply a primitive program to the twin and every handle; compare after every call."""
     for op, pick in program:
         before = twin.cost
         if op == "new":
             want = twin.probe_new()
-            assert handle.probe_new() == want
+            for h in handles:
+                assert h.probe_new() == want
         elif op == "read":
             want = twin.full_read()
-            assert handle.full_read() == want
+            for h in handles:
+                assert h.full_read() == want
         elif op in ("more", "prune"):
             live = [s for s in range(twin.opened) if twin.can_advance(s)]
             if not live:
                 continue
             slot = live[pick % len(live)]
             if op == "more":
-                assert handle.probe_more(slot) == twin.probe_more(slot)
+                want = twin.probe_more(slot)
+                for h in handles:
+                    assert h.probe_more(slot) == want
             else:
                 twin.prune(slot)
-                handle.prune(slot)
+                for h in handles:
+                    h.prune(slot)
         else:  # an illegal probe_more: unopened, finished or pruned slot
             dead = [s for s in range(capacity) if not twin.can_advance(s)]
             if not dead:
                 continue
             slot = dead[pick % len(dead)]
-            with pytest.raises(ValueError, match="Illegal action"):
-                handle.probe_more(slot)
+            for h in handles:
+                with pytest.raises(ValueError, match="Illegal action"):
+                    h.probe_more(slot)
             with pytest.raises(TwinError):
                 twin.probe_more(slot)
-        assert handle.tokens_used == twin.cost
-        assert handle.n_opened == twin.opened
-        assert handle.branches_left == twin.limit - twin.opened
-        if op != "bad_more" and "tokens" in handle.trace[-1]:
-            assert handle.trace[-1]["tokens"] == twin.cost - before
+        for h in handles:
+            assert h.tokens_used == twin.cost
+            assert h.n_opened == twin.opened
+            assert h.branches_left == twin.limit - twin.opened
+            if op != "bad_more" and "tokens" in h.trace[-1]:
+                assert h.trace[-1]["tokens"] == twin.cost - before
 
 
 @pytest.mark.parametrize(
@@ -102,12 +109,17 @@ def test_handle_matches_twin(mode, reveal, case, data):
     env.reset(options={"question": q, "shuffle_seed": seed})
     order = python_order(int(store.n_branches[q]), seed)
     twin = TwinEpisode.from_question(questions[q], order, mode, capacity)
-    handle = QuestionHandle(env)
+    handle = QuestionHandle(env)  # wrapped: every atomic action goes through env.step
+    bare = ReplayEnv(store=store, max_branches=capacity, cost_mode=mode, reveal_on_advance=reveal)
+    bare.reset(options={"question": q, "shuffle_seed": seed})
+    fast = QuestionHandle(bare)  # unwrapped: the apply_action fast path
     program = data.draw(OPS) + [("more", 0)] * (capacity * (store.max_probes + 1))
-    run_program(handle, twin, program, capacity)
+    run_program([handle, fast], twin, program, capacity)
+    assert fast.trace == handle.trace
 
     answer = data.draw(st.sampled_from([None, questions[q]["gold_answer"], "not-an-answer"]))
     result = handle.submit(answer)
+    assert fast.submit(answer) == result
     assert result == {
         "answer": answer,
         "correct": answer == questions[q]["gold_answer"],

@@ -35,6 +35,10 @@ class QuestionHandle:
         self._base: ReplayEnv = base
         self._layout = base.layout
         self._reveal = base.params.reveal_on_advance
+        # Unwrapped env: primitives use ReplayEnv.apply_action (same kernel and state change as
+        # step, without building the observation nobody reads here; ~3x faster). Through
+        # wrappers every atomic action goes through env.step, so the wrappers see it.
+        self._act = base.apply_action if env is base else env.step
         self.trace: list[dict[str, Any]] | None = [] if record_trace else None
         self.result: dict[str, Any] | None = None
 
@@ -50,7 +54,7 @@ class QuestionHandle:
             return None
         before = self._base.tokens_used
         slot = self._base.n_opened
-        self._env.step(BRANCH)
+        self._act(BRANCH)
         answer, finished = self._read(slot)
         self._record(
             {
@@ -73,7 +77,7 @@ class QuestionHandle:
             ValueError: The slot is not opened, finished or pruned.
         """
         before = self._base.tokens_used
-        self._env.step(self._layout.continue_(int(slot)))
+        self._act(self._layout.continue_(int(slot)))
         answer, finished = self._read(int(slot))
         self._record(
             {
@@ -97,7 +101,7 @@ class QuestionHandle:
             return None
         before = self._base.tokens_used
         slot = self._base.n_opened
-        self._env.step(SAMPLE)
+        self._act(SAMPLE)
         answer = self._base.revealed_answer(slot)
         self._record(
             {
@@ -111,7 +115,7 @@ class QuestionHandle:
 
     def prune(self, slot: int) -> None:
         """Mark a slot inactive (abandon it); it can no longer be advanced."""
-        self._env.step(self._layout.prune(int(slot)))
+        self._act(self._layout.prune(int(slot)))
         self._record({"op": "prune", "slot": int(slot)})
 
     def note(self, event: str, **fields: Any) -> None:
@@ -151,7 +155,7 @@ class QuestionHandle:
     # --- internals ---------------------------------------------------------------------------
     def _read(self, slot: int) -> tuple[str, bool]:
         if not self._reveal:
-            self._env.step(self._layout.probe(slot))
+            self._act(self._layout.probe(slot))
         return self._base.revealed_answer(slot), self._base.slot_finished(slot)
 
     def _record(self, event: dict[str, Any]) -> None:

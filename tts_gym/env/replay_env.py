@@ -304,6 +304,32 @@ class ReplayEnv(gym.Env):
         fill_mask(self.store.n_branches, self._q, self._ep, self._book, self.layout.slots, mask)
         return mask
 
+    def apply_action(self, action: int) -> int:
+        """Take one atomic action (not ANSWER) without building an observation.
+
+        The question handle's fast path on an unwrapped env: the same transition kernel, state
+        change, legality rule and errors as :meth:`step`, minus the observation, mask and info
+        it would return (nobody reads them there). Use :meth:`step` for ANSWER.
+
+        Returns:
+            Tokens charged by the action (0 for an ignored illegal action).
+
+        Raises:
+            ValueError: Illegal action (with ``illegal_action="raise"``), or ANSWER.
+            RuntimeError: The episode has ended.
+        """
+        if self._done:
+            raise RuntimeError("The episode has ended (ANSWER was taken): call reset() first.")
+        action = int(action)
+        if action == ANSWER:
+            raise ValueError("apply_action() does not end episodes: use step(ANSWER).")
+        status, charge = self._apply(action)
+        if status == STEP_ILLEGAL:
+            if self._raise:
+                raise ValueError(self._illegal_message(action))
+            return 0
+        return int(charge)
+
     def is_legal(self, action: int) -> bool:
         """Whether ``action`` is legal now."""
         return bool(
@@ -350,18 +376,17 @@ class ReplayEnv(gym.Env):
 
     # --- internals -------------------------------------------------------------------------
     def _apply(self, action: int) -> tuple[int, int]:
-        p = self.params
         return env_step(
             self._data,
-            self.store.n_branches,
+            self._n_branches,
             self._q,
             self._ep,
             self._book,
             action,
-            self.layout.slots,
-            p.mode,
-            p.reveal_on_advance,
-            p.probe_cost,
+            self._slots,
+            self._mode,
+            self._reveal,
+            self._probe_cost,
         )
 
     def _final_answer(self) -> int:
