@@ -83,6 +83,10 @@ def run_program(handles: list[QuestionHandle], twin: TwinEpisode, program, capac
             assert h.tokens_used == twin.cost
             assert h.n_opened == twin.opened
             assert h.branches_left == twin.limit - twin.opened
+            ep = h._base._ep  # per-slot k / spent / finished of the env's episode state
+            n = twin.opened
+            assert ep[1][:n].tolist() == twin.k and ep[2][:n].tolist() == twin.spent
+            assert [bool(f) for f in ep[3][:n]] == twin.finished
             if op != "bad_more" and "tokens" in h.trace[-1]:
                 assert h.trace[-1]["tokens"] == twin.cost - before
 
