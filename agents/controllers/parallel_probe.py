@@ -39,9 +39,16 @@ def _active_majority(latest, pruned, n_open, votes, counts):
 
 
 @njit(cache=True)
-def _forward(data, q, ep, mode, burst, n_open, latest, pruned):
-    """Advance every unpruned, unfinished chain ``burst`` times (opening order)."""
+def _forward(data, q, ep, mode, burst, n_open, latest, pruned, votes):
+    """Advance every unpruned, unfinished chain ``burst`` times (opening order) and collect the
+    latest answers of the unpruned chains into ``votes``.
+
+    Returns:
+        ``(n_active, n_alive)``: unpruned chains, and those of them not finished.
+    """
     finished = ep[3]
+    n_active = 0
+    n_alive = 0
     for c in range(n_open):
         if pruned[c]:
             continue
@@ -50,6 +57,11 @@ def _forward(data, q, ep, mode, burst, n_open, latest, pruned):
                 break
             a, _ch, _f = advance_slot(data, q, ep, c, mode)
             latest[c] = a
+        votes[n_active] = latest[c]
+        n_active += 1
+        if not finished[c]:
+            n_alive += 1
+    return n_active, n_alive
 
 
 @njit(cache=True)
@@ -68,15 +80,6 @@ def _prune(finished, n_open, latest, pruned, off, winner, patience):
             pruned[c] = 1
             newly += 1
     return newly
-
-
-@njit(cache=True)
-def _all_done(finished, n_open, pruned):
-    """True when every opened chain is finished or pruned."""
-    for c in range(n_open):
-        if not pruned[c] and not finished[c]:
-            return False
-    return True
 
 
 @njit(cache=True)
@@ -99,12 +102,14 @@ def _episode(data, n_branches, q, ep, mode, prm, latest, pruned, off, votes, cou
     stable = 0
     prev = -1
     for step in range(prm[5]):
-        _forward(data, q, ep, mode, prm[4], n_open, latest, pruned)
-        winner, n_active = _active_majority(latest, pruned, n_open, votes, counts)
+        n_active, n_alive = _forward(data, q, ep, mode, prm[4], n_open, latest, pruned, votes)
         if n_active == 0:
             return prev
+        winner = majority(votes, n_active, counts)
         if step >= prm[3] and n_active > 1:
-            if _prune(finished, n_open, latest, pruned, off, winner, prm[2]) > 0:
+            newly = _prune(finished, n_open, latest, pruned, off, winner, prm[2])
+            if newly > 0:
+                n_alive -= newly
                 winner, n_active = _active_majority(latest, pruned, n_open, votes, counts)
                 if n_active == 0:
                     return prev
@@ -112,7 +117,7 @@ def _episode(data, n_branches, q, ep, mode, prm, latest, pruned, off, votes, cou
         if stable >= prm[1]:
             return winner
         prev = winner
-        if _all_done(finished, n_open, pruned):
+        if n_alive == 0:  # every chain finished or pruned
             return prev
     return prev
 
