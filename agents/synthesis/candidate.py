@@ -159,11 +159,17 @@ def score_run(
                 "vs_best_seed": compare_questions(per_q, seed["per_question"]),
             }
         )
+    best_stats = [run["runs"][k][repr(float(bb))]["stats"] for k in stores]
+    opened = np.concatenate([np.ravel(st["opened"]) for st in best_stats])
+    probes = np.concatenate([np.ravel(st["probe_more"]) for st in best_stats])
     metrics["checks"] = {
         "monotone_spending": not metrics["monotone_violations"],
         "monotone_schedule": not metrics["schedule_issues"],
         "trace_ok": metrics["trace_check"]["ends_with_one_finish"] == 1.0,
         "notes_present": metrics["trace_check"]["with_notes"] > 0,
+        # at the best beta: does the number of branches vary by question, are branches probed?
+        "adaptive_width": bool(opened.size and opened.min() != opened.max()),
+        "adaptive_depth": bool(probes.size and probes.max() > 0),
     }
     return {"metrics": metrics, "trace_samples": _samples(run, stores, results, settings)}
 

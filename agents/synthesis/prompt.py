@@ -90,6 +90,10 @@ def _candidate_text(rec: dict[str, Any], with_code: bool) -> str:
         lines.append(f"Failure summary at best beta: {json.dumps(m['failures'])}")
     if m.get("trace_check"):
         lines.append(f"Trace check: {json.dumps(m['trace_check'])}")
+    checks = m.get("checks") or {}
+    missing = [k for k in ("adaptive_width", "adaptive_depth") if checks.get(k) is False]
+    if missing:
+        lines.append(f"Not adaptive: {', '.join(missing)} (the spec asks for both).")
     for t in rec.get("trace_samples", [])[:2]:
         lines.append(f"Trace {t['store']} q{t['question']} (answer {t['verdict']}): {t['text']}")
     if with_code:

@@ -8,6 +8,7 @@ knob) are scored with ``final_seeds`` shuffle seeds on the search and held-out s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,9 @@ from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate
 from tts_gym.io import write_json_atomic, write_text_atomic
 from tts_gym.store import ReplayStore, load_store
+
+FINAL_TIMEOUT_FACTOR = 4
+"""The final scoring (all stores, ``final_seeds`` seeds) may take this many candidate timeouts."""
 
 
 def select(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -61,7 +65,9 @@ def _final_numbers(
     seeds = list(range(cfg.final_seeds))
     beta = chosen["metrics"]["best"]["beta"]
     log(f"final scoring: round {chosen['round']} at beta={beta:g}, {len(seeds)} seeds")
-    run = run_in_sandbox(chosen["code"], stores, [beta], seeds, cfg.limits)
+    # more stores and seeds than one search sweep: allow FINAL_TIMEOUT_FACTOR x the limit
+    limits = dataclasses.replace(cfg.limits, timeout_s=cfg.limits.timeout_s * FINAL_TIMEOUT_FACTOR)
+    run = run_in_sandbox(chosen["code"], stores, [beta], seeds, limits)
     table: dict[str, Any] = {}
     name = f"round {chosen['round']} (beta={beta:g})"
     if run.get("status") != "ok":
