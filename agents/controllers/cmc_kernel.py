@@ -6,6 +6,9 @@ dynamics are the shared transition kernels (``open_slot`` = ``probe_new``, ``adv
 ``probe_more``); the vote statistics are :func:`tts_gym.kernels.votes.top2` / ``majority`` and
 ``beta_conf`` is read from the scipy-built table passed in, so both paths agree to the last bit.
 
+The small helpers are inlined at the numba-IR level (``inline="always"``): each array a
+non-inlined helper binds costs an atomic incref/decref, which halved the kernel's speed.
+
 Schedule vector ``sched`` (float64 ``[12]``, indices below) is built by
 :func:`agents.controllers.cmc.schedule_vector`.
 """
@@ -52,7 +55,7 @@ SCHEDULE_KEYS = (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pool_stats(pool, n_pool, counts, conf_table):
     """``(winner id or -1, beta_conf)`` of the finished-answer pool."""
     if n_pool == 0:
@@ -61,7 +64,7 @@ def _pool_stats(pool, n_pool, counts, conf_table):
     return w, conf_table[c1, c2]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _spawn(data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool):
     """``spawn()``: open the next branch as record ``n_rec``; returns ``(ok, n_rec, n_pool)``."""
     if n_rec >= MAX_BRANCH or not can_open(n_branches, q, ep):
@@ -78,7 +81,7 @@ def _spawn(data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, poo
     return True, n_rec + 1, n_pool
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sort_desc(idx, n, key):
     """Stable insertion sort of ``idx[:n]`` by ``key[idx]`` descending."""
     for i in range(1, n):
@@ -91,7 +94,7 @@ def _sort_desc(idx, n, key):
         idx[j + 1] = v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(hist, n_h, t_ema, e):
     """``H.append(E)``, dropping ``H[0]`` while longer than ``t_ema``; returns the new length."""
     if n_h < t_ema:
@@ -103,7 +106,7 @@ def _push(hist, n_h, t_ema, e):
     return n_h
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _abandon(n_rec, w, latest, fin, aband, disag, idx, patience):
     """Update disagreement counters; abandon the most persistent dissenters, keeping 2 alive."""
     alive = 0
@@ -120,7 +123,7 @@ def _abandon(n_rec, w, latest, fin, aband, disag, idx, patience):
         aband[idx[i]] = True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _probe_round(
     data, q, ep, mode, n_rec, w, aligned, latest, fin, aband, probes, idx, pool, n_pool
 ):
@@ -148,7 +151,7 @@ def _probe_round(
     return n_pool
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _all_done(n_rec, fin, aband):
     """True when every record is finished or abandoned."""
     for r in range(n_rec):
@@ -157,7 +160,7 @@ def _all_done(n_rec, fin, aband):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fallback(n_rec, latest, aband, idx, counts):
     """Majority of the latest answers of records not abandoned (-1 if none)."""
     n_c = 0
