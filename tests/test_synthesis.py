@@ -212,7 +212,7 @@ def test_runtime_layer_behind_the_validator(tiny):
 
 def test_sandbox_kills_loops_and_bombs(tiny):
     loop = run_in_sandbox(C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=2))
-    assert loop["status"] == "timeout" and loop["seconds"] < 30
+    assert loop["status"] == "timeout" and loop["seconds"] < 120
     bomb = run_in_sandbox(
         C.MEMORY_BOMB, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=20, memory_mb=300)
     )
@@ -339,7 +339,7 @@ def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_di
     }
     out = tmp_path / "run"
     with FakeOpenAI(script) as srv:
-        cfg = _cfg(out, data_dir, srv.base_url, 9, limits=SandboxLimits(2.0, memory_mb=300))
+        cfg = _cfg(out, data_dir, srv.base_url, 9, limits=SandboxLimits(4.0, memory_mb=300))
         summary = run_discovery(cfg, log=lambda m: None)
     recs = {r["round"]: r for r in History(out).entries()}
     kinds = {r: (recs[r]["status"], recs[r]["failure_kind"]) for r in range(1, 10)}
