@@ -454,3 +454,16 @@ def test_endpoint_failure_stops_with_report_and_exit_code_1(tmp_path, data_dir, 
     assert "Stopped early: LLM endpoint failed" in (out / "report.md").read_text()
     # the CLI refuses held-out benchmarks during search
     assert main([*argv, "--search-benchmarks", "hmmt25", "--resume"]) == 2
+
+
+@pytest.mark.slow
+def test_spawn_mode_gives_the_same_numbers(tiny):
+    """The fresh-interpreter path (no fork server) is an equivalent sandbox."""
+    forked = run_in_sandbox(C.PROBING, {"s": tiny}, [0.2, 0.9], [0, 1], LIMITS)
+    spawned = run_in_sandbox(C.PROBING, {"s": tiny}, [0.2, 0.9], [0, 1], LIMITS, mode="spawn")
+    assert forked["status"] == spawned["status"] == "ok"
+    assert forked["runs"] == spawned["runs"]
+    loop = run_in_sandbox(
+        C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=1), mode="spawn"
+    )
+    assert loop["status"] == "timeout"
