@@ -114,6 +114,33 @@ def test_unknown_or_unimportable_controllers_are_reported():
         build_controller(Cell.make("asc", {"max_samples": 0}, "m", "aime24"))
 
 
+def test_a_registered_controller_whose_module_is_missing_is_skipped(tiny_dir, monkeypatch):
+    import tts_gym.reporting.cells as cells_mod
+
+    real = cells_mod.make_controller
+
+    def fake(spec, params=None):
+        if spec == "cmc":
+            raise ModuleNotFoundError("No module named 'agents.controllers.cmc'")
+        return real(spec, params)
+
+    monkeypatch.setattr(cells_mod, "make_controller", fake)
+    warnings = []
+    rows = [("SC@4", "sc", {"n": 4}), ("CMC β=0.5", "cmc", {"beta": 0.5})]
+    table = main_table(
+        ["tinyA"],
+        ["aime24"],
+        seeds=2,
+        workers=1,
+        data_dir=tiny_dir,
+        rows=rows,
+        warn=warnings.append,
+    )
+    assert table.labels == ["SC@4"]
+    assert "cannot be imported" in table.skipped["CMC β=0.5"]
+    assert warnings and "agents.controllers.cmc" in warnings[0]
+
+
 # --- main table --------------------------------------------------------------------------------
 def test_main_table_on_tiny_stores_skips_missing_rows(tiny_dir):
     rows = [
