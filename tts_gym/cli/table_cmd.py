@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "table",
         help="the paper's main table: SC@64, ASC, ESC, Parallel-Probe, CMC β=0.5/1.0",
         description="Evaluate the published controllers on every (model, benchmark) with the "
-        "100-seed protocol and print the paper's main table as markdown (accuracy %% / tokens "
+        "100-seed protocol and print the paper's main table as markdown (accuracy % / tokens "
         "in thousands; AIME24 is the search split, AIME25 and HMMT25 are held out). Rows "
         "whose controller is not installed are skipped with a message.",
     )
