@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.controllers.cmc import ConfidenceMomentumController, clip_beta, schedule
 from tests.conftest import real_data_dir, requires_data
@@ -145,6 +147,25 @@ def test_batch_equals_handle_on_tiny_stores(kwargs):
             a = evaluate(ctrl, store, seeds=6, path="batch", cost_mode=mode)
             b = evaluate(ctrl, store, seeds=6, path="handle", cost_mode=mode)
             _same(a, b)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    store_seed=st.integers(0, 10_000),
+    branches=st.integers(1, 80),
+    max_probes=st.integers(0, 15),
+    answers=st.integers(1, 6),
+    beta=st.floats(-0.5, 1.5, allow_nan=False),
+)
+def test_batch_equals_handle_property(store_seed, branches, max_probes, answers, beta):
+    store = tiny_store(
+        store_seed, questions=2, branches=branches, max_probes=max_probes, answers=answers
+    )
+    ctrl = ConfidenceMomentumController(beta)
+    _same(
+        evaluate(ctrl, store, seeds=3, path="batch"),
+        evaluate(ctrl, store, seeds=3, path="handle"),
+    )
 
 
 def test_trace_records_the_decisions(tiny):
