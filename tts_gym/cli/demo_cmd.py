@@ -218,8 +218,9 @@ def run(args: argparse.Namespace) -> int:
     for family, (name, key, grid) in SWEEPS.items():
         pts = [{key: p[key], **memo[_key(name, p)]} for p in grid if memo.get(_key(name, p))]
         curves[family] = pts
-    kind = "synthetic twin" if synthetic else "real store"
-    print(f"{store.model}/{args.benchmark} ({kind}), {args.seeds} shuffle seeds")
+    what = f"{store.model}/{args.benchmark}"
+    what = f"synthetic twin of {what}" if synthetic else f"{what} (real store)"
+    print(f"{what}, {args.seeds} shuffle seeds")
     sc = next((r for r in rows if r["controller"] == "SC@64"), None)
     print(f"{'controller':<16}{'accuracy %':>11}{'avg tokens':>12}{'vs SC@64':>10}")
     for r in rows:

@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="preset name or parameter file (default: the model's shipped preset; "
         "'calibrate' fits the real store now)",
     )
-    p.add_argument("--twin-questions", type=int, default=600, help="twin questions (600)")
+    p.add_argument("--twin-questions", type=int, default=3000, help="twin questions (3000)")
     p.add_argument("--seeds", type=int, default=100, help="shuffle seeds on the real store")
-    p.add_argument("--twin-seeds", type=int, default=10, help="shuffle seeds on the twin (10)")
+    p.add_argument("--twin-seeds", type=int, default=3, help="shuffle seeds on the twin (3)")
     p.add_argument("--seed", type=int, default=0, help="generator seed of the twin")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

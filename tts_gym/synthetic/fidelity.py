@@ -1,7 +1,7 @@
 """Fidelity of the synthetic model: controllers on a real store vs its calibrated twin.
 
 The twin is drawn from the parameters calibrated on the real store (or a shipped preset) with
-more questions than the real store (600 in ``tts-gym fidelity``) so that its numbers estimate
+more questions than the real store (3,000 in ``tts-gym fidelity``) so that its numbers estimate
 the *model's* expectation rather than one 30-question draw; it is scored with fewer shuffle seeds
 (its many questions already average the branch orders out).
 
@@ -78,7 +78,7 @@ def compare(
     twin: ReplayStore,
     *,
     real_seeds: int = 100,
-    twin_seeds: int = 10,
+    twin_seeds: int = 3,
     controllers: list[tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Score every controller on ``real`` (if given) and ``twin``; compute the two targets.
