@@ -9,6 +9,10 @@ controllers (and RL policies, and LLM-synthesised controllers) can be scored in 
 True
 """
 
+from tts_gym import numba_cache
+
+numba_cache.configure()  # before any kernel module is imported
+
 from tts_gym.controller import make_controller
 from tts_gym.env import ReplayEnv
 from tts_gym.evaluation import EvalResult, evaluate
