@@ -27,7 +27,7 @@ HELDOUT = ("aime25", "hmmt25")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="Qwen3-8B", help="model whose held-out stores are scored")
-    p.add_argument("--timesteps", type=int, default=30_000)
+    p.add_argument("--timesteps", type=int, default=60_000)
     p.add_argument("--cost-weight", type=float, default=1e-6)
     p.add_argument("--out", default="runs/example-maskable-ppo")
     p.add_argument("--seeds", type=int, default=100)

@@ -38,6 +38,7 @@ from tts_gym.testing import tiny_questions, tiny_store, write_store_json
 def _no_spec_warning():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not having a spec.*")
+        warnings.filterwarnings("ignore", message=".*different from the unwrapped version.*")
         yield
 
 

@@ -236,7 +236,10 @@ class MacroActionEnv(gym.Env):
 
     Args:
         env: A ReplayEnv (not time-limited: the macro env has its own limit).
-        max_macro_steps: Answer automatically after this many macro steps (default 64).
+        max_macro_steps: Answer automatically after this many macro steps (default 256; keep
+            it well above a useful episode's length, or the limit, not the policy, decides when
+            to stop: with 64, short-trained policies learned to never answer and let the limit
+            answer for them).
         illegal_action: ``"ignore"`` (a free no-op flagged in ``info["illegal_action"]``, for
             unmasked algorithms and ``check_env``) or ``"raise"``.
 
@@ -254,7 +257,7 @@ class MacroActionEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
-        self, env: gym.Env, max_macro_steps: int = 64, illegal_action: str = "ignore"
+        self, env: gym.Env, max_macro_steps: int = 256, illegal_action: str = "ignore"
     ) -> None:
         base = env.unwrapped
         if not isinstance(base, ReplayEnv):
@@ -350,7 +353,7 @@ def make_macro_env(
     store: Any,
     cost_weight: float = 1e-6,
     max_branches: int = 64,
-    max_macro_steps: int = 64,
+    max_macro_steps: int = 256,
     illegal_action: str = "ignore",
     render_mode: str | None = None,
 ) -> MacroActionEnv:

@@ -61,13 +61,13 @@ class Args:
     """Parallel envs in the DummyVecEnv."""
     max_branches: int = 64
     """Env slots S (the paper's ceiling)."""
-    max_macro_steps: int = 64
+    max_macro_steps: int = 256
     """Macro steps after which the env answers by itself (evaluation follows the same rule)."""
     learning_rate: float = 3e-4
     """Adam learning rate."""
-    n_steps: int = 256
+    n_steps: int = 64
     """PPO rollout length per env."""
-    batch_size: int = 256
+    batch_size: int = 128
     """Minibatch size (PPO and DQN)."""
     n_epochs: int = 4
     """PPO epochs per rollout."""
@@ -197,10 +197,13 @@ def make_callbacks(args: Args, out: Path):
         """A tqdm bar over timesteps showing the recent mean episode reward."""
 
         def _on_training_start(self) -> None:
-            self.bar = tqdm(total=args.timesteps, desc=f"train {args.algo}", unit="step")
+            self.bar = tqdm(
+                total=args.timesteps, desc=f"train {args.algo}", unit="step", mininterval=2.0
+            )
 
         def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
+            # rollouts round the budget up to whole batches; do not count past the total
+            self.bar.update(min(self.training_env.num_envs, self.bar.total - self.bar.n))
             buf = self.model.ep_info_buffer
             if buf and self.n_calls % 50 == 0:
                 self.bar.set_postfix(ep_rew=f"{np.mean([e['r'] for e in buf]):.3f}")
