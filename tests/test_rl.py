@@ -296,3 +296,14 @@ def test_short_training_beats_a_random_masked_policy(tmp_path):
     trained = mean_reward(env, ctrl.act, 150, 10_000)
     rand = mean_reward(env, lambda o, m: int(rng.choice(np.flatnonzero(m))), 150, 10_000)
     assert trained > rand + 0.1, (trained, rand)
+
+
+@pytest.mark.parametrize("module", ["agents.rl.macro", "agents.rl.wrappers", "agents.rl.sb3_vec"])
+def test_docstring_examples(module):
+    """The usage examples in the RL modules' docstrings run (pytest collects only tts_gym's)."""
+    import doctest
+    import importlib
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(importlib.import_module(module), optionflags=flags)
+    assert result.attempted > 0 and result.failed == 0
