@@ -75,3 +75,29 @@ def test_demo_on_the_real_store_reproduces_published(tmp_path, monkeypatch, caps
     assert _run(["--out", str(tmp_path / "d"), "--seeds", "1", "--workers", "1", "--no-plot"]) == 0
     text = capsys.readouterr().out
     assert "SYNTHETIC" not in text and "(real store)" in text
+
+
+@pytest.mark.slow
+def test_cli_demo_end_to_end_with_data_dir_unset(tmp_path):
+    """`tts-gym demo` as a user runs it on a fresh machine: TTS_GYM_DATA unset, an empty user
+    cache (no downloaded stores, no numba cache: every kernel compiles), no network needed.
+    About 30 s of CPU."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TTS_GYM_DATA"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    out = tmp_path / "demo"
+    code = "import sys; from tts_gym.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--out", str(out), "--seeds", "1", "--workers", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("SYNTHETIC DATA (no real store under ")
+    assert str(tmp_path / "cache") in proc.stdout.splitlines()[0]
+    assert (out / "accuracy_vs_tokens.png").stat().st_size > 10_000
