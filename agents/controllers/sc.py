@@ -50,18 +50,23 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
             tokens_out[s, q] = ep[5][1]
 
 
+MAX_SLOTS = 64
+"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
+
+
 class SelfConsistency:
     """SC@n: majority vote over ``n`` fully read branches (published: n = 64).
 
     Args:
-        n: Branches to read (>= 1).
+        n: Branches to read, 1..64.
     """
 
     name = "sc"
 
     def __init__(self, n: int = 64) -> None:
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"sc: n must be an integer >= 1, got {n!r}.")
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 1 <= n <= MAX_SLOTS:
+            raise ValueError(f"sc: n must be an integer in 1..{MAX_SLOTS} (the env's slot "
+                             f"ceiling, the paper's 64 branches), got {n!r}.")
         self.n = int(n)
 
     def params(self) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def run_task(job: dict[str, Any], code: Any, key: str, b: float) -> dict[str, An
     store = job["stores"][key]
     runner = EpisodeRunner(code, b)
     try:
-        _ids, tokens, _, traces = run_handle_episodes(
+        _ids, tokens, traces = run_handle_episodes(
             runner,
             store,
             job["seeds"],

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tts_gym.evaluation import EvalResult
+from tts_gym.evaluation import EvalResult, answer_ids, score
 from tts_gym.store import ReplayStore
 
 
@@ -35,24 +35,9 @@ def score_answers(
     n_s, n_q = len(seeds), store.n_questions
     if len(answers) != n_s or any(len(row) != n_q for row in answers):
         raise ValueError(f"answers must be [{n_s}][{n_q}] for {store.name}.")
-    ids = np.array(
-        [[store.answer_id(q, a) for q, a in enumerate(row)] for row in answers], np.int32
-    ).reshape(n_s, n_q)
-    correct = (ids >= 0) & (ids == store.gold[None, :])
-    return EvalResult(
-        controller=name,
-        params=params,
-        model=store.model,
-        benchmark=store.benchmark,
-        split=store.split,
-        cost_mode=cost_mode,
-        seeds=[int(s) for s in seeds],
-        correct=correct,
-        tokens=np.asarray(tokens, np.int64).reshape(n_s, n_q),
-        answers=[[store.answer_string(q, int(a)) for q, a in enumerate(row)] for row in ids],
-        path="sandbox",
-        seconds=seconds,
-    )
+    return score(
+        store, seeds, answer_ids(store, answers), np.asarray(tokens, np.int64).reshape(n_s, n_q),
+        controller=name, params=params, cost_mode=cost_mode, path="sandbox", seconds=seconds)
 
 
 def curve_point(results: Mapping[str, EvalResult], knob: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,28 @@ import numpy as np
 from tts_gym.env.replay_env import protocol_order
 from tts_gym.store import ReplayStore
 
+_CACHE: dict[tuple, np.ndarray] = {}
+_CACHE_SIZE = 32
+
 
 def protocol_orders(store: ReplayStore, seeds: Sequence[int]) -> np.ndarray:
     """int32 ``[S, Q, N]``: ``random.Random(seed).shuffle`` order of each question's branches.
 
-    Columns past a question's own branch count hold the identity (never opened).
+    Columns past a question's own branch count hold the identity (never opened). Results are
+    cached per (branch counts, seeds) and returned read-only.
     """
+    key = (store.n_branches.tobytes(), store.width, tuple(int(s) for s in seeds))
+    got = _CACHE.get(key)
+    if got is None:
+        got = _build(store, seeds)
+        got.setflags(write=False)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = got
+    return got
+
+
+def _build(store: ReplayStore, seeds: Sequence[int]) -> np.ndarray:
     width = store.width
     out = np.empty((len(seeds), store.n_questions, width), dtype=np.int32)
     out[:] = np.arange(width, dtype=np.int32)

@@ -19,11 +19,12 @@ from tts_gym.controller import controller_name, controller_params
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.evaluation.result import EvalResult
+from tts_gym.evaluation.scoring import score
 from tts_gym.handle import QuestionHandle
 from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.store import ReplayStore
 
-Chunk = tuple[np.ndarray, np.ndarray, list[list[int]], list | None]
+Chunk = tuple[np.ndarray, np.ndarray, list | None]
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -49,7 +50,7 @@ def run_handle_episodes(
     """Play ``controller`` through the question handle on every (seed, question).
 
     Returns:
-        ``(answer_ids int32 [S, Q], tokens int64 [S, Q], unused, traces or None)``.
+        ``(answer_ids int32 [S, Q], tokens int64 [S, Q], traces [S][Q] or None)``.
     """
     env = ReplayEnv(store=store, max_branches=max_branches, cost_mode=cost_mode)
     n_s, n_q = len(seeds), store.n_questions
@@ -72,7 +73,7 @@ def run_handle_episodes(
             all_traces.append(row)
         if progress is not None:
             progress(1)
-    return answers, tokens, [], all_traces
+    return answers, tokens, all_traces
 
 
 def _worker(args: tuple) -> Chunk:
@@ -101,10 +102,10 @@ def _run_parallel(
     pos = {s: (k, j) for k, c in enumerate(chunks) for j, s in enumerate(c)}
     answers = np.stack([parts[pos[s][0]][0][pos[s][1]] for s in seeds])
     tokens = np.stack([parts[pos[s][0]][1][pos[s][1]] for s in seeds])
-    all_traces = [parts[pos[s][0]][3][pos[s][1]] for s in seeds] if traces else None
+    all_traces = [parts[pos[s][0]][2][pos[s][1]] for s in seeds] if traces else None
     if progress is not None:
         progress(len(seeds))
-    return answers, tokens, [], all_traces
+    return answers, tokens, all_traces
 
 
 def evaluate(
@@ -167,7 +168,7 @@ def evaluate(
         if progress is not None:
             progress(len(seed_list))
     elif workers > 1 and len(seed_list) > 1:
-        answers, tokens, _, all_traces = _run_parallel(
+        answers, tokens, all_traces = _run_parallel(
             controller,
             store,
             seed_list,
@@ -178,25 +179,11 @@ def evaluate(
             progress,
         )
     else:
-        answers, tokens, _, all_traces = run_handle_episodes(
+        answers, tokens, all_traces = run_handle_episodes(
             controller, store, seed_list, cost_mode, traces, max_branches, progress
         )
-    seconds = time.perf_counter() - start
-    answers = np.asarray(answers, np.int32)
-    correct = (answers >= 0) & (answers == store.gold[None, :])
-    strings = [[store.answer_string(q, int(a)) for q, a in enumerate(row)] for row in answers]
-    return EvalResult(
-        controller=controller_name(controller),
-        params=controller_params(controller),
-        model=store.model,
-        benchmark=store.benchmark,
-        split=store.split,
-        cost_mode=cost_mode,
-        seeds=seed_list,
-        correct=correct,
-        tokens=np.asarray(tokens, np.int64),
-        answers=strings,
-        path="batch" if use_batch else "handle",
-        seconds=seconds,
-        traces=all_traces,
-    )
+    return score(
+        store, seed_list, answers, tokens, controller=controller_name(controller),
+        params=controller_params(controller), cost_mode=cost_mode,
+        path="batch" if use_batch else "handle", seconds=time.perf_counter() - start,
+        traces=all_traces)

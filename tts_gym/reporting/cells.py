@@ -16,10 +16,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from tts_gym.controller import controller_name, controller_params, make_controller
-from tts_gym.evaluation import EvalResult, evaluate, protocol_orders
+from tts_gym.controller import make_controller
+from tts_gym.evaluation import evaluate, protocol_orders
 from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.paths import split_of
 from tts_gym.store import ReplayStore, load_store
@@ -112,7 +110,6 @@ class CellResult:
 
 
 _STORES: dict[tuple[str, str, str], ReplayStore] = {}
-_ORDERS: dict[tuple[str, int], np.ndarray] = {}
 
 
 def get_store(model: str, benchmark: str, data_dir: str | os.PathLike[str] | None) -> ReplayStore:
@@ -121,14 +118,6 @@ def get_store(model: str, benchmark: str, data_dir: str | os.PathLike[str] | Non
     if key not in _STORES:
         _STORES[key] = load_store(model, benchmark, data_dir)
     return _STORES[key]
-
-
-def get_orders(store: ReplayStore, seeds: int) -> np.ndarray:
-    """:func:`protocol_orders` for seeds 0..seeds-1, computed once per store and process."""
-    key = (store.sha256, int(seeds))
-    if key not in _ORDERS:
-        _ORDERS[key] = protocol_orders(store, range(int(seeds)))
-    return _ORDERS[key]
 
 
 def build_controller(cell: Cell) -> Any:
@@ -167,37 +156,13 @@ def check_controllers(cells: Iterable[Cell]) -> dict[str, str]:
     return missing
 
 
-def _batch_result(controller: Any, store: ReplayStore, seeds: int, cost_mode: str) -> EvalResult:
-    """What :func:`evaluate` does on its batch path, with the orders cached per store and no
-    answer strings (the numbers come from the same :class:`EvalResult` properties)."""
-    answers, tokens = controller.batch_solve(store, get_orders(store, seeds), COST_MODES[cost_mode])
-    answers = np.asarray(answers, np.int32)
-    return EvalResult(
-        controller=controller_name(controller),
-        params=controller_params(controller),
-        model=store.model,
-        benchmark=store.benchmark,
-        split=store.split,
-        cost_mode=cost_mode,
-        seeds=list(range(seeds)),
-        correct=(answers >= 0) & (answers == store.gold[None, :]),
-        tokens=np.asarray(tokens, np.int64),
-        answers=[],
-        path="batch",
-        seconds=0.0,
-    )
-
-
 def run_cell(cell: Cell, seeds: int, data_dir: Any, cost_mode: str) -> CellResult:
     """Evaluate one cell in this process (batch path when the controller has one, else the
     question handle through :func:`evaluate`)."""
     store = get_store(cell.model, cell.benchmark, data_dir)
     controller = build_controller(cell)
     start = time.perf_counter()
-    if callable(getattr(controller, "batch_solve", None)) and store.has_gold:
-        res = _batch_result(controller, store, seeds, cost_mode)
-    else:
-        res = evaluate(controller, store, seeds, cost_mode=cost_mode)
+    res = evaluate(controller, store, seeds, cost_mode=cost_mode)
     return CellResult(
         cell=cell,
         accuracy=res.accuracy,
@@ -274,7 +239,7 @@ def evaluate_cells(
         return []
     workers = default_workers() if workers is None else max(1, int(workers))
     for cell in cells:  # stores and orders once, in the parent (forked workers inherit them)
-        get_orders(get_store(cell.model, cell.benchmark, data_dir), seeds)
+        protocol_orders(get_store(cell.model, cell.benchmark, data_dir), range(seeds))
     warm_up_kernels(cells, data_dir, cost_mode)
     order = sorted(range(len(cells)), key=lambda i: -_cost(cells[i]))
     results: list[CellResult | None] = [None] * len(cells)
