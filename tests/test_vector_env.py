@@ -145,3 +145,35 @@ def test_equals_singles_real_store():
     store = load_store("Qwen3-8B", "aime24", real_data_dir())
     vec, singles = make_pair(store, 4)
     run_lockstep(vec, singles, 300, np.random.default_rng(3), {"seed": 42})
+
+
+def test_same_numbers_without_jit(tmp_path):
+    """``NUMBA_DISABLE_JIT=1`` (plain Python kernels) gives the jitted path's episode."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, numpy as np\n"
+        "from tts_gym.env.vector_env import ReplayVectorEnv\n"
+        "from tts_gym.testing import tiny_store\n"
+        "v = ReplayVectorEnv(3, store=tiny_store(), max_branches=4)\n"
+        "obs, _ = v.reset(seed=5)\n"
+        "out = []\n"
+        "for t in range(40):\n"
+        "    m = v.action_masks()\n"
+        "    a = [int(np.flatnonzero(m[i])[(t * 7 + i) % int(m[i].sum())]) for i in range(3)]\n"
+        "    obs, r, te, tr, info = v.step(a)\n"
+        "    out.append([r.tolist(), te.tolist(), obs['label'].tolist(),\n"
+        "                info['tokens'].tolist()])\n"
+        "print(json.dumps(out))\n"
+    )
+    runs = []
+    for flag in ("0", "1"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": flag}
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        runs.append(json.loads(done.stdout))
+    assert runs[0] == runs[1]
