@@ -191,3 +191,12 @@ def test_fidelity_targets_on_qwen3_8b():
     assert abs(report["sc64_accuracy_diff"]) <= 5.0
     if "saving_diff" in report:
         assert abs(report["saving_diff"]) <= 10.0
+
+
+def test_calibrate_degenerate_small_store_still_generates():
+    from tts_gym.testing import tiny_store
+
+    p = calibrate(tiny_store(questions=6, branches=16))
+    assert p.max_probes == 6 and p.probe_freq == 100
+    s = generate_store(p, 5, 16, seed=0)
+    validate_store("<tiny-twin>", store_to_json(s))

@@ -170,23 +170,16 @@ def _plot(path: Path, curves: dict[str, list[dict[str, Any]]], rows, title: str)
         xs = [p["avg_tokens"] / 1000 for p in points]
         ys = [p["accuracy"] for p in points]
         ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.4, label=family)
-    for row in rows:
-        ax.scatter(
-            row["avg_tokens"] / 1000,
-            row["accuracy"],
-            s=70,
-            facecolors="none",
-            edgecolors="black",
-            linewidths=1.0,
-            zorder=5,
-        )
-        ax.annotate(
-            row["controller"],
-            (row["avg_tokens"] / 1000, row["accuracy"]),
-            textcoords="offset points",
-            xytext=(4, -11),
-            fontsize=7,
-        )
+    ax.scatter(
+        [r["avg_tokens"] / 1000 for r in rows],
+        [r["accuracy"] for r in rows],
+        s=80,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=1.0,
+        zorder=5,
+        label="headline configs (table)",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("average tokens per question (thousands, log scale)")
     ax.set_ylabel("accuracy (%)")
