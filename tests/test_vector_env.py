@@ -177,3 +177,14 @@ def test_same_numbers_without_jit(tmp_path):
         )
         runs.append(json.loads(done.stdout))
     assert runs[0] == runs[1]
+
+
+def test_ansi_render_gives_one_string_per_env(tiny):
+    vec = ReplayVectorEnv(2, store=tiny, max_branches=4, render_mode="ansi")
+    single = gym.make(ENV_ID, store=tiny, max_branches=4, render_mode="ansi")
+    vec.reset(options={"question": 1, "shuffle_seed": 2})
+    single.reset(options={"question": 1, "shuffle_seed": 2})
+    vec.step([2, 2])
+    single.step(2)
+    frames = vec.render()
+    assert len(frames) == 2 and frames[0] == frames[1] == single.render()
