@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tts_gym.cli.table_cmd import CellBar, add_grid_args, warn
+from tts_gym.cli.table_cmd import CellBar, add_grid_args, rl_options, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [
             r
             for r in rows
-            if r["controller"] in args.controllers
+            if (r["controller"] in args.controllers or str(r["controller"]).startswith("rl:"))
             and r["model"] in args.models
             and r["benchmark"] in args.benchmarks
         ]
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
                 warn=warn,
                 progress=bar.update,
                 on_cells=bar.start,
+                rl=rl_options(args),
             )
         finally:
             bar.close()

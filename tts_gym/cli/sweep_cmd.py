@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tts_gym.cli.table_cmd import CellBar, add_grid_args, warn
+from tts_gym.cli.table_cmd import CellBar, add_grid_args, rl_options, warn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def sweep_markdown(rows: list[dict]) -> str:
-    """Rows as a markdown table (``*`` marks Pareto-optimal points)."""
+    """Rows as a markdown table (``*`` marks Pareto-optimal points; RL rows by ``--rl`` NAME)."""
+
+    def name(r: dict) -> str:
+        rl = str(r["controller"]).startswith("rl:")
+        return str(r.get("label") or r["controller"]) if rl else str(r["controller"])
+
     from tts_gym.reporting.table import format_tokens
 
     lines = [
@@ -40,7 +45,7 @@ def sweep_markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['benchmark']} | {r['controller']} | "
+            f"| {r['model']} | {r['benchmark']} | {name(r)} | "
             f"{r['budget_param']}={r['budget']} | {r['accuracy']:.2f} | "
             f"{format_tokens(r['avg_tokens'])} | {'*' if r['pareto'] else ''} |"
         )
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             warn=warn,
             progress=bar.update,
             on_cells=bar.start,
+            rl=rl_options(args),
         )
     finally:
         bar.close()

@@ -26,6 +26,37 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the rows as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--rl",
+        action="append",
+        default=[],
+        metavar="NAME=DIR/model.zip",
+        help="also evaluate a policy trained by `tts-gym train-rl` (repeatable; the same NAME "
+        "several times = one curve over the models' cost weights)",
+    )
+    p.add_argument(
+        "--rl-frontier",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="NAME DIR",
+        help="NAME then run folders (or model.zip files) trained at different --cost-weight: "
+        "one RL curve labelled by each model's cost weight (same as --rl NAME=DIR for each DIR)",
+    )
+
+
+def rl_options(args: argparse.Namespace) -> list[str]:
+    """``--rl`` and ``--rl-frontier`` as a list of ``NAME=PATH`` options.
+
+    Raises:
+        SystemExit: ``--rl-frontier`` without a folder after its name.
+    """
+    out = list(getattr(args, "rl", []) or [])
+    for group in getattr(args, "rl_frontier", []) or []:
+        if len(group) < 2:
+            raise SystemExit("tts-gym: --rl-frontier needs a NAME and at least one run folder.")
+        out.extend(f"{group[0]}={path}" for path in group[1:])
+    return out
 
 
 class CellBar:
@@ -63,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Evaluate the published controllers on every (model, benchmark) with the "
         "100-seed protocol and print the paper's main table as markdown (accuracy % / tokens "
         "in thousands; AIME24 is the search split, AIME25 and HMMT25 are held out). Rows "
-        "whose controller is not installed are skipped with a message.",
+        "whose controller is not installed are skipped with a message. --rl adds trained RL "
+        "policies as rows.",
     )
     add_grid_args(p)
     p.set_defaults(func=run)
@@ -85,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             warn=warn,
             progress=bar.update,
             on_cells=bar.start,
+            rl=rl_options(args),
         )
     finally:
         bar.close()

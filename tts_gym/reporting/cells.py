@@ -179,7 +179,10 @@ def _run_cell_args(args: tuple) -> CellResult:
 
 
 def _cost(cell: Cell) -> float:
-    """A rough relative cost, to schedule expensive cells first."""
+    """A rough relative cost, to schedule expensive cells first (RL policies run the handle
+    path, the slowest)."""
+    if cell.controller.startswith("rl:"):
+        return 5.0
     if cell.controller not in PROBING:
         return 0.1
     p = cell.param_dict

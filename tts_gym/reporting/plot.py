@@ -1,5 +1,6 @@
 """Accuracy vs tokens (log x) per (model, benchmark), one curve per controller, Pareto frontier
-marked: the style of the AutoTTS paper's Figure 3. Needs matplotlib (the ``plot`` extra)."""
+marked: the style of the AutoTTS paper's Figure 3; trained RL policies (``rl:PATH`` rows) as
+curves over their training cost weight. Needs matplotlib (the ``plot`` extra)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,29 @@ STYLE = {
     "cmc": ("CMC (discovered)", "#d62728", "*"),
 }
 """controller -> (legend label, colour, marker)."""
+RL_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+"""Colours of RL curves, in order of appearance."""
+
+
+def curve_of(row: dict[str, Any]) -> str:
+    """The curve a row belongs to: its controller, or for an ``rl:PATH`` row ``"RL " + label``
+    (the ``--rl NAME``), so several models trained at different cost weights form one curve.
+
+    >>> curve_of({"controller": "rl:runs/a/model.zip", "label": "mppo"})
+    'RL mppo'
+    """
+    controller = str(row["controller"])
+    if controller.startswith("rl:"):
+        return "RL " + str(row.get("label") or controller[3:])
+    return controller
+
+
+def curves(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows of one (model, benchmark) by curve (first-seen order), each sorted by tokens."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(curve_of(r), []).append(r)
+    return {k: sorted(v, key=lambda r: float(r["avg_tokens"])) for k, v in out.items()}
 
 
 def _pyplot() -> Any:
@@ -36,18 +60,30 @@ def plot_group(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], tit
 
     Args:
         rows: Sweep rows of ONE (model, benchmark): ``controller``, ``avg_tokens``,
-            ``accuracy``, optionally ``budget``.
+            ``accuracy``, optionally ``budget`` and ``label`` (see :func:`curves`; RL points
+            are annotated with their cost weight).
         path: PNG to write.
         title: Figure title.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=110)
-    names = list(dict.fromkeys(r["controller"] for r in rows))
-    for name in names:
-        pts = sorted(
-            (r for r in rows if r["controller"] == name), key=lambda r: float(r["avg_tokens"])
-        )
-        label, colour, marker = STYLE.get(name, (name, None, "o"))
+    n_rl = 0
+    for name, pts in curves(rows).items():
+        if str(pts[0]["controller"]).startswith("rl:"):
+            label, colour, marker = name, RL_COLOURS[n_rl % len(RL_COLOURS)], "P"
+            n_rl += 1
+            for r in pts:
+                if r.get("budget") not in (None, ""):
+                    ax.annotate(
+                        f"{float(r['budget']):g}",
+                        (float(r["avg_tokens"]), float(r["accuracy"])),
+                        textcoords="offset points",
+                        xytext=(4, -10),
+                        fontsize=6,
+                        color=colour,
+                    )
+        else:
+            label, colour, marker = STYLE.get(name, (name, None, "o"))
         ax.plot(
             [float(r["avg_tokens"]) for r in pts],
             [float(r["accuracy"]) for r in pts],

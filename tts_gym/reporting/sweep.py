@@ -2,7 +2,8 @@
 
 Grids: SC ``n``, ASC ``max_samples`` and Parallel-Probe ``num_chains`` in 1, 4, 8, 16, 32, 64;
 ESC ``max_samples`` in 8, 16, 32, 64 (window 8; the paper sweeps 16, 32, 64); CMC ``beta`` in
-0.0, 0.1, ..., 1.0. Each (model, benchmark) gets its own Pareto frontier over all its points.
+0.0, 0.1, ..., 1.0; trained RL policies (``rl=``) their training cost weight. Each
+(model, benchmark) gets its own Pareto frontier over all its points.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from tts_gym.paths import BENCHMARKS, MODELS
 from tts_gym.reporting.cells import Cell, check_controllers, evaluate_cells
 from tts_gym.reporting.pareto import pareto_mask
+from tts_gym.reporting.rl import RL_PREFIX, cost_weight_of, is_rl, rl_sweep_cells
 
 BUDGETS = (1, 4, 8, 16, 32, 64)
 SWEEP_GRIDS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
@@ -70,10 +72,13 @@ def sweep(
     warn: Callable[[str], Any] | None = None,
     progress: Callable[[int], Any] | None = None,
     on_cells: Callable[[int], Any] | None = None,
+    rl: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Run the budget sweeps.
 
-    Controllers that cannot be built are skipped (message to ``warn``).
+    Controllers that cannot be built are skipped (message to ``warn``). ``rl`` adds trained
+    policies (``NAME=DIR/model.zip``, see :mod:`tts_gym.reporting.rl`): one point per model,
+    ``budget_param="cost_weight"``, models sharing a NAME forming one curve (``label``).
 
     Returns:
         Flat rows (see :meth:`CellResult.to_row`) with ``budget_param``, ``budget`` and
@@ -83,6 +88,7 @@ def sweep(
         ValueError: No controller left, or one without a grid.
     """
     cells = sweep_cells(controllers, models, benchmarks)
+    cells += rl_sweep_cells(list(rl), list(models), list(benchmarks))
     missing = check_controllers(cells)
     for name, why in missing.items():
         if warn is not None:
@@ -96,8 +102,12 @@ def sweep(
     rows = []
     for cell, res in zip(cells, results, strict=True):
         row = res.to_row()
-        knob = SWEEP_GRIDS[cell.controller][0]
-        row["budget_param"] = knob
-        row["budget"] = cell.param_dict[knob]
+        if is_rl(cell.controller):
+            row["budget_param"] = "cost_weight"
+            row["budget"] = cost_weight_of(cell.controller[len(RL_PREFIX) :])
+        else:
+            knob = SWEEP_GRIDS[cell.controller][0]
+            row["budget_param"] = knob
+            row["budget"] = cell.param_dict[knob]
         rows.append(row)
     return mark_pareto(rows)

@@ -138,6 +138,7 @@ def main_table(
     workers: int | None = None,
     data_dir: Any = None,
     rows: Sequence[tuple[str, str, dict[str, Any]]] = TABLE_ROWS,
+    rl: Sequence[str] = (),
     warn: Callable[[str], Any] | None = None,
     progress: Callable[[int], Any] | None = None,
     on_cells: Callable[[int], Any] | None = None,
@@ -153,6 +154,8 @@ def main_table(
         workers: Processes (default: every core).
         data_dir: Folder of the stores (default: ``TTS_GYM_DATA``...).
         rows: ``(label, controller name, params)`` rows (default :data:`TABLE_ROWS`).
+        rl: Trained policies ``NAME=DIR/model.zip`` appended as rows (``rl:PATH`` controllers,
+            see :mod:`tts_gym.reporting.rl`).
         warn: Called with a message for every skipped row.
         progress: Called with 1 per finished cell.
         on_cells: Called once with the number of cells to run (to size a progress bar).
@@ -166,6 +169,9 @@ def main_table(
     """
     import time
 
+    from tts_gym.reporting.rl import rl_table_rows
+
+    rows = [*rows, *rl_table_rows(list(rl))]
     probe = [
         Cell.make(name, params, models[0], benchmarks[0], label) for label, name, params in rows
     ]
