@@ -29,20 +29,21 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
         counts: int64 zero scratch ``[A]``.
     """
     n_s, n_q, width = orders.shape
+    cap = min(n, width)  # slots actually used: work per episode is O(n), not O(branches)
     ep = (
-        np.empty(width, np.int32),
-        np.zeros(width, np.int32),
-        np.zeros(width, np.int64),
-        np.zeros(width, np.uint8),
-        np.full(width, -1, np.int32),
+        np.empty(cap, np.int32),
+        np.zeros(cap, np.int32),
+        np.zeros(cap, np.int64),
+        np.zeros(cap, np.uint8),
+        np.full(cap, -1, np.int32),
         np.zeros(2, np.int64),
     )
-    votes = np.empty(width, np.int32)
+    votes = np.empty(cap, np.int32)
     for s in range(n_s):
         for q in range(n_q):
-            ep[0][:] = orders[s, q]
+            m = min(cap, n_branches[q])
+            ep[0][:m] = orders[s, q, :m]
             reset_episode(ep)
-            m = min(n, n_branches[q])
             for i in range(m):
                 _slot, a, _c = read_slot(data, q, ep)
                 votes[i] = a

@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name in builtin_commands():
         importlib.import_module(f"tts_gym.cli.{name}").register(sub)
     for ep in entry_points(group=COMMAND_GROUP):
-        ep.load()(sub)
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken plug-in must not take the other commands down
+            print(f"tts-gym: warning: command {ep.name!r} from {ep.value} is unavailable "
+                  f"({type(exc).__name__}: {exc}); reinstall or fix that package.",
+                  file=sys.stderr)
     return parser
 
 

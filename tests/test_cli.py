@@ -1,0 +1,26 @@
+"""The CLI's plumbing: command discovery and plug-in failures."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from tts_gym import cli
+
+
+def test_builtin_commands_are_discovered():
+    names = cli.builtin_commands()
+    assert {"eval_cmd", "inspect_cmd", "download_cmd"} <= set(names)
+
+
+def test_broken_plugin_command_is_skipped_with_a_warning(monkeypatch, capsys):
+    broken = EntryPoint(name="broken", value="tts_gym_no_such_module:register",
+                        group=cli.COMMAND_GROUP)
+    monkeypatch.setattr(cli, "entry_points", lambda group: [broken])
+    parser = cli.build_parser()
+    err = capsys.readouterr().err
+    assert "command 'broken'" in err and "unavailable" in err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["broken"])
+    assert parser.parse_args(["inspect", "--model", "m", "--benchmark", "b"]).command == "inspect"
