@@ -89,7 +89,16 @@ def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
         raise ValueError(f"Cannot import {path} as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(mod_name, None)
+        raise ValueError(
+            f"{path} line {exc.lineno}: syntax error ({exc.msg}); fix the file and run again."
+        ) from exc
+    except ImportError as exc:
+        sys.modules.pop(mod_name, None)
+        raise ValueError(f"{path} cannot be imported: {exc}.") from exc
     factory = getattr(module, "Controller", None)
     if factory is None:
         raise ValueError(
@@ -97,6 +106,8 @@ def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
             "one with solve(self, question)."
         )
     ctrl = _instantiate(factory, f"file:{path}", params)
+    if not callable(getattr(ctrl, "solve", None)):
+        raise ValueError(f"{path}: class Controller has no solve(self, question) method.")
     if not getattr(ctrl, "name", None):
         try:
             ctrl.name = f"file:{path.name}"

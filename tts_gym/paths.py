@@ -64,9 +64,13 @@ def store_path(model: str, benchmark: str, data_dir: str | os.PathLike[str] | No
             if data_dir is not None
             else ("TTS_GYM_DATA" if os.environ.get("TTS_GYM_DATA") else "the download cache")
         )
+        # download writes to the cache unless told otherwise: name the folder actually searched
+        fetch = "tts-gym download"
+        if where != "the download cache":
+            fetch += f" --data-dir {root}"
         raise FileNotFoundError(
             f"No replay store for model={model!r}, benchmark={benchmark!r}: {path} does not exist "
-            f"(data directory from {where}). Run `tts-gym download`, or point --data-dir / "
+            f"(data directory from {where}). Run `{fetch}`, or point --data-dir / "
             f"TTS_GYM_DATA at a folder holding <model>/<benchmark>.json "
             f"(models: {', '.join(MODELS)}; benchmarks: {', '.join(BENCHMARKS)})."
         )

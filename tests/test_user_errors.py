@@ -1,0 +1,33 @@
+"""Bad user input on the CLI: one sentence on stderr, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tts_gym.cli import main
+from tts_gym.paths import store_path
+
+BAD_FILES = {
+    "syntax": ("class Controller:\n    def solve(self, q)\n        return None\n", "syntax error"),
+    "import": ("import tts_gym_no_such_module\n", "cannot be imported"),
+    "nosolve": ("class Controller:\n    pass\n", "no solve(self, question)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_broken_controller_file_is_one_sentence(tmp_path, capsys, kind):
+    source, expected = BAD_FILES[kind]
+    path = tmp_path / f"{kind}.py"
+    path.write_text(source)
+    code = main(["eval", f"file:{path}", "--model", "m", "--benchmark", "b", "--seeds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err and str(path) in err and "Traceback" not in err
+
+
+def test_missing_store_hint_names_the_searched_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_GYM_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"tts-gym download --data-dir "):
+        store_path("Qwen3-8B", "aime24")
+    with pytest.raises(FileNotFoundError, match=r"data directory from argument data_dir"):
+        store_path("Qwen3-8B", "aime24", tmp_path)
