@@ -55,7 +55,6 @@ from tts_gym.env.dynamics import (
     env_step,
     fill_mask,
     fill_observation,
-    is_legal,
     new_book,
     reset_book,
 )
@@ -105,6 +104,10 @@ def vec_step(
     illegal,
     obs,
     masks,
+    elapsed,
+    max_steps,
+    truncated,
+    needs_reset,
 ):
     """Step (or reset) every env of a batch through the single env's kernels.
 
@@ -125,7 +128,13 @@ def vec_step(
         conf, counts: ``beta_conf_table`` and an int64 zero scratch array (as in the env).
         rewards, terminated, answers, illegal: outputs float64/bool/int32/bool ``[N]``.
         obs: tuple of the seven observation arrays, leading axis N, in ``OBS_KEYS`` order.
-        masks: int8 output ``[N, 3 + 3 S]``.
+        masks: int8 ``[N, 3 + 3 S]``: on entry the current masks (the strict check reads them),
+            on return the masks of the new states.
+        elapsed: int64 ``[N]`` steps of each episode (0 after KIND_RESET, +1 after KIND_STEP).
+        max_steps: time limit (``truncated`` once ``elapsed >= max_steps``); -1: none.
+        truncated: bool output ``[N]``.
+        needs_reset: bool ``[N]``, set to ``terminated | truncated`` for stepped/reset envs
+            (KIND_KEEP envs keep theirs).
 
     Returns:
         -1, or (strict only) the first env whose action is illegal; nothing was changed then.
@@ -133,27 +142,11 @@ def vec_step(
     o_agree, o_depth, o_fresh, o_label, o_status, o_totals, o_vote = obs
     n = qs.shape[0]
     if strict:
+        # ``masks`` holds every stepping env's current legality mask (fill_mask = is_legal's rule)
+        n_actions = masks.shape[1]
         for i in range(n):
-            if kinds[i] != KIND_STEP:
-                continue
-            ep = (
-                ep_arrays[0][i],
-                ep_arrays[1][i],
-                ep_arrays[2][i],
-                ep_arrays[3][i],
-                ep_arrays[4][i],
-                ep_arrays[5][i],
-            )
-            book = (
-                book_arrays[0][i],
-                book_arrays[1][i],
-                book_arrays[2][i],
-                book_arrays[3][i],
-                book_arrays[4][i],
-                book_arrays[5][i],
-                book_arrays[6][i],
-            )
-            if not is_legal(n_branches, qs[i], ep, book, actions[i], slots):
+            a = actions[i]
+            if kinds[i] == KIND_STEP and (a < 0 or a >= n_actions or masks[i, a] == 0):
                 return i
     for i in range(n):
         q = qs[i]
@@ -174,14 +167,21 @@ def vec_step(
             book_arrays[5][i],
             book_arrays[6][i],
         )
+        kind = kinds[i]
         rewards[i] = 0.0
         terminated[i] = False
         answers[i] = -1
         illegal[i] = False
-        if kinds[i] == KIND_RESET:
+        if kind == KIND_RESET:
+            elapsed[i] = 0
+        elif kind == KIND_STEP:
+            elapsed[i] += 1
+        # as gymnasium's TimeLimit: truncated at the limit even if also terminated
+        truncated[i] = max_steps >= 0 and elapsed[i] >= max_steps
+        if kind == KIND_RESET:
             reset_episode(ep)
             reset_book(book)
-        elif kinds[i] == KIND_STEP:
+        elif kind == KIND_STEP:
             status, charge = env_step(
                 data,
                 n_branches,
@@ -220,8 +220,10 @@ def vec_step(
         if terminated[i]:
             masks[i, :] = 0
             masks[i, 0] = 1
-        elif kinds[i] != KIND_KEEP:
+        elif kind != KIND_KEEP:
             fill_mask(n_branches, q, ep, book, slots, masks[i])
+        if kind != KIND_KEEP:
+            needs_reset[i] = terminated[i] or truncated[i]
     return -1
 
 
@@ -369,20 +371,12 @@ class ReplayVectorEnv(VectorEnv):
         if resetting.any():
             for i in np.flatnonzero(resetting):
                 self._draw_episode(int(i), {})
-        # bool -> int8 gives KIND_RESET (1) where resetting and KIND_STEP (0) elsewhere
+        # bool -> int8 gives KIND_RESET (1) where resetting and KIND_STEP (0) elsewhere; the
+        # kernel counts steps, truncates and sets self._needs_reset (in place)
         obs = self._run(acts, resetting.astype(np.int8))
-        elapsed = self._elapsed
-        elapsed += 1
-        elapsed[resetting] = 0
         terminated = self._terminated
-        if self.max_episode_steps is not None:
-            # as gymnasium's TimeLimit: truncated at the limit even if also terminated
-            truncated = elapsed >= self.max_episode_steps
-        else:
-            truncated = np.zeros(n, bool)
-        self._needs_reset = terminated | truncated
         info = self._info(self._answers, terminated, self._illegal if self._ignore else None)
-        return obs, self._rewards, terminated, truncated, info
+        return obs, self._rewards, terminated, self._truncated, info
 
     def render(self) -> tuple[str, ...] | None:
         if self.render_mode != "ansi":
@@ -452,6 +446,7 @@ class ReplayVectorEnv(VectorEnv):
         self._terminated = np.empty(n, bool)
         self._answers = np.empty(n, np.int32)
         self._illegal = np.empty(n, bool)
+        self._truncated = np.empty(n, bool)
         bad = vec_step(
             self._data,
             self.store.n_branches,
@@ -475,6 +470,10 @@ class ReplayVectorEnv(VectorEnv):
             self._illegal,
             tuple(obs[k] for k in OBS_KEYS),
             self._masks,
+            self._elapsed,
+            -1 if self.max_episode_steps is None else int(self.max_episode_steps),
+            self._truncated,
+            self._needs_reset,
         )
         if bad >= 0:
             raise ValueError(

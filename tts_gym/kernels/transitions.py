@@ -130,14 +130,14 @@ def reset_episode(ep):
     ep[5][:] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def can_open(n_branches, q, ep):
     """True while a fresh branch is left and a slot is free."""
     opened = ep[5][OPENED]
     return opened < n_branches[q] and opened < ep[1].shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def can_advance(ep, slot):
     """True if ``slot`` is opened and not finished."""
     return 0 <= slot < ep[5][OPENED] and ep[3][slot] == 0
