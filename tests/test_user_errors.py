@@ -31,3 +31,16 @@ def test_missing_store_hint_names_the_searched_folder(tmp_path, monkeypatch):
         store_path("Qwen3-8B", "aime24")
     with pytest.raises(FileNotFoundError, match=r"data directory from argument data_dir"):
         store_path("Qwen3-8B", "aime24", tmp_path)
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from tts_gym.io import write_json_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
