@@ -12,15 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-HEADLINE: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("SC@64", "sc", {"n": 64}),
-    ("ASC", "asc", {"max_samples": 64, "threshold": 0.95}),
-    ("ESC", "esc", {"max_samples": 64, "window": 8}),
-    ("Parallel-Probe", "parallel-probe", {"num_chains": 64}),
-    ("CMC β=0.5", "cmc", {"beta": 0.5}),
-    ("CMC β=1.0", "cmc", {"beta": 1.0}),
-)
-"""Rows of the printed table: the published headline configurations."""
+from tts_gym.reporting.table import TABLE_ROWS
+
+HEADLINE = TABLE_ROWS
+"""Rows of the printed table: the published headline configurations (the main table's rows)."""
 
 SWEEPS: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
     "SC": ("sc", "n", [{"n": n} for n in (1, 2, 4, 8, 16, 32, 64)]),

@@ -16,16 +16,10 @@ from typing import Any
 
 from tts_gym.controller import available_controllers, make_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.reporting.table import TABLE_ROWS
 from tts_gym.store import ReplayStore
 
-PUBLISHED: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("SC@64", "sc", {"n": 64}),
-    ("ASC", "asc", {"max_samples": 64, "threshold": 0.95}),
-    ("ESC", "esc", {"max_samples": 64, "window": 8}),
-    ("Parallel-Probe", "parallel-probe", {"num_chains": 64}),
-    ("CMC β=0.5", "cmc", {"beta": 0.5}),
-    ("CMC β=1.0", "cmc", {"beta": 1.0}),
-)
+PUBLISHED = TABLE_ROWS
 """The published controllers' headline configurations: (label, registry name, params)."""
 
 SC_TARGET_POINTS = 5.0
