@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from tqdm import tqdm
 
 from tts_gym.controller import parse_param
+from tts_gym.reporting.cells import default_workers  # noqa: F401 (re-exported for commands)
 
 
 def add_store_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -37,14 +37,6 @@ def add_param_args(parser: argparse.ArgumentParser) -> None:
 def params_from(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--param`` values as a dict."""
     return dict(parse_param(p) for p in args.param)
-
-
-def default_workers() -> int:
-    """Every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
