@@ -30,7 +30,8 @@ CONFIG_NAME = "config.json"
 def parse_rl_option(text: str) -> tuple[str, str]:
     """``"NAME=PATH"`` -> ``(NAME, PATH)``; ``PATH`` alone is named after its folder.
 
-    ``PATH`` may be the model folder; ``DIR/model.zip`` is then used.
+    The first ``=`` splits (NAME cannot contain one). ``PATH`` may be the model folder;
+    ``DIR/model.zip`` is then used.
 
     Raises:
         ValueError: Empty name or path.
