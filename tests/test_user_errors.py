@@ -44,3 +44,19 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("bad.json", "{bad", "is not valid JSON"),
+        ("list.json", "[1, 2]", "row 0: not a sweep row"),
+        ("rows.csv", "model,benchmark,label\nQwen3-8B,aime24,sc\n", "missing controller"),
+    ],
+)
+def test_plot_from_a_bad_report_is_one_sentence(tmp_path, capsys, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["plot", "--from", str(path), "--out", str(tmp_path / "png")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

@@ -54,13 +54,20 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"No report file {path}; write one with `tts-gym sweep --json`.")
     if path.suffix.lower() == ".json":
-        obj = json.loads(path.read_text())
+        try:
+            obj = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path} is not valid JSON ({exc}); rewrite it with `tts-gym sweep --json`."
+            ) from exc
         rows = obj.get("rows") if isinstance(obj, dict) else obj
         if not isinstance(rows, list):
             raise ValueError(f"{path} holds no list of rows.")
+        _check_rows(path, rows)
         return rows
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
+    _check_rows(path, rows)
     for r in rows:
         for k in NUMERIC:
             if k in r and r[k] not in ("", None):
@@ -68,3 +75,18 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if "pareto" in r:
             r["pareto"] = str(r["pareto"]).lower() == "true"
     return rows
+
+
+REQUIRED = ("controller", "model", "benchmark", "accuracy", "avg_tokens")
+"""Columns every report row needs (``tts-gym plot --from``)."""
+
+
+def _check_rows(path: Path, rows: list[Any]) -> None:
+    """Raise a one-sentence ``ValueError`` if a row is not a dict with the REQUIRED keys."""
+    for i, r in enumerate(rows):
+        missing = [k for k in REQUIRED if k not in r] if isinstance(r, dict) else list(REQUIRED)
+        if missing:
+            raise ValueError(
+                f"{path}, row {i}: not a sweep row (missing {', '.join(missing)}); "
+                "write the file with `tts-gym sweep --json/--csv`."
+            )
