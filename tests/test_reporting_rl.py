@@ -136,6 +136,22 @@ def test_rl_frontier_is_one_curve_over_cost_weights(setup, tmp_path, capsys):
     assert main(["plot", "--out", str(tmp_path / "png"), "--from", str(report), *common]) == 0
     assert (tmp_path / "png" / "tiny_aime25.png").is_file()
     assert "8 points plotted" in capsys.readouterr().err
+    # plot computing the sweep itself, with --rl (same name twice: one curve)
+    out = tmp_path / "png2"
+    argv = [
+        "plot",
+        "--out",
+        str(out),
+        "--controllers",
+        "sc",
+        *common,
+        "--json",
+        str(tmp_path / "p.json"),
+    ]
+    argv += ["--rl", f"ppo={runs[0]}", "--rl", f"ppo={runs[1]}"]
+    assert main(argv) == 0 and (out / "tiny_aime25.png").is_file()
+    assert len(curves(json.loads((tmp_path / "p.json").read_text())["rows"])["RL ppo"]) == 2
+    capsys.readouterr()
     # table --rl
     assert main(["table", "--rl", f"mine={runs[0]}", *common]) == 0
     assert "| tiny | mine |" in capsys.readouterr().out
