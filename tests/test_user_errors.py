@@ -60,3 +60,17 @@ def test_plot_from_a_bad_report_is_one_sentence(tmp_path, capsys, name, text, ex
     assert main(["plot", "--from", str(path), "--out", str(tmp_path / "png")]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_handle_slot_out_of_range_and_unknown_reset_option(tiny):
+    from tts_gym import QuestionHandle
+    from tts_gym.env import ReplayEnv
+
+    env = ReplayEnv(store=tiny, max_branches=4)
+    with pytest.raises(ValueError, match="unknown key"):
+        env.reset(options={"questoin": 0})
+    env.reset(options={"question": 0, "shuffle_seed": 0})
+    h = QuestionHandle(env)
+    for op in (h.probe_more, h.prune):
+        with pytest.raises(ValueError, match=r"slot 9 is out of range: this env has 4 slots"):
+            op(9)

@@ -77,7 +77,7 @@ class QuestionHandle:
             ValueError: The slot is not opened, finished or pruned.
         """
         before = self._base.tokens_used
-        self._act(self._layout.continue_(int(slot)))
+        self._act(self._layout.continue_(self._slot(slot)))
         answer, finished = self._read(int(slot))
         self._record(
             {
@@ -115,8 +115,18 @@ class QuestionHandle:
 
     def prune(self, slot: int) -> None:
         """Mark a slot inactive (abandon it); it can no longer be advanced."""
-        self._act(self._layout.prune(int(slot)))
+        self._act(self._layout.prune(self._slot(slot)))
         self._record({"op": "prune", "slot": int(slot)})
+
+    def _slot(self, slot: int) -> int:
+        """``slot`` as an int, checked against the env's S slots (else a wrong action's error)."""
+        s = int(slot)
+        if not 0 <= s < self._layout.slots:
+            raise ValueError(
+                f"slot {s} is out of range: this env has {self._layout.slots} slots "
+                f"(0..{self._layout.slots - 1}); use a slot returned by probe_new()."
+            )
+        return s
 
     def note(self, event: str, **fields: Any) -> None:
         """Annotate a decision in the trace (fields must be JSON-serialisable scalars/lists)."""

@@ -192,6 +192,12 @@ class ReplayEnv(gym.Env):
     ) -> tuple[dict[str, np.ndarray], dict]:
         super().reset(seed=seed)
         options = options or {}
+        unknown = sorted(set(options) - {"question", "shuffle_seed", "order"})
+        if unknown:
+            raise ValueError(
+                f"reset(options=...) got unknown key(s) {unknown}; it takes 'question' and "
+                "'shuffle_seed' or 'order'."
+            )
         store = self.store
         if "question" in options:
             q = int(options["question"])
