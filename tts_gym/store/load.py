@@ -74,8 +74,9 @@ def load_store(
     The data directory is ``data_dir``, else ``TTS_GYM_DATA``, else the download cache
     (see :mod:`tts_gym.paths`).
 
-    >>> import os, pytest
-    >>> if not os.environ.get("TTS_GYM_DATA"): pytest.skip("needs TTS_GYM_DATA")
+    >>> import os, pathlib, pytest
+    >>> data = pathlib.Path(os.environ.get("TTS_GYM_DATA", "/nonexistent"))
+    >>> if not (data / "Qwen3-8B" / "aime24.json").is_file(): pytest.skip("needs TTS_GYM_DATA")
     >>> store = load_store("Qwen3-8B", "aime24")
     >>> store.n_questions, store.width, store.split
     (30, 128, 'search')
