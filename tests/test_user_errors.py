@@ -74,3 +74,12 @@ def test_handle_slot_out_of_range_and_unknown_reset_option(tiny):
     for op in (h.probe_more, h.prune):
         with pytest.raises(ValueError, match=r"slot 9 is out of range: this env has 4 slots"):
             op(9)
+
+
+def test_discover_that_cannot_load_its_stores_leaves_out_unclaimed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TTS_GYM_DATA", str(tmp_path / "empty"))
+    out = tmp_path / "run"
+    args = ["discover", "--rounds", "1", "--model-name", "x", "--out", str(out)]
+    assert main(args) == 2
+    assert "No replay store" in capsys.readouterr().err
+    assert not (out / "config.json").exists()  # a corrected rerun needs no --resume

@@ -204,8 +204,8 @@ def run_discovery(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     cfg.out.mkdir(parents=True, exist_ok=True)
     history = History(cfg.out)
+    stores = load_search_stores(cfg)  # first: a run that cannot start must not claim --out
     _prepare_out(cfg, history)
-    stores = load_search_stores(cfg)
     if not history.has(0):
         log(f"round 0: scoring the seed controllers on {len(stores)} search store(s)")
         history.append(seed_round(stores, list(range(cfg.seeds))))
