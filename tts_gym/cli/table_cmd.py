@@ -69,7 +69,11 @@ class CellBar:
 
     def start(self, total: int) -> None:
         self.bar = tqdm(
-            total=total, desc=self.desc, unit="cell", file=sys.stderr, disable=not self.enabled
+            total=total,
+            desc=self.desc,
+            unit="cell",
+            file=sys.stderr,
+            disable=not (self.enabled and sys.stderr.isatty()),  # no bar in logs and pipes
         )
 
     def update(self, n: int) -> None:
