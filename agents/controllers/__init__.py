@@ -17,5 +17,10 @@ from agents.controllers.esc import EarlyStoppingSelfConsistency
 from agents.controllers.parallel_probe import ParallelProbe
 from agents.controllers.sc import SelfConsistency
 
-__all__ = ["AdaptiveSelfConsistency", "ConfidenceMomentumController",
-           "EarlyStoppingSelfConsistency", "ParallelProbe", "SelfConsistency"]
+__all__ = [
+    "AdaptiveSelfConsistency",
+    "ConfidenceMomentumController",
+    "EarlyStoppingSelfConsistency",
+    "ParallelProbe",
+    "SelfConsistency",
+]

@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import advance_slot, can_open, open_slot, reset_episode
+from tts_gym.kernels.transitions import (
+    advance_slot,
+    can_open,
+    new_episode,
+    open_slot,
+    reset_episode,
+)
 from tts_gym.kernels.votes import majority, top2
 
 MAX_BRANCH = 64
@@ -277,14 +283,7 @@ def cmc_batch_kernel(
     """
     n_s, n_q, width = orders.shape
     cap = min(width, MAX_BRANCH)
-    ep = (
-        np.empty(width, np.int32),
-        np.zeros(cap, np.int32),
-        np.zeros(cap, np.int64),
-        np.zeros(cap, np.uint8),
-        np.full(cap, -1, np.int32),
-        np.zeros(2, np.int64),
-    )
+    ep = new_episode(width, cap)
     work = (
         np.zeros(MAX_BRANCH, np.int32),  # latest answer id
         np.zeros(MAX_BRANCH, np.bool_),  # finished

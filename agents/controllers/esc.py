@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import env_data, read_slot, reset_episode
+from tts_gym.kernels.transitions import (
+    env_data,
+    new_episode,
+    read_slot,
+    reset_episode,
+)
 from tts_gym.kernels.votes import majority, majority_py
 
 MAX_SLOTS = 64
@@ -36,14 +41,7 @@ def esc_batch_kernel(
         counts: int64 zero scratch ``[A]``.
     """
     n_s, n_q, width = orders.shape
-    ep = (
-        np.empty(width, np.int32),
-        np.zeros(width, np.int32),
-        np.zeros(width, np.int64),
-        np.zeros(width, np.uint8),
-        np.full(width, -1, np.int32),
-        np.zeros(2, np.int64),
-    )
+    ep = new_episode(width, width)
     cands = np.empty(width, np.int32)
     for s in range(n_s):
         for q in range(n_q):

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import advance_slot, env_data, open_slot, reset_episode
+from tts_gym.kernels.transitions import (
+    advance_slot,
+    env_data,
+    new_episode,
+    open_slot,
+    reset_episode,
+)
 from tts_gym.kernels.votes import majority, majority_py
 
 MAX_SLOTS = 64
@@ -138,14 +144,7 @@ def parallel_probe_batch_kernel(
         counts: int64 zero scratch ``[A]``.
     """
     n_s, n_q, width = orders.shape
-    ep = (
-        np.empty(width, np.int32),
-        np.zeros(width, np.int32),
-        np.zeros(width, np.int64),
-        np.zeros(width, np.uint8),
-        np.full(width, -1, np.int32),
-        np.zeros(2, np.int64),
-    )
+    ep = new_episode(width, width)
     latest = np.empty(width, np.int32)
     pruned = np.zeros(width, np.uint8)
     off = np.zeros(width, np.int64)

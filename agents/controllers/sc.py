@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import env_data, read_slot, reset_episode
+from tts_gym.kernels.transitions import (
+    env_data,
+    new_episode,
+    read_slot,
+    reset_episode,
+)
 from tts_gym.kernels.votes import majority, majority_py
 
 
@@ -30,14 +35,7 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
     """
     n_s, n_q, width = orders.shape
     cap = min(n, width)  # slots actually used: work per episode is O(n), not O(branches)
-    ep = (
-        np.empty(cap, np.int32),
-        np.zeros(cap, np.int32),
-        np.zeros(cap, np.int64),
-        np.zeros(cap, np.uint8),
-        np.full(cap, -1, np.int32),
-        np.zeros(2, np.int64),
-    )
+    ep = new_episode(cap, cap)
     votes = np.empty(cap, np.int32)
     for s in range(n_s):
         for q in range(n_q):
@@ -66,8 +64,10 @@ class SelfConsistency:
 
     def __init__(self, n: int = 64) -> None:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 1 <= n <= MAX_SLOTS:
-            raise ValueError(f"sc: n must be an integer in 1..{MAX_SLOTS} (the env's slot "
-                             f"ceiling, the paper's 64 branches), got {n!r}.")
+            raise ValueError(
+                f"sc: n must be an integer in 1..{MAX_SLOTS} (the env's slot "
+                f"ceiling, the paper's 64 branches), got {n!r}."
+            )
         self.n = int(n)
 
     def params(self) -> dict[str, Any]:

@@ -42,3 +42,14 @@ def params_from(args: argparse.Namespace) -> dict[str, Any]:
 def progress_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
     """A tqdm bar on stderr (hidden when not a terminal unless forced)."""
     return tqdm(total=total, desc=desc, unit="seed", disable=not enabled, leave=False)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (seeds, workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value

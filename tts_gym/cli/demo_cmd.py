@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tts_gym.cli.common import positive_int
 from tts_gym.reporting.table import TABLE_ROWS
 
 HEADLINE = TABLE_ROWS
@@ -48,10 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", default="aime24", help="benchmark (default aime24)")
     p.add_argument("--data-dir", default=None, help="folder with <model>/<benchmark>.json")
     p.add_argument("--out", default="tts-gym-demo", help="output folder (default ./tts-gym-demo)")
-    p.add_argument("--seeds", type=int, default=100, help="shuffle seeds (default 100)")
+    p.add_argument("--seeds", type=positive_int, default=100, help="shuffle seeds (default 100)")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic twin anyway")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: every core)"
+    )
     p.set_defaults(func=run)
 
 

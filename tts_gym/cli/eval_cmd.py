@@ -11,6 +11,7 @@ from tts_gym.cli.common import (
     add_store_args,
     default_workers,
     params_from,
+    positive_int,
     progress_bar,
 )
 from tts_gym.controller import make_controller
@@ -29,10 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("controller", help="controller name, file:PATH or scheme:VALUE")
     add_store_args(p)
     add_param_args(p)
-    p.add_argument("--seeds", type=int, default=100, help="shuffle seeds (default 100)")
+    p.add_argument("--seeds", type=positive_int, default=100, help="shuffle seeds (default 100)")
     p.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="processes for the handle path (default: every core)",
     )

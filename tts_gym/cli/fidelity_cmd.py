@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tts_gym.cli.common import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fidelity`` sub-command."""
@@ -26,8 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'calibrate' fits the real store now)",
     )
     p.add_argument("--twin-questions", type=int, default=3000, help="twin questions (3000)")
-    p.add_argument("--seeds", type=int, default=100, help="shuffle seeds on the real store")
-    p.add_argument("--twin-seeds", type=int, default=3, help="shuffle seeds on the twin (3)")
+    p.add_argument(
+        "--seeds", type=positive_int, default=100, help="shuffle seeds on the real store"
+    )
+    p.add_argument(
+        "--twin-seeds", type=positive_int, default=3, help="shuffle seeds on the twin (3)"
+    )
     p.add_argument("--seed", type=int, default=0, help="generator seed of the twin")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

@@ -7,6 +7,7 @@ import sys
 
 from tqdm import tqdm
 
+from tts_gym.cli.common import positive_int
 from tts_gym.paths import BENCHMARKS, MODELS
 
 
@@ -15,8 +16,12 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     ``--csv``, ``--json``, ``--no-progress``."""
     p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
     p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH")
-    p.add_argument("--seeds", type=int, default=100, help="shuffle seeds per cell (default 100)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    p.add_argument(
+        "--seeds", type=positive_int, default=100, help="shuffle seeds per cell (default 100)"
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: every core)"
+    )
     p.add_argument(
         "--data-dir",
         default=None,

@@ -148,10 +148,14 @@ def env_data(store) -> tuple[np.ndarray, ...]:
     return (store.probe_ans, store.n_probes, store.tokens, store.final_ans, store.probe_freq)
 
 
-def new_episode(width: int, capacity: int) -> tuple[np.ndarray, ...]:
-    """Allocate an episode tuple for ``width`` branches (N) and ``capacity`` slots (C <= N)."""
+@njit(cache=True)
+def new_episode(width, capacity):
+    """Allocate an episode tuple for ``width`` branches (N) and ``capacity`` slots (C <= N).
+
+    Callable from Python and from other kernels (batch controllers allocate with it too).
+    """
     return (
-        np.arange(width, dtype=np.int32),
+        np.arange(width).astype(np.int32),
         np.zeros(capacity, np.int32),
         np.zeros(capacity, np.int64),
         np.zeros(capacity, np.uint8),

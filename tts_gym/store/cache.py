@@ -6,14 +6,14 @@ never cached beside its data.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tts_gym.io import write_bytes_atomic
 from tts_gym.paths import packed_cache_dir
 from tts_gym.store.store import ReplayStore
 
@@ -59,15 +59,9 @@ def write_cached(store: ReplayStore) -> None:
     """Write ``store`` to the cache atomically; silently skip if the cache is not writable."""
     path = cache_file(store.sha256)
     meta = json.dumps({"answers": store.answers, "questions": store.questions})
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(meta), **{k: getattr(store, k) for k in _ARRAYS})
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, meta=np.array(meta), **{k: getattr(store, k) for k in _ARRAYS})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(path, buf.getvalue())
     except OSError:
         return
