@@ -13,6 +13,7 @@ from tests.conftest import real_data_dir, requires_data
 from tts_gym.cli import demo_cmd
 from tts_gym.controller import available_controllers, make_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.synthetic import generate_store
 
 
@@ -46,7 +47,8 @@ def test_demo_without_data_uses_the_synthetic_twin(tmp_path, monkeypatch, capsys
     ref = evaluate(make_controller("sc", {"n": 64}), twin, 2)
     sc = next(r for r in res["table"] if r["controller"] == "SC@64")
     assert sc["accuracy"] == ref.accuracy and np.isclose(sc["avg_tokens"], ref.avg_tokens)
-    assert len(res["curves"]["SC"]) == 7
+    # the demo plots the grids of `tts-gym sweep`
+    assert [p["n"] for p in res["curves"]["SC@n"]] == list(SWEEP_GRIDS["sc"][1])
 
 
 def test_demo_unknown_model_without_data(tmp_path, monkeypatch):

@@ -13,27 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from tts_gym.cli.common import positive_int
+from tts_gym.reporting.plot import STYLE
+from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.reporting.table import TABLE_ROWS
 
 HEADLINE = TABLE_ROWS
 """Rows of the printed table: the published headline configurations (the main table's rows)."""
 
 SWEEPS: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
-    "SC": ("sc", "n", [{"n": n} for n in (1, 2, 4, 8, 16, 32, 64)]),
-    "ASC": (
-        "asc",
-        "max_samples",
-        [{"max_samples": n, "threshold": 0.95} for n in (1, 4, 8, 16, 32, 64)],
-    ),
-    "ESC": ("esc", "max_samples", [{"max_samples": n, "window": 8} for n in (16, 32, 64)]),
-    "Parallel-Probe": (
-        "parallel-probe",
-        "num_chains",
-        [{"num_chains": n} for n in (1, 4, 8, 16, 32, 64)],
-    ),
-    "CMC": ("cmc", "beta", [{"beta": round(0.1 * i, 1)} for i in range(11)]),
+    STYLE[name][0]: (name, knob, [{**fixed, knob: v} for v in values])
+    for name, (knob, values, fixed) in SWEEP_GRIDS.items()
 }
-"""Curves of the plot: the published budget sweeps (``shared/reference/aime24_published.csv``)."""
+"""Curves of the plot: the budget sweeps of ``tts-gym sweep`` (label -> name, knob, configs)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -153,41 +144,18 @@ def _score_everything(store: Any, seeds: int, workers: int) -> dict[str, Any]:
     return memo
 
 
-def _plot(path: Path, curves: dict[str, list[dict[str, Any]]], rows, title: str) -> bool:
+def _plot(path: Path, curves: dict[str, list[dict[str, Any]]], title: str) -> bool:
+    """The sweeps in ``tts-gym plot``'s style (Pareto frontier marked); False without
+    matplotlib."""
     try:
-        import matplotlib
+        from tts_gym.reporting.plot import plot_group
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        rows = [
+            {"controller": SWEEPS[family][0], **p} for family, pts in curves.items() for p in pts
+        ]
+        plot_group(rows, path, title)
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
-    for family, points in curves.items():
-        if not points:
-            continue
-        xs = [p["avg_tokens"] / 1000 for p in points]
-        ys = [p["accuracy"] for p in points]
-        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.4, label=family)
-    ax.scatter(
-        [r["avg_tokens"] / 1000 for r in rows],
-        [r["accuracy"] for r in rows],
-        s=80,
-        facecolors="none",
-        edgecolors="black",
-        linewidths=1.0,
-        zorder=5,
-        label="headline configs (table)",
-    )
-    ax.set_xscale("log")
-    ax.set_xlabel("average tokens per question (thousands, log scale)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
     return True
 
 
@@ -237,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     note = " — SYNTHETIC twin, not real data" if synthetic else ""
     title = f"{store.model} on {args.benchmark}{note} ({args.seeds} seeds)"
     png = out / "accuracy_vs_tokens.png"
-    if not args.no_plot and not _plot(png, curves, rows, title):
+    if not args.no_plot and not _plot(png, curves, title):
         print("matplotlib is not installed: no plot (pip install 'tts-gym[plot]').")
     elif not args.no_plot:
         print(f"plot: {png}")
