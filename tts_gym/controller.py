@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -37,7 +38,13 @@ class Controller(Protocol):
 
 def available_controllers() -> dict[str, Any]:
     """Registered controller names -> entry points (not loaded)."""
-    return {ep.name: ep for ep in entry_points(group=CONTROLLER_GROUP)}
+    return dict(_group(CONTROLLER_GROUP))
+
+
+@cache
+def _group(group: str) -> tuple[tuple[str, Any], ...]:
+    # Scanning installed distributions costs ~20 ms; the table asks once per cell.
+    return tuple((ep.name, ep) for ep in entry_points(group=group))
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -127,7 +134,7 @@ def make_controller(spec: str, params: dict[str, Any] | None = None) -> Any:
         scheme, value = spec.split(":", 1)
         if scheme == "file":
             return load_file_controller(value, params)
-        schemes = {ep.name: ep for ep in entry_points(group=SCHEME_GROUP)}
+        schemes = dict(_group(SCHEME_GROUP))
         if scheme not in schemes:
             raise ValueError(
                 f"Unknown controller scheme {scheme!r} in {spec!r}; known: "
