@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 from gymnasium import spaces
 
 from tts_gym.kernels.transitions import COST_MODES
-from tts_gym.store import ReplayStore
+from tts_gym.store import ReplayStore, load_store
 
 ILLEGAL_ACTION_MODES = ("raise", "ignore")
 TOKEN_CEILING = 1e9
@@ -78,3 +79,31 @@ class EnvParams:
                 ),
             }
         )
+
+
+def resolve_store(
+    who: str,
+    store: ReplayStore | None,
+    model: str | None,
+    benchmark: str | None,
+    data_dir: str | os.PathLike[str] | None,
+) -> ReplayStore:
+    """The env's store: the one given, else ``load_store(model, benchmark, data_dir)``.
+
+    Raises:
+        ValueError: Neither a store nor both model and benchmark were given.
+    """
+    if store is not None:
+        return store
+    if model is None or benchmark is None:
+        raise ValueError(
+            f"{who} needs either store=ReplayStore or both model= and benchmark= "
+            "(e.g. model='Qwen3-8B', benchmark='aime24')."
+        )
+    return load_store(model, benchmark, data_dir)
+
+
+def check_render_mode(render_mode: str | None, supported: list[str]) -> None:
+    """Raise a clear error for a render mode the env does not support."""
+    if render_mode is not None and render_mode not in supported:
+        raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")

@@ -23,11 +23,11 @@ from tts_gym.env.dynamics import (
     reset_book,
     step_observe,
 )
-from tts_gym.env.params import EnvParams
+from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode, reset_episode
 from tts_gym.kernels.votes import beta_conf_table
-from tts_gym.store import ReplayStore, load_store
+from tts_gym.store import ReplayStore
 
 
 def protocol_order(n_branches: int, shuffle_seed: int) -> np.ndarray:
@@ -146,15 +146,8 @@ class ReplayEnv(gym.Env):
         illegal_action: str = "raise",
         render_mode: str | None = None,
     ) -> None:
-        if store is None:
-            if model is None or benchmark is None:
-                raise ValueError(
-                    "ReplayEnv needs either store=ReplayStore or both model= and "
-                    "benchmark= (e.g. model='Qwen3-8B', benchmark='aime24')."
-                )
-            store = load_store(model, benchmark, data_dir)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")
+        store = resolve_store("ReplayEnv", store, model, benchmark, data_dir)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.params = EnvParams(
             max_branches=max_branches,
             cost_weight=cost_weight,
@@ -229,24 +222,7 @@ class ReplayEnv(gym.Env):
         reset_book(self._book)
         self._committed = None
         self._done = False
-        obs, mask = self._buffers()
-        tokens, opened = observe(
-            self._n_branches,
-            q,
-            self._ep,
-            self._book,
-            self._slots,
-            self._conf,
-            self._counts,
-            obs["status"],
-            obs["depth"],
-            obs["label"],
-            obs["fresh"],
-            obs["agree"],
-            obs["totals"],
-            obs["vote"],
-            mask,
-        )
+        obs, mask, tokens, opened = self._observe()
         return obs, self._make_info(mask, tokens, opened)
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
@@ -415,9 +391,10 @@ class ReplayEnv(gym.Env):
         }
         return obs, np.empty(self._n_actions, np.int8)
 
-    def _observation(self) -> dict[str, np.ndarray]:
+    def _observe(self) -> tuple[dict[str, np.ndarray], np.ndarray, int, int]:
+        """Fresh observation and mask arrays, plus (tokens charged, slots opened)."""
         obs, mask = self._buffers()
-        observe(
+        tokens, opened = observe(
             self._n_branches,
             self._q,
             self._ep,
@@ -434,7 +411,10 @@ class ReplayEnv(gym.Env):
             obs["vote"],
             mask,
         )
-        return obs
+        return obs, mask, tokens, opened
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return self._observe()[0]
 
     def _make_info(self, mask: np.ndarray, tokens: int, opened: int) -> dict[str, Any]:
         # int(): the kernels return Python ints when jitted, numpy ints under NUMBA_DISABLE_JIT.

@@ -58,12 +58,12 @@ from tts_gym.env.dynamics import (
     new_book,
     reset_book,
 )
-from tts_gym.env.params import EnvParams
+from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
 from tts_gym.env.replay_env import protocol_order
 from tts_gym.kernels.transitions import env_data, new_episode, reset_episode
 from tts_gym.kernels.votes import beta_conf_table
-from tts_gym.store import ReplayStore, load_store
+from tts_gym.store import ReplayStore
 
 OBS_KEYS = ("agree", "depth", "fresh", "label", "status", "totals", "vote")
 KIND_STEP = 0
@@ -279,15 +279,8 @@ class ReplayVectorEnv(VectorEnv):
     ) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}.")
-        if store is None:
-            if model is None or benchmark is None:
-                raise ValueError(
-                    "ReplayVectorEnv needs either store=ReplayStore or both model= and "
-                    "benchmark= (e.g. model='Qwen3-8B', benchmark='aime24')."
-                )
-            store = load_store(model, benchmark, data_dir)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")
+        store = resolve_store("ReplayVectorEnv", store, model, benchmark, data_dir)
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.params = EnvParams(
             max_branches=max_branches,
             cost_weight=cost_weight,
