@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tts_gym.cli.table_cmd import CellBar, add_grid_args, rl_options, warn
+from tts_gym.cli.sweep_cmd import compute_sweep
+from tts_gym.cli.table_cmd import add_grid_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load or compute the sweep, then write one PNG per (model, benchmark)."""
-    from tts_gym.reporting.files import read_rows, write_rows_csv, write_rows_json
+    from tts_gym.reporting.files import read_rows
     from tts_gym.reporting.plot import plot_sweep
 
     if args.source:
@@ -47,28 +48,7 @@ def run(args: argparse.Namespace) -> int:
             and r["benchmark"] in args.benchmarks
         ]
     else:
-        from tts_gym.reporting import sweep
-
-        bar = CellBar("sweep", enabled=not args.no_progress)
-        try:
-            rows = sweep(
-                args.controllers,
-                args.models,
-                args.benchmarks,
-                seeds=args.seeds,
-                workers=args.workers,
-                data_dir=args.data_dir,
-                warn=warn,
-                progress=bar.update,
-                on_cells=bar.start,
-                rl=rl_options(args),
-            )
-        finally:
-            bar.close()
-        if args.csv:
-            write_rows_csv(args.csv, rows)
-        if args.json:
-            write_rows_json(args.json, rows, seeds=args.seeds)
+        rows = compute_sweep(args)
     for path in plot_sweep(rows, args.out):
         print(path)
     print(f"{len(rows)} points plotted", file=sys.stderr)

@@ -52,8 +52,9 @@ def sweep_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the sweep, print it, write files."""
+def compute_sweep(args: argparse.Namespace) -> list[dict]:
+    """Run the sweep the grid arguments describe (progress bar on a terminal) and write the
+    rows to ``--csv`` / ``--json`` if asked; ``tts-gym plot`` without ``--from`` uses it too."""
     from tts_gym.reporting import sweep
     from tts_gym.reporting.files import write_rows_csv, write_rows_json
 
@@ -73,9 +74,14 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    print(sweep_markdown(rows))
     if args.csv:
         write_rows_csv(args.csv, rows)
     if args.json:
         write_rows_json(args.json, rows, seeds=args.seeds)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, print it, write files."""
+    print(sweep_markdown(compute_sweep(args)))
     return 0
