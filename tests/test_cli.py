@@ -24,3 +24,13 @@ def test_broken_plugin_command_is_skipped_with_a_warning(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["broken"])
     assert parser.parse_args(["inspect", "--model", "m", "--benchmark", "b"]).command == "inspect"
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    for module in ("tts_gym", "tts_gym.cli"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0 and "eval" in out.stdout

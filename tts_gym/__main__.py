@@ -1,0 +1,7 @@
+"""``python -m tts_gym`` runs the ``tts-gym`` command line."""
+
+import sys
+
+from tts_gym.cli import main
+
+sys.exit(main())
