@@ -83,3 +83,14 @@ def test_discover_that_cannot_load_its_stores_leaves_out_unclaimed(tmp_path, mon
     assert main(args) == 2
     assert "No replay store" in capsys.readouterr().err
     assert not (out / "config.json").exists()  # a corrected rerun needs no --resume
+
+
+def test_vector_env_refuses_unknown_reset_options(tiny):
+    """The vector env starts episodes with the single env's rule, typos included."""
+    from tts_gym.env.vector_env import ReplayVectorEnv
+
+    venv = ReplayVectorEnv(num_envs=2, store=tiny, max_branches=4)
+    with pytest.raises(ValueError, match=r"\(env 0\) got unknown key\(s\) \['questoin'\]"):
+        venv.reset(options={"questoin": 0})
+    with pytest.raises(ValueError, match=r"options\['question'\]=7 \(env 0\) is out of range"):
+        venv.reset(options={"question": 7})

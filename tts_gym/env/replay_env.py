@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 from typing import Any
 
 import gymnasium as gym
@@ -23,18 +22,12 @@ from tts_gym.env.dynamics import (
     reset_book,
     step_observe,
 )
+from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode, reset_episode
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
-
-
-def protocol_order(n_branches: int, shuffle_seed: int) -> np.ndarray:
-    """The published protocol's branch order: ``random.Random(seed).shuffle(list(range(N)))``."""
-    order = list(range(n_branches))
-    random.Random(shuffle_seed).shuffle(order)
-    return np.asarray(order, dtype=np.int32)
 
 
 class ReplayEnv(gym.Env):
@@ -184,39 +177,7 @@ class ReplayEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict]:
         super().reset(seed=seed)
-        options = options or {}
-        unknown = sorted(set(options) - {"question", "shuffle_seed", "order"})
-        if unknown:
-            raise ValueError(
-                f"reset(options=...) got unknown key(s) {unknown}; it takes 'question' and "
-                "'shuffle_seed' or 'order'."
-            )
-        store = self.store
-        if "question" in options:
-            q = int(options["question"])
-            if not 0 <= q < store.n_questions:
-                raise ValueError(
-                    f"options['question']={q} is out of range: the store "
-                    f"{store.name} has {store.n_questions} questions (0..."
-                    f"{store.n_questions - 1})."
-                )
-        else:
-            q = int(self.np_random.integers(store.n_questions))
-        n = int(store.n_branches[q])
-        order = self._ep[0]
-        order[:] = np.arange(order.shape[0], dtype=np.int32)
-        if "order" in options:
-            given = np.asarray(options["order"], dtype=np.int32)
-            if sorted(given.tolist()) != list(range(n)):
-                raise ValueError(
-                    f"options['order'] must be a permutation of range({n}) for "
-                    f"question {q}, got an array of length {given.shape[0]}."
-                )
-            order[:n] = given
-        elif "shuffle_seed" in options:
-            order[:n] = protocol_order(n, int(options["shuffle_seed"]))
-        else:
-            order[:n] = self.np_random.permutation(n).astype(np.int32)
+        q = start_episode(self.store, options or {}, self.np_random, self._ep[0])
         self._q = q
         reset_episode(self._ep)
         reset_book(self._book)

@@ -58,9 +58,9 @@ from tts_gym.env.dynamics import (
     new_book,
     reset_book,
 )
+from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
-from tts_gym.env.replay_env import protocol_order
 from tts_gym.kernels.transitions import env_data, new_episode, reset_episode
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
@@ -403,32 +403,7 @@ class ReplayVectorEnv(VectorEnv):
 
     def _draw_episode(self, i: int, opts: dict[str, Any]) -> None:
         """Choose env i's question and branch order exactly as :meth:`ReplayEnv.reset` does."""
-        store = self.store
-        rng = self._rngs[i]
-        if "question" in opts:
-            q = int(opts["question"])
-            if not 0 <= q < store.n_questions:
-                raise ValueError(
-                    f"options['question']={q} (env {i}) is out of range: the store {store.name} "
-                    f"has {store.n_questions} questions (0...{store.n_questions - 1})."
-                )
-        else:
-            q = int(rng.integers(store.n_questions))
-        nb = int(store.n_branches[q])
-        order = self._ep[0][i]
-        order[:] = np.arange(order.shape[0], dtype=np.int32)
-        if "order" in opts:
-            given = np.asarray(opts["order"], dtype=np.int32)
-            if sorted(given.tolist()) != list(range(nb)):
-                raise ValueError(
-                    f"options['order'] (env {i}) must be a permutation of range({nb}) for "
-                    f"question {q}, got an array of length {given.shape[0]}."
-                )
-            order[:nb] = given
-        elif "shuffle_seed" in opts:
-            order[:nb] = protocol_order(nb, int(opts["shuffle_seed"]))
-        else:
-            order[:nb] = rng.permutation(nb).astype(np.int32)
+        q = start_episode(self.store, opts, self._rngs[i], self._ep[0][i], f" (env {i})")
         self._q[i] = q
 
     def _run(self, actions: np.ndarray, kinds: np.ndarray) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tts_gym.env.replay_env import protocol_order
+from tts_gym.env.episode_start import protocol_order
 from tts_gym.store import ReplayStore
 
 _CACHE: dict[tuple, np.ndarray] = {}
