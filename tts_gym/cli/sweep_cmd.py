@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tts_gym.cli.table_cmd import CellBar, add_grid_args, rl_options, warn
+from tts_gym.cli.table_cmd import CellBar, add_grid_args, grid_run_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,18 +60,7 @@ def compute_sweep(args: argparse.Namespace) -> list[dict]:
 
     bar = CellBar("sweep", enabled=not args.no_progress)
     try:
-        rows = sweep(
-            args.controllers,
-            args.models,
-            args.benchmarks,
-            seeds=args.seeds,
-            workers=args.workers,
-            data_dir=args.data_dir,
-            warn=warn,
-            progress=bar.update,
-            on_cells=bar.start,
-            rl=rl_options(args),
-        )
+        rows = sweep(args.controllers, args.models, args.benchmarks, **grid_run_kwargs(args, bar))
     finally:
         bar.close()
     if args.csv:

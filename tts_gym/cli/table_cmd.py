@@ -110,6 +110,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def grid_run_kwargs(args: argparse.Namespace, bar: CellBar) -> dict:
+    """Keyword arguments shared by ``main_table`` and ``sweep`` from the grid options."""
+    return {
+        "seeds": args.seeds,
+        "workers": args.workers,
+        "data_dir": args.data_dir,
+        "warn": warn,
+        "progress": bar.update,
+        "on_cells": bar.start,
+        "rl": rl_options(args),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate the table and print it."""
     from tts_gym.reporting import main_table
@@ -117,17 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     bar = CellBar("table", enabled=not args.no_progress)
     try:
-        table = main_table(
-            args.models,
-            args.benchmarks,
-            seeds=args.seeds,
-            workers=args.workers,
-            data_dir=args.data_dir,
-            warn=warn,
-            progress=bar.update,
-            on_cells=bar.start,
-            rl=rl_options(args),
-        )
+        table = main_table(args.models, args.benchmarks, **grid_run_kwargs(args, bar))
     finally:
         bar.close()
     print(table.to_markdown())
