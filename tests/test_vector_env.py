@@ -9,7 +9,8 @@ from gymnasium.vector import AutoresetMode
 
 import tts_gym  # noqa: F401  (registers the env)
 from tests.conftest import real_data_dir, requires_data
-from tts_gym.env.vector_env import OBS_KEYS, ReplayVectorEnv
+from tts_gym.env.dynamics import OBS_KEYS
+from tts_gym.env.vector_env import ReplayVectorEnv
 from tts_gym.store import load_store
 from tts_gym.testing import tiny_store
 

@@ -12,7 +12,18 @@ replay transitions in :mod:`tts_gym.kernels.transitions`, which they call for ev
   ``depth + finished``), -1 elsewhere; for rendering;
 - ``label_of``  int32 ``[A]``: answer id -> episode-local label (first-reveal order), -1 unseen;
 - ``pool``      int32 ``[C]``: revealed final answers of finished slots, in the order revealed;
-- ``book_counters`` int64 ``[2]``: ``[labels used, pool size]``.
+- ``book_counters`` int64 ``[2]``: ``[labels used, pool size]``;
+- then the observation, kept current by every :func:`env_step` (indices ``VIEW`` + k, in the
+  Dict space's key order ``OBS_KEYS``): ``agree`` int32 ``[C]``, ``depth`` int32 ``[C]``,
+  ``fresh`` int8 ``[C]``, ``label`` int32 ``[C]``, ``status`` int8 ``[C]``, ``totals`` int32
+  ``[4]``, ``vote`` float32 ``[5]`` (meanings in :func:`update_view`);
+- ``agree_by_label`` int32 ``[A]``: unpruned opened slots showing each episode-local label.
+
+The observation is maintained incrementally: a step changes one slot, so :func:`update_view`
+rewrites that slot, the totals and the vote, and the ``agree`` column only when the slot's
+label or pruned state changed (tests/test_observation.py checks it against a from-scratch
+Python computation after every step). Both envs return copies of it
+(:func:`observation_copy`).
 
 Performance note: the per-step kernels are inlined at the numba-IR level (``inline="always"``)
 into their callers (:func:`step_observe` for the single env, ``vec_step`` for the vector env).
@@ -40,8 +51,15 @@ STEP_ILLEGAL = 1
 STEP_ANSWER = 2
 
 
+OBS_KEYS = ("agree", "depth", "fresh", "label", "status", "totals", "vote")
+"""Observation keys, in the Dict space's (sorted) order and in the book's order."""
+VIEW = 7
+"""Index in ``book`` of the first observation array (``book[VIEW + k]`` is ``OBS_KEYS[k]``)."""
+_AGREE, _DEPTH, _FRESH, _LABEL, _STATUS, _TOTALS, _VOTE, _AGREE_BY_LABEL = range(VIEW, VIEW + 8)
+
+
 def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarray, ...]:
-    """Allocate the env bookkeeping arrays (see module docstring)."""
+    """Allocate the env bookkeeping arrays, observation included (see module docstring)."""
     return (
         np.zeros(capacity, np.uint8),
         np.full(capacity, -1, np.int32),
@@ -50,12 +68,27 @@ def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarr
         np.full(max_answers, -1, np.int32),
         np.full(capacity, -1, np.int32),
         np.zeros(2, np.int64),
+        np.zeros(capacity, np.int32),  # agree
+        np.zeros(capacity, np.int32),  # depth
+        np.zeros(capacity, np.int8),  # fresh
+        np.full(capacity, -1, np.int32),  # label
+        np.zeros(capacity, np.int8),  # status
+        np.zeros(4, np.int32),  # totals
+        np.zeros(5, np.float32),  # vote
+        np.zeros(max_answers + 1, np.int32),  # agree_by_label
     )
+
+
+def observation_copy(book: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """The observation kept in ``book`` as a dict of new arrays (Gymnasium's checker wants new
+    objects every call). Works for one env's book and for the vector env's stacked book
+    (leading axis N)."""
+    return {k: book[VIEW + i].copy() for i, k in enumerate(OBS_KEYS)}
 
 
 @njit(cache=True)
 def reset_book(book):
-    """Clear the bookkeeping for a new episode."""
+    """Clear the bookkeeping (and the observation) for a new episode."""
     book[0][:] = 0
     book[1][:] = -1
     book[2][:] = 0
@@ -63,6 +96,14 @@ def reset_book(book):
     book[4][:] = -1
     book[5][:] = -1
     book[6][:] = 0
+    book[_AGREE][:] = 0
+    book[_DEPTH][:] = 0
+    book[_FRESH][:] = 0
+    book[_LABEL][:] = -1
+    book[_STATUS][:] = 0
+    book[_TOTALS][:] = 0
+    book[_VOTE][:] = 0.0  # beta_conf(0, 0) is 0
+    book[_AGREE_BY_LABEL][:] = 0
 
 
 @njit(cache=True, inline="always")
@@ -126,13 +167,29 @@ def fill_mask(n_branches, q, ep, book, slots, out):
 
 
 @njit(cache=True, inline="always")
-def env_step(data, n_branches, q, ep, book, action, slots, mode, reveal_on_advance, probe_cost):
-    """Apply one atomic action.
+def env_step(
+    data,
+    n_branches,
+    q,
+    ep,
+    book,
+    action,
+    slots,
+    mode,
+    reveal_on_advance,
+    probe_cost,
+    conf_table,
+    counts,
+):
+    """Apply one atomic action and bring the observation in ``book`` up to date.
+
+    ``conf_table`` is ``beta_conf_table`` (read for ``vote``), ``counts`` an int64 zero scratch
+    array as in :func:`aggregate`.
 
     Returns:
         ``(status, charge_tokens)``; status is STEP_OK, STEP_ILLEGAL (nothing changed) or
-        STEP_ANSWER (the episode ends; nothing is charged). PROBE charges ``probe_cost``
-        tokens (κ_probe, 0 in the paper).
+        STEP_ANSWER (the episode ends; nothing is charged or changed). PROBE charges
+        ``probe_cost`` tokens (κ_probe, 0 in the paper).
     """
     if not is_legal(n_branches, q, ep, book, action, slots):
         return STEP_ILLEGAL, np.int64(0)
@@ -144,25 +201,82 @@ def env_step(data, n_branches, q, ep, book, action, slots, mode, reveal_on_advan
         fresh[slot] = 0
         if reveal_on_advance:
             reveal(ep, book, slot)
-        return STEP_OK, charge
-    if action == 2:
+    elif action == 2:
         slot, _a, charge = read_slot(data, q, ep)
         reveal(ep, book, slot)
-        return STEP_OK, charge
-    kind = (action - 3) // slots
-    slot = (action - 3) % slots
-    if kind == 0:
-        _a, charge, _fin = advance_slot(data, q, ep, slot, mode)
-        fresh[slot] = 0
-        if reveal_on_advance:
+    else:
+        kind = (action - 3) // slots
+        slot = (action - 3) % slots
+        if kind == 0:
+            _a, charge, _fin = advance_slot(data, q, ep, slot, mode)
+            fresh[slot] = 0
+            if reveal_on_advance:
+                reveal(ep, book, slot)
+        elif kind == 1:
             reveal(ep, book, slot)
-        return STEP_OK, charge
-    if kind == 1:
-        reveal(ep, book, slot)
-        ep[5][1] += probe_cost
-        return STEP_OK, np.int64(probe_cost)
-    book[0][slot] = 1
-    return STEP_OK, np.int64(0)
+            ep[5][1] += probe_cost
+            charge = np.int64(probe_cost)
+        else:
+            book[0][slot] = 1
+            charge = np.int64(0)
+    update_view(ep, book, conf_table, counts, slot)
+    return STEP_OK, charge
+
+
+@njit(cache=True, inline="always")
+def update_view(ep, book, conf_table, counts, slot):
+    """Update the observation kept in ``book`` after a step that changed only ``slot``.
+
+    The observation holds revealed information only. Per slot (``[S]``): ``status`` int8 (0
+    unopened, 1 active, 2 finished, 3 pruned), ``depth`` int32 (intervals consumed), ``label``
+    int32 (episode-local label of the latest revealed answer, -1 none), ``fresh`` int8 (label
+    is at the current depth), ``agree`` int32 (unpruned slots showing the same label, itself
+    included; 0 if none). ``totals`` int32 ``[4]``: opened, active, finished, pruned slots.
+    ``vote`` float32 ``[5]``: tokens charged so far, revealed finished answers (pool size),
+    leader count c1, runner-up count c2, beta_conf(c1, c2) over that pool.
+
+    Labels of other slots never change (a label is fixed at its first reveal), so only this
+    slot, the totals, the vote and (if this slot's label or pruned state changed) the
+    ``agree`` column need work: O(1), plus O(opened) for ``agree``, plus O(pool) when the
+    pool grew.
+    """
+    old_status = book[_STATUS][slot]
+    old_label = book[_LABEL][slot]
+    if book[0][slot]:
+        new_status = 3
+    elif ep[3][slot]:
+        new_status = 2
+    else:
+        new_status = 1
+    shown = book[1][slot]
+    new_label = book[4][shown] if shown >= 0 else -1
+    book[_STATUS][slot] = new_status
+    book[_DEPTH][slot] = ep[1][slot]
+    book[_LABEL][slot] = new_label
+    book[_FRESH][slot] = book[2][slot]
+    opened = ep[5][OPENED]
+    book[_TOTALS][0] = opened
+    if old_status > 0:
+        book[_TOTALS][old_status] -= 1
+    book[_TOTALS][new_status] += 1
+    old_counted = old_label >= 0 and old_status != 3
+    new_counted = new_label >= 0 and new_status != 3
+    if old_label != new_label or old_counted != new_counted:
+        if old_counted:
+            book[_AGREE_BY_LABEL][old_label] -= 1
+        if new_counted:
+            book[_AGREE_BY_LABEL][new_label] += 1
+        for t in range(opened):
+            lab = book[_LABEL][t]
+            book[_AGREE][t] = book[_AGREE_BY_LABEL][lab] if lab >= 0 else 0
+    book[_VOTE][0] = ep[5][1]
+    pool_size = book[6][1]
+    if book[_VOTE][1] != pool_size:
+        _w, c1, c2 = top2(book[5], pool_size, counts)
+        book[_VOTE][1] = pool_size
+        book[_VOTE][2] = c1
+        book[_VOTE][3] = c2
+        book[_VOTE][4] = conf_table[c1, c2]
 
 
 @njit(cache=True, inline="always")
@@ -170,87 +284,30 @@ def aggregate(ep, book, counts):
     """The env's own answer at ANSWER: majority of the revealed final answers (pool), else of
     the latest revealed answers of unpruned slots (slot order), else -1.
 
-    ``counts`` is an int64 zero scratch array of length >= the question's answer count.
+    ``counts`` is an int64 zero scratch array of length >= the question's answer count (zero
+    again on return). Allocates nothing, so it also compiles in kernels built without numba's
+    reference counting (``_nrt=False``, see ``vec_step``).
     """
     pool, book_counters = book[5], book[6]
     if book_counters[1] > 0:
         return majority(pool, book_counters[1], counts)
+    # majority (first-occurrence tie rule) over the shown answers of unpruned slots, in slot
+    # order, without building that list
     opened = ep[5][OPENED]
-    live = np.empty(opened, np.int32)
-    n = 0
+    pruned, shown = book[0], book[1]
     for s in range(opened):
-        if book[0][s] == 0 and book[1][s] >= 0:
-            live[n] = book[1][s]
-            n += 1
-    return majority(live, n, counts)
-
-
-@njit(cache=True, inline="always")
-def fill_observation(
-    ep, book, conf_table, counts, status, depth, label, fresh, agree, totals, vote
-):
-    """Fill a fresh observation (only revealed information) into the given arrays.
-
-    Per slot (``[S]``): ``status`` int8 (0 unopened, 1 active, 2 finished, 3 pruned),
-    ``depth`` int32 (intervals consumed), ``label`` int32 (episode-local label of the latest
-    revealed answer, -1 none), ``fresh`` int8 (label is at the current depth), ``agree`` int32
-    (unpruned slots showing the same label, itself included; 0 if none). ``totals`` int32 ``[4]``:
-    opened, active, finished, pruned slots. ``vote`` float32 ``[5]``: tokens charged so far,
-    revealed finished answers (pool size), leader count c1, runner-up count c2,
-    beta_conf(c1, c2).
-    """
-    opened = ep[5][OPENED]
-    pruned, shown, fresh_b, label_of, pool, book_counters = (
-        book[0],
-        book[1],
-        book[2],
-        book[4],
-        book[5],
-        book[6],
-    )
-    n_active = 0
-    n_finished = 0
-    n_pruned = 0
-    n_slots = status.shape[0]
-    # unopened slots: constants in straight loops (vectorised), the opened ones below
-    status[opened:] = 0
-    depth[opened:] = 0
-    label[opened:] = -1
-    fresh[opened:] = 0
-    agree[opened:] = 0
-    for s in range(min(opened, n_slots)):
-        if pruned[s]:
-            status[s] = 3
-            n_pruned += 1
-        elif ep[3][s]:
-            status[s] = 2
-            n_finished += 1
-        else:
-            status[s] = 1
-            n_active += 1
-        depth[s] = ep[1][s]
-        label[s] = label_of[shown[s]] if shown[s] >= 0 else -1
-        fresh[s] = fresh_b[s]
-    # agree: count each label over unpruned opened slots (counts is a zeroed scratch; labels
-    # are episode-local ids < the question's answer count), then read and clear.
+        if pruned[s] == 0 and shown[s] >= 0:
+            counts[shown[s]] += 1
+    best = -1
+    best_c = 0
     for s in range(opened):
-        if label[s] >= 0 and not pruned[s]:
-            counts[label[s]] += 1
-    for s in range(min(opened, n_slots)):
-        agree[s] = counts[label[s]] if label[s] >= 0 else 0
+        if pruned[s] == 0 and shown[s] >= 0 and counts[shown[s]] > best_c:
+            best_c = counts[shown[s]]
+            best = shown[s]
     for s in range(opened):
-        if label[s] >= 0:
-            counts[label[s]] = 0
-    totals[0] = opened
-    totals[1] = n_active
-    totals[2] = n_finished
-    totals[3] = n_pruned
-    _w, c1, c2 = top2(pool, book_counters[1], counts)
-    vote[0] = ep[5][1]
-    vote[1] = book_counters[1]
-    vote[2] = c1
-    vote[3] = c2
-    vote[4] = conf_table[c1, c2]
+        if shown[s] >= 0:
+            counts[shown[s]] = 0
+    return best
 
 
 @njit(cache=True)
@@ -267,50 +324,28 @@ def step_observe(
     probe_cost,
     conf_table,
     counts,
-    status,
-    depth,
-    label,
-    fresh,
-    agree,
-    totals,
-    vote,
     mask,
 ):
-    """One env step in one call: :func:`env_step`, then the observation and the mask.
-
-    The output arrays (see :func:`fill_observation`; ``mask`` int8 ``[3 + 3 S]``) are filled
-    for the state after the step (unchanged after an illegal action).
+    """One env step in one call: :func:`env_step` (which updates the observation in ``book``),
+    then the legality mask of the new state into ``mask`` int8 ``[3 + 3 S]`` (unchanged state
+    after an illegal action).
 
     Returns:
         ``(step_status, charge_tokens, tokens_so_far, opened)``.
     """
     st, charge = env_step(
-        data, n_branches, q, ep, book, action, slots, mode, reveal_on_advance, probe_cost
+        data,
+        n_branches,
+        q,
+        ep,
+        book,
+        action,
+        slots,
+        mode,
+        reveal_on_advance,
+        probe_cost,
+        conf_table,
+        counts,
     )
-    fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, agree, totals, vote)
     fill_mask(n_branches, q, ep, book, slots, mask)
     return st, charge, ep[5][1], ep[5][OPENED]
-
-
-@njit(cache=True)
-def observe(
-    n_branches,
-    q,
-    ep,
-    book,
-    slots,
-    conf_table,
-    counts,
-    status,
-    depth,
-    label,
-    fresh,
-    agree,
-    totals,
-    vote,
-    mask,
-):
-    """The observation and mask of the current state (as :func:`step_observe`, no step)."""
-    fill_observation(ep, book, conf_table, counts, status, depth, label, fresh, agree, totals, vote)
-    fill_mask(n_branches, q, ep, book, slots, mask)
-    return ep[5][1], ep[5][OPENED]

@@ -18,7 +18,7 @@ from tts_gym.env.dynamics import (
     fill_mask,
     is_legal,
     new_book,
-    observe,
+    observation_copy,
     reset_book,
     step_observe,
 )
@@ -190,7 +190,7 @@ class ReplayEnv(gym.Env):
         if self._done:
             raise RuntimeError("The episode has ended (ANSWER was taken): call reset() first.")
         action = int(action)
-        obs, mask = self._buffers()
+        mask = np.empty(self._n_actions, np.int8)
         status, charge, tokens, opened = step_observe(
             self._data,
             self._n_branches,
@@ -204,15 +204,9 @@ class ReplayEnv(gym.Env):
             self._probe_cost,
             self._conf,
             self._counts,
-            obs["status"],
-            obs["depth"],
-            obs["label"],
-            obs["fresh"],
-            obs["agree"],
-            obs["totals"],
-            obs["vote"],
             mask,
         )
+        obs = observation_copy(self._book)
         info = self._make_info(mask, tokens, opened)
         if status == STEP_ILLEGAL:
             if self._raise:
@@ -330,6 +324,8 @@ class ReplayEnv(gym.Env):
             self._mode,
             self._reveal,
             self._probe_cost,
+            self._conf,
+            self._counts,
         )
 
     def _final_answer(self) -> int:
@@ -337,42 +333,9 @@ class ReplayEnv(gym.Env):
             return self._committed
         return int(aggregate(self._ep, self._book, self._counts))
 
-    def _buffers(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Fresh observation arrays (a new dict of new arrays on every call, as Gymnasium's
-        checker requires; keys in the Dict space's sorted order) and a fresh mask."""
-        s = self._slots
-        obs = {
-            "agree": np.empty(s, np.int32),
-            "depth": np.empty(s, np.int32),
-            "fresh": np.empty(s, np.int8),
-            "label": np.empty(s, np.int32),
-            "status": np.empty(s, np.int8),
-            "totals": np.empty(4, np.int32),
-            "vote": np.empty(5, np.float32),
-        }
-        return obs, np.empty(self._n_actions, np.int8)
-
     def _observe(self) -> tuple[dict[str, np.ndarray], np.ndarray, int, int]:
         """Fresh observation and mask arrays, plus (tokens charged, slots opened)."""
-        obs, mask = self._buffers()
-        tokens, opened = observe(
-            self._n_branches,
-            self._q,
-            self._ep,
-            self._book,
-            self._slots,
-            self._conf,
-            self._counts,
-            obs["status"],
-            obs["depth"],
-            obs["label"],
-            obs["fresh"],
-            obs["agree"],
-            obs["totals"],
-            obs["vote"],
-            mask,
-        )
-        return obs, mask, tokens, opened
+        return observation_copy(self._book), self.action_masks(), self.tokens_used, self.n_opened
 
     def _observation(self) -> dict[str, np.ndarray]:
         return self._observe()[0]

@@ -4,8 +4,9 @@
 store=...)`` (or ``model=..., benchmark=...``) builds a :class:`ReplayVectorEnv`. Its state is
 the :class:`~tts_gym.env.ReplayEnv` state arrays stacked on a leading axis of length N, and
 :func:`vec_step` loops over the N envs calling the very kernels the single env calls
-(:func:`tts_gym.env.dynamics.env_step`, ``fill_observation``, ``fill_mask``, ``aggregate``, and
-through them :mod:`tts_gym.kernels.transitions`): there is no second copy of the dynamics.
+(:func:`tts_gym.env.dynamics.env_step`, which also keeps each env's observation current,
+``fill_mask``, ``aggregate``, and through them :mod:`tts_gym.kernels.transitions`): there is no
+second copy of the dynamics.
 
 Semantics equal N single envs made with ``gym.make("tts_gym/Replay-v0", ...)`` (same time limit):
 
@@ -54,8 +55,8 @@ from tts_gym.env.dynamics import (
     aggregate,
     env_step,
     fill_mask,
-    fill_observation,
     new_book,
+    observation_copy,
     reset_book,
 )
 from tts_gym.env.episode_start import start_episode
@@ -65,22 +66,12 @@ from tts_gym.kernels.transitions import env_data, new_episode, reset_episode
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
 
-OBS_KEYS = ("agree", "depth", "fresh", "label", "status", "totals", "vote")
 KIND_STEP = 0
 KIND_RESET = 1
 KIND_KEEP = 2
-_OBS_DTYPES = {
-    "agree": np.int32,
-    "depth": np.int32,
-    "fresh": np.int8,
-    "label": np.int32,
-    "status": np.int8,
-    "totals": np.int32,
-    "vote": np.float32,
-}
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def vec_step(
     data,
     n_branches,
@@ -102,7 +93,6 @@ def vec_step(
     terminated,
     answers,
     illegal,
-    obs,
     masks,
     elapsed,
     max_steps,
@@ -127,7 +117,6 @@ def vec_step(
         strict: check every action first and step nothing if one is illegal.
         conf, counts: ``beta_conf_table`` and an int64 zero scratch array (as in the env).
         rewards, terminated, answers, illegal: outputs float64/bool/int32/bool ``[N]``.
-        obs: tuple of the seven observation arrays, leading axis N, in ``OBS_KEYS`` order.
         masks: int8 ``[N, 3 + 3 S]``: on entry the current masks (the strict check reads them),
             on return the masks of the new states.
         elapsed: int64 ``[N]`` steps of each episode (0 after KIND_RESET, +1 after KIND_STEP).
@@ -139,7 +128,6 @@ def vec_step(
     Returns:
         -1, or (strict only) the first env whose action is illegal; nothing was changed then.
     """
-    o_agree, o_depth, o_fresh, o_label, o_status, o_totals, o_vote = obs
     n = qs.shape[0]
     if strict:
         # ``masks`` holds every stepping env's current legality mask (fill_mask = is_legal's rule)
@@ -166,6 +154,14 @@ def vec_step(
             book_arrays[4][i],
             book_arrays[5][i],
             book_arrays[6][i],
+            book_arrays[7][i],
+            book_arrays[8][i],
+            book_arrays[9][i],
+            book_arrays[10][i],
+            book_arrays[11][i],
+            book_arrays[12][i],
+            book_arrays[13][i],
+            book_arrays[14][i],
         )
         kind = kinds[i]
         rewards[i] = 0.0
@@ -193,6 +189,8 @@ def vec_step(
                 mode,
                 reveal_on_advance,
                 probe_cost,
+                conf,
+                counts,
             )
             if status == STEP_ILLEGAL:
                 illegal[i] = True
@@ -204,19 +202,6 @@ def vec_step(
                     terminated[i] = True
                     if a >= 0 and a == gold[q]:
                         rewards[i] += 1.0
-        fill_observation(
-            ep,
-            book,
-            conf,
-            counts,
-            o_status[i],
-            o_depth[i],
-            o_label[i],
-            o_fresh[i],
-            o_agree[i],
-            o_totals[i],
-            o_vote[i],
-        )
         if terminated[i]:
             masks[i, :] = 0
             masks[i, 0] = 1
@@ -311,9 +296,6 @@ class ReplayVectorEnv(VectorEnv):
         self._masks = np.zeros((n, self.layout.n), np.int8)
         self._masks[:, 0] = 1
         self._rngs: list[np.random.Generator] | None = None
-        self._obs_layout = [
-            (k, (n, *self.single_observation_space[k].shape), _OBS_DTYPES[k]) for k in OBS_KEYS
-        ]
 
     # --- Gymnasium VectorEnv API ----------------------------------------------------------------
     def reset(
@@ -409,7 +391,6 @@ class ReplayVectorEnv(VectorEnv):
     def _run(self, actions: np.ndarray, kinds: np.ndarray) -> dict[str, np.ndarray]:
         """Call :func:`vec_step`; fresh output arrays every call (they are returned as is)."""
         n, s, p = self.num_envs, self.layout.slots, self.params
-        obs = {k: np.empty(shape, dtype) for k, shape, dtype in self._obs_layout}
         self._rewards = np.empty(n, np.float64)
         self._terminated = np.empty(n, bool)
         self._answers = np.empty(n, np.int32)
@@ -436,7 +417,6 @@ class ReplayVectorEnv(VectorEnv):
             self._terminated,
             self._answers,
             self._illegal,
-            tuple(obs[k] for k in OBS_KEYS),
             self._masks,
             self._elapsed,
             -1 if self.max_episode_steps is None else int(self.max_episode_steps),
@@ -449,7 +429,7 @@ class ReplayVectorEnv(VectorEnv):
                 f"in env {bad} (nothing was stepped). Take only actions with "
                 f"envs.action_masks()[i, a] == 1, or make the env with illegal_action='ignore'."
             )
-        return obs
+        return observation_copy(self._book)
 
     def _info(
         self, answers: np.ndarray, answered: np.ndarray, illegal: np.ndarray | None
