@@ -44,6 +44,13 @@ def start_episode(
     Raises:
         ValueError: An unknown option key, a question out of range, or a bad ``order``.
     """
+    if not options:  # the common case (every autoreset): no checks, two draws
+        q = int(rng.integers(store.n_questions))
+        n = int(store.n_branches[q])
+        order[:n] = rng.permutation(n)
+        if n < order.shape[0]:
+            order[n:] = np.arange(n, order.shape[0], dtype=np.int32)
+        return q
     unknown = sorted(set(options) - set(RESET_OPTIONS))
     if unknown:
         raise ValueError(
@@ -72,5 +79,5 @@ def start_episode(
     elif "shuffle_seed" in options:
         order[:n] = protocol_order(n, int(options["shuffle_seed"]))
     else:
-        order[:n] = rng.permutation(n).astype(np.int32)
+        order[:n] = rng.permutation(n)
     return q

@@ -71,6 +71,18 @@ KIND_RESET = 1
 KIND_KEEP = 2
 
 
+@njit(cache=True, inline="always")
+def first_illegal(actions, kinds, masks):
+    """The first stepping env whose action its current mask forbids, else -1 (``masks`` holds
+    every stepping env's legality mask: fill_mask is is_legal's rule)."""
+    n_actions = masks.shape[1]
+    for i in range(kinds.shape[0]):
+        a = actions[i]
+        if kinds[i] == KIND_STEP and (a < 0 or a >= n_actions or masks[i, a] == 0):
+            return i
+    return -1
+
+
 @njit(cache=True, _nrt=False)
 def vec_step(
     data,
@@ -126,16 +138,17 @@ def vec_step(
             (KIND_KEEP envs keep theirs).
 
     Returns:
-        -1, or (strict only) the first env whose action is illegal; nothing was changed then.
+        ``(bad, n_answered, n_illegal, n_needing_reset)``: ``bad`` is -1, or (strict only) the
+        first env whose action is illegal (nothing was changed then; the counts are 0). The
+        counts let the caller skip per-env Python work when they are 0.
     """
     n = qs.shape[0]
     if strict:
-        # ``masks`` holds every stepping env's current legality mask (fill_mask = is_legal's rule)
-        n_actions = masks.shape[1]
-        for i in range(n):
-            a = actions[i]
-            if kinds[i] == KIND_STEP and (a < 0 or a >= n_actions or masks[i, a] == 0):
-                return i
+        bad = first_illegal(actions, kinds, masks)
+        if bad >= 0:
+            return bad, 0, 0, 0
+    n_answered = 0
+    n_illegal = 0
     for i in range(n):
         q = qs[i]
         ep = (
@@ -194,12 +207,14 @@ def vec_step(
             )
             if status == STEP_ILLEGAL:
                 illegal[i] = True
+                n_illegal += 1
             else:
                 rewards[i] = -cost_weight * float(charge)
                 if status == STEP_ANSWER:
                     a = aggregate(ep, book, counts)
                     answers[i] = a
                     terminated[i] = True
+                    n_answered += 1
                     if a >= 0 and a == gold[q]:
                         rewards[i] += 1.0
         if terminated[i]:
@@ -209,7 +224,10 @@ def vec_step(
             fill_mask(n_branches, q, ep, book, slots, masks[i])
         if kind != KIND_KEEP:
             needs_reset[i] = terminated[i] or truncated[i]
-    return -1
+    n_done = 0
+    for i in range(n):
+        n_done += needs_reset[i]
+    return -1, n_answered, n_illegal, n_done
 
 
 def _per_env(value: Any, n: int, name: str) -> list[Any]:
@@ -293,6 +311,10 @@ class ReplayVectorEnv(VectorEnv):
         self._q = np.zeros(n, np.int64)
         self._elapsed = np.zeros(n, np.int64)
         self._needs_reset = np.ones(n, bool)
+        self._n_done = n
+        self._all_step = np.zeros(n, np.int8)  # kinds when no env resets (KIND_STEP is 0)
+        self._all_true = np.ones(n, bool)
+        self._all_true.flags.writeable = False
         self._masks = np.zeros((n, self.layout.n), np.int8)
         self._masks[:, 0] = 1
         self._rngs: list[np.random.Generator] | None = None
@@ -330,8 +352,9 @@ class ReplayVectorEnv(VectorEnv):
         kinds = np.where(mask, KIND_RESET, KIND_KEEP).astype(np.int8)
         obs = self._run(np.zeros(n, np.int64), kinds)
         self._needs_reset[mask] = False
+        self._n_done = int(self._needs_reset.sum())
         self._elapsed[mask] = 0
-        return obs, self._info(np.zeros(n, np.int32), np.zeros(n, bool), None)
+        return obs, self._info(0, 0)
 
     def step(
         self, actions: Any
@@ -342,16 +365,18 @@ class ReplayVectorEnv(VectorEnv):
         acts = np.asarray(actions, dtype=np.int64).reshape(-1)
         if acts.shape != (n,):
             raise ValueError(f"step() needs {n} actions (one per env), got shape {acts.shape}.")
-        resetting = self._needs_reset
-        if resetting.any():
-            for i in np.flatnonzero(resetting):
-                self._draw_episode(int(i), {})
-        # bool -> int8 gives KIND_RESET (1) where resetting and KIND_STEP (0) elsewhere; the
-        # kernel counts steps, truncates and sets self._needs_reset (in place)
-        obs = self._run(acts, resetting.astype(np.int8))
-        terminated = self._terminated
-        info = self._info(self._answers, terminated, self._illegal if self._ignore else None)
-        return obs, self._rewards, terminated, self._truncated, info
+        if self._n_done:
+            resetting = self._needs_reset
+            for i in np.flatnonzero(resetting).tolist():
+                self._draw_episode(i, {})
+            # bool -> int8 gives KIND_RESET (1) where resetting and KIND_STEP (0) elsewhere
+            kinds = resetting.astype(np.int8)
+        else:
+            kinds = self._all_step
+        # the kernel counts steps, truncates and sets self._needs_reset (in place)
+        obs = self._run(acts, kinds)
+        info = self._info(self._n_answered, self._n_illegal)
+        return obs, self._rewards, self._terminated, self._truncated, info
 
     def render(self) -> tuple[str, ...] | None:
         if self.render_mode != "ansi":
@@ -385,8 +410,8 @@ class ReplayVectorEnv(VectorEnv):
 
     def _draw_episode(self, i: int, opts: dict[str, Any]) -> None:
         """Choose env i's question and branch order exactly as :meth:`ReplayEnv.reset` does."""
-        q = start_episode(self.store, opts, self._rngs[i], self._ep[0][i], f" (env {i})")
-        self._q[i] = q
+        where = f" (env {i})" if opts else ""  # only option errors quote it
+        self._q[i] = start_episode(self.store, opts, self._rngs[i], self._ep[0][i], where)
 
     def _run(self, actions: np.ndarray, kinds: np.ndarray) -> dict[str, np.ndarray]:
         """Call :func:`vec_step`; fresh output arrays every call (they are returned as is)."""
@@ -396,7 +421,7 @@ class ReplayVectorEnv(VectorEnv):
         self._answers = np.empty(n, np.int32)
         self._illegal = np.empty(n, bool)
         self._truncated = np.empty(n, bool)
-        bad = vec_step(
+        bad, self._n_answered, self._n_illegal, self._n_done = vec_step(
             self._data,
             self.store.n_branches,
             self.store.gold,
@@ -431,11 +456,9 @@ class ReplayVectorEnv(VectorEnv):
             )
         return observation_copy(self._book)
 
-    def _info(
-        self, answers: np.ndarray, answered: np.ndarray, illegal: np.ndarray | None
-    ) -> dict[str, Any]:
-        n = self.num_envs
-        every = np.ones(n, bool)  # one mask array shared by the always-present keys
+    def _info(self, n_answered: int, n_illegal: int) -> dict[str, Any]:
+        """The info dict of the last kernel call (``n_answered``/``n_illegal``: its counts)."""
+        every = self._all_true  # read-only, shared by the always-present keys
         counters = self._ep[5]
         info: dict[str, Any] = {
             "action_mask": self._masks.copy(),
@@ -447,19 +470,22 @@ class ReplayVectorEnv(VectorEnv):
             "opened": counters[:, 0].copy(),
             "_opened": every,
         }
-        if answered.any():
-            strings = np.full(n, None, dtype=object)
-            correct = np.zeros(n, bool)
+        if n_answered:
+            answered = self._terminated
+            answers = self._answers
+            strings = np.full(self.num_envs, None, dtype=object)
+            correct = np.zeros(self.num_envs, bool)
             gold = self.store.gold
-            for i in np.flatnonzero(answered):
+            for i in np.flatnonzero(answered).tolist():
                 q = int(self._q[i])
-                strings[i] = self.store.answer_string(q, int(answers[i]))
-                correct[i] = bool(answers[i] >= 0 and answers[i] == gold[q])
+                a = int(answers[i])
+                strings[i] = self.store.answer_string(q, a)
+                correct[i] = a >= 0 and a == gold[q]
             info["answer"] = strings
             info["_answer"] = answered.copy()
             info["correct"] = correct
             info["_correct"] = answered.copy()
-        if illegal is not None and illegal.any():
-            info["illegal_action"] = illegal.copy()
-            info["_illegal_action"] = illegal.copy()
+        if n_illegal and self._ignore:
+            info["illegal_action"] = self._illegal.copy()
+            info["_illegal_action"] = self._illegal.copy()
         return info
