@@ -1,10 +1,12 @@
-"""The observation the env keeps up to date step by step equals one computed from scratch.
+"""The observation and mask the env keeps up to date step by step equal ones computed from
+scratch.
 
 ``reference_observation`` is the observation's definition written plainly in Python over the
 env's primitive state (which slots are opened, finished, pruned; what was revealed where). The
 env maintains its observation incrementally inside ``env_step`` (``update_view``); these tests
 compare the two after every step, through ``step``, through the handle's ``apply_action`` fast
-path and through the vector env.
+path and through the vector env. The kept legality mask (``update_mask``) is compared with
+``is_legal`` asked about every action.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 import tts_gym  # noqa: F401  (registers the env)
 from tts_gym.env import ReplayEnv
-from tts_gym.env.dynamics import OBS_KEYS
+from tts_gym.env.dynamics import MASK, OBS_KEYS, is_legal
 from tts_gym.kernels.votes import beta_conf, top2_py
 from tts_gym.testing import tiny_store
 
@@ -51,6 +53,14 @@ def reference_observation(ep, book) -> dict[str, np.ndarray]:
         ),
         "vote": np.array([counters[1], book_counters[1], c1, c2, beta_conf(c1, c2)], np.float32),
     }
+
+
+def reference_mask(store, q, ep, book, slots) -> np.ndarray:
+    """Legality of every action by asking ``is_legal`` one action at a time."""
+    n_actions = 3 + 3 * slots
+    return np.array(
+        [is_legal(store.n_branches, q, ep, book, a, slots) for a in range(n_actions)], np.int8
+    )
 
 
 def assert_obs_equal(obs, expected, where=""):
@@ -88,6 +98,12 @@ def test_kept_observation_equals_the_from_scratch_one(kw, seed, use_apply):
         else:
             obs, _r, done, _tr, _info = env.step(action)
         assert_obs_equal(obs, reference_observation(env._ep, env._book), f" at step {t}")
+        if not done:
+            expected_mask = reference_mask(STORE, env.question, env._ep, env._book, env._slots)
+            np.testing.assert_array_equal(env._book[MASK], expected_mask, err_msg=f"step {t}")
+            np.testing.assert_array_equal(env.action_masks(), expected_mask)
+        else:
+            assert env._book[MASK].tolist() == [1] + [0] * (env.layout.n - 1)
         if done:
             obs, _info = env.reset()
             assert_obs_equal(obs, reference_observation(env._ep, env._book), " after reset")
@@ -108,6 +124,10 @@ def test_vector_env_observations_equal_the_from_scratch_ones(kw, seed):
             book = tuple(a[i] for a in envs._book)
             expected = reference_observation(ep, book)
             assert_obs_equal({k: obs[k][i] for k in OBS_KEYS}, expected, f" env {i} step {t}")
+            if not envs._needs_reset[i]:
+                q = int(envs._q[i])
+                expected_mask = reference_mask(STORE, q, ep, book, kw["max_branches"])
+                np.testing.assert_array_equal(info["action_mask"][i], expected_mask)
         masks = info["action_mask"]
         # uniform over legal actions: ANSWER is common, so autoresets happen too
         actions = [int(rng.choice(np.flatnonzero(m))) for m in masks]

@@ -17,13 +17,16 @@ replay transitions in :mod:`tts_gym.kernels.transitions`, which they call for ev
   Dict space's key order ``OBS_KEYS``): ``agree`` int32 ``[C]``, ``depth`` int32 ``[C]``,
   ``fresh`` int8 ``[C]``, ``label`` int32 ``[C]``, ``status`` int8 ``[C]``, ``totals`` int32
   ``[4]``, ``vote`` float32 ``[5]`` (meanings in :func:`update_view`);
-- ``agree_by_label`` int32 ``[A]``: unpruned opened slots showing each episode-local label.
+- ``agree_by_label`` int32 ``[A]``: unpruned opened slots showing each episode-local label;
+- ``mask`` int8 ``[3 + 3 C]`` (index ``MASK``): the legality mask of the current state
+  (:func:`fill_mask`'s rule), ANSWER only once ANSWER was taken.
 
-The observation is maintained incrementally: a step changes one slot, so :func:`update_view`
-rewrites that slot, the totals and the vote, and the ``agree`` column only when the slot's
-label or pruned state changed (tests/test_observation.py checks it against a from-scratch
-Python computation after every step). Both envs return copies of it
-(:func:`observation_copy`).
+The observation and the mask are maintained incrementally: a step changes one slot, so
+:func:`update_view` rewrites that slot, the totals and the vote, and the ``agree`` column only
+when the slot's label or pruned state changed, and :func:`update_mask` that slot's three
+actions and the two opening ones (tests/test_observation.py checks both against from-scratch
+computations after every step). :func:`reset_state` starts an episode with the full
+:func:`fill_mask`. Both envs return copies (:func:`observation_copy`).
 
 Performance note: the per-step kernels are inlined at the numba-IR level (``inline="always"``)
 into their callers (:func:`step_observe` for the single env, ``vec_step`` for the vector env).
@@ -43,6 +46,7 @@ from tts_gym.kernels.transitions import (
     can_open,
     open_slot,
     read_slot,
+    reset_episode,
 )
 from tts_gym.kernels.votes import majority, top2
 
@@ -56,6 +60,8 @@ OBS_KEYS = ("agree", "depth", "fresh", "label", "status", "totals", "vote")
 VIEW = 7
 """Index in ``book`` of the first observation array (``book[VIEW + k]`` is ``OBS_KEYS[k]``)."""
 _AGREE, _DEPTH, _FRESH, _LABEL, _STATUS, _TOTALS, _VOTE, _AGREE_BY_LABEL = range(VIEW, VIEW + 8)
+MASK = VIEW + 8
+"""Index in ``book`` of the kept legality mask."""
 
 
 def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarray, ...]:
@@ -76,6 +82,7 @@ def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarr
         np.zeros(4, np.int32),  # totals
         np.zeros(5, np.float32),  # vote
         np.zeros(max_answers + 1, np.int32),  # agree_by_label
+        np.zeros(3 + 3 * capacity, np.int8),  # mask (set by reset_state)
     )
 
 
@@ -104,6 +111,7 @@ def reset_book(book):
     book[_TOTALS][:] = 0
     book[_VOTE][:] = 0.0  # beta_conf(0, 0) is 0
     book[_AGREE_BY_LABEL][:] = 0
+    book[MASK][:] = 0
 
 
 @njit(cache=True, inline="always")
@@ -167,6 +175,35 @@ def fill_mask(n_branches, q, ep, book, slots, out):
 
 
 @njit(cache=True, inline="always")
+def update_mask(n_branches, q, ep, book, slots, slot):
+    """Bring the kept mask up to date after a step that changed only ``slot`` (and maybe the
+    number of opened slots): the same rule as :func:`fill_mask`, for the entries it can
+    change."""
+    mask = book[MASK]
+    can = 1 if can_open(n_branches, q, ep) else 0
+    mask[1] = can
+    mask[2] = can
+    if book[0][slot]:
+        live = 0
+        probe = 0
+    else:
+        live = 1 if ep[3][slot] == 0 else 0
+        probe = 1 if book[2][slot] == 0 else 0
+    mask[3 + slot] = live
+    mask[3 + slots + slot] = probe
+    mask[3 + 2 * slots + slot] = live
+
+
+@njit(cache=True)
+def reset_state(n_branches, q, ep, book, slots):
+    """Start an episode of question ``q``: clear ``ep`` (its order is kept) and ``book``, and
+    compute the first mask."""
+    reset_episode(ep)
+    reset_book(book)
+    fill_mask(n_branches, q, ep, book, slots, book[MASK])
+
+
+@njit(cache=True, inline="always")
 def env_step(
     data,
     n_branches,
@@ -181,7 +218,7 @@ def env_step(
     conf_table,
     counts,
 ):
-    """Apply one atomic action and bring the observation in ``book`` up to date.
+    """Apply one atomic action and bring the observation and mask in ``book`` up to date.
 
     ``conf_table`` is ``beta_conf_table`` (read for ``vote``), ``counts`` an int64 zero scratch
     array as in :func:`aggregate`.
@@ -194,6 +231,8 @@ def env_step(
     if not is_legal(n_branches, q, ep, book, action, slots):
         return STEP_ILLEGAL, np.int64(0)
     if action == 0:
+        book[MASK][:] = 0
+        book[MASK][0] = 1  # the episode is over: only ANSWER (what the envs report)
         return STEP_ANSWER, np.int64(0)
     fresh = book[2]
     if action == 1:
@@ -220,6 +259,7 @@ def env_step(
             book[0][slot] = 1
             charge = np.int64(0)
     update_view(ep, book, conf_table, counts, slot)
+    update_mask(n_branches, q, ep, book, slots, slot)
     return STEP_OK, charge
 
 
@@ -324,11 +364,9 @@ def step_observe(
     probe_cost,
     conf_table,
     counts,
-    mask,
 ):
-    """One env step in one call: :func:`env_step` (which updates the observation in ``book``),
-    then the legality mask of the new state into ``mask`` int8 ``[3 + 3 S]`` (unchanged state
-    after an illegal action).
+    """One env step in one call: :func:`env_step` (which updates the observation and mask in
+    ``book``; nothing changes after an illegal action).
 
     Returns:
         ``(step_status, charge_tokens, tokens_so_far, opened)``.
@@ -347,5 +385,4 @@ def step_observe(
         conf_table,
         counts,
     )
-    fill_mask(n_branches, q, ep, book, slots, mask)
     return st, charge, ep[5][1], ep[5][OPENED]

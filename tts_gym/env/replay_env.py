@@ -11,21 +11,21 @@ from gymnasium import spaces
 
 from tts_gym.env.actions import ANSWER, ActionLayout
 from tts_gym.env.dynamics import (
+    MASK,
     STEP_ANSWER,
     STEP_ILLEGAL,
     aggregate,
     env_step,
-    fill_mask,
     is_legal,
     new_book,
     observation_copy,
-    reset_book,
+    reset_state,
     step_observe,
 )
 from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
-from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode, reset_episode
+from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
 
@@ -179,8 +179,7 @@ class ReplayEnv(gym.Env):
         super().reset(seed=seed)
         q = start_episode(self.store, options or {}, self.np_random, self._ep[0])
         self._q = q
-        reset_episode(self._ep)
-        reset_book(self._book)
+        reset_state(self._n_branches, q, self._ep, self._book, self._slots)
         self._committed = None
         self._done = False
         obs, mask, tokens, opened = self._observe()
@@ -190,7 +189,6 @@ class ReplayEnv(gym.Env):
         if self._done:
             raise RuntimeError("The episode has ended (ANSWER was taken): call reset() first.")
         action = int(action)
-        mask = np.empty(self._n_actions, np.int8)
         status, charge, tokens, opened = step_observe(
             self._data,
             self._n_branches,
@@ -204,9 +202,9 @@ class ReplayEnv(gym.Env):
             self._probe_cost,
             self._conf,
             self._counts,
-            mask,
         )
         obs = observation_copy(self._book)
+        mask = self._book[MASK].copy()  # ANSWER only once ANSWER was taken
         info = self._make_info(mask, tokens, opened)
         if status == STEP_ILLEGAL:
             if self._raise:
@@ -216,8 +214,6 @@ class ReplayEnv(gym.Env):
         reward = -self._cost_weight * int(charge)
         if status == STEP_ANSWER:
             self._done = True
-            mask[:] = 0
-            mask[ANSWER] = 1
             answer = self._final_answer()
             correct = bool(answer >= 0 and answer == int(self.store.gold[self._q]))
             reward += 1.0 if correct else 0.0
@@ -234,12 +230,11 @@ class ReplayEnv(gym.Env):
     # --- helpers used by the question handle and wrappers ---------------------------------
     def action_masks(self) -> np.ndarray:
         """int8 legality mask ``[3 + 3 S]`` (the name sb3-contrib's MaskablePPO looks for)."""
-        mask = np.zeros(self.layout.n, np.int8)
         if self._done:
+            mask = np.zeros(self.layout.n, np.int8)
             mask[ANSWER] = 1
             return mask
-        fill_mask(self.store.n_branches, self._q, self._ep, self._book, self.layout.slots, mask)
-        return mask
+        return self._book[MASK].copy()
 
     def apply_action(self, action: int) -> int:
         """Take one atomic action (not ANSWER) without building an observation.

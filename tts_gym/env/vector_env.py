@@ -4,9 +4,9 @@
 store=...)`` (or ``model=..., benchmark=...``) builds a :class:`ReplayVectorEnv`. Its state is
 the :class:`~tts_gym.env.ReplayEnv` state arrays stacked on a leading axis of length N, and
 :func:`vec_step` loops over the N envs calling the very kernels the single env calls
-(:func:`tts_gym.env.dynamics.env_step`, which also keeps each env's observation current,
-``fill_mask``, ``aggregate``, and through them :mod:`tts_gym.kernels.transitions`): there is no
-second copy of the dynamics.
+(:func:`tts_gym.env.dynamics.env_step`, which also keeps each env's observation and legality
+mask current, ``reset_state``, ``aggregate``, and through them
+:mod:`tts_gym.kernels.transitions`): there is no second copy of the dynamics.
 
 Semantics equal N single envs made with ``gym.make("tts_gym/Replay-v0", ...)`` (same time limit):
 
@@ -50,19 +50,19 @@ from numba import njit
 
 from tts_gym.env.actions import ActionLayout
 from tts_gym.env.dynamics import (
+    MASK,
     STEP_ANSWER,
     STEP_ILLEGAL,
     aggregate,
     env_step,
-    fill_mask,
     new_book,
     observation_copy,
-    reset_book,
+    reset_state,
 )
 from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
-from tts_gym.kernels.transitions import env_data, new_episode, reset_episode
+from tts_gym.kernels.transitions import env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
 
@@ -105,7 +105,6 @@ def vec_step(
     terminated,
     answers,
     illegal,
-    masks,
     elapsed,
     max_steps,
     truncated,
@@ -129,8 +128,6 @@ def vec_step(
         strict: check every action first and step nothing if one is illegal.
         conf, counts: ``beta_conf_table`` and an int64 zero scratch array (as in the env).
         rewards, terminated, answers, illegal: outputs float64/bool/int32/bool ``[N]``.
-        masks: int8 ``[N, 3 + 3 S]``: on entry the current masks (the strict check reads them),
-            on return the masks of the new states.
         elapsed: int64 ``[N]`` steps of each episode (0 after KIND_RESET, +1 after KIND_STEP).
         max_steps: time limit (``truncated`` once ``elapsed >= max_steps``); -1: none.
         truncated: bool output ``[N]``.
@@ -144,7 +141,7 @@ def vec_step(
     """
     n = qs.shape[0]
     if strict:
-        bad = first_illegal(actions, kinds, masks)
+        bad = first_illegal(actions, kinds, book_arrays[MASK])
         if bad >= 0:
             return bad, 0, 0, 0
     n_answered = 0
@@ -175,6 +172,7 @@ def vec_step(
             book_arrays[12][i],
             book_arrays[13][i],
             book_arrays[14][i],
+            book_arrays[15][i],
         )
         kind = kinds[i]
         rewards[i] = 0.0
@@ -188,8 +186,7 @@ def vec_step(
         # as gymnasium's TimeLimit: truncated at the limit even if also terminated
         truncated[i] = max_steps >= 0 and elapsed[i] >= max_steps
         if kind == KIND_RESET:
-            reset_episode(ep)
-            reset_book(book)
+            reset_state(n_branches, q, ep, book, slots)
         elif kind == KIND_STEP:
             status, charge = env_step(
                 data,
@@ -217,11 +214,6 @@ def vec_step(
                     n_answered += 1
                     if a >= 0 and a == gold[q]:
                         rewards[i] += 1.0
-        if terminated[i]:
-            masks[i, :] = 0
-            masks[i, 0] = 1
-        elif kind != KIND_KEEP:
-            fill_mask(n_branches, q, ep, book, slots, masks[i])
         if kind != KIND_KEEP:
             needs_reset[i] = terminated[i] or truncated[i]
     n_done = 0
@@ -315,8 +307,8 @@ class ReplayVectorEnv(VectorEnv):
         self._all_step = np.zeros(n, np.int8)  # kinds when no env resets (KIND_STEP is 0)
         self._all_true = np.ones(n, bool)
         self._all_true.flags.writeable = False
-        self._masks = np.zeros((n, self.layout.n), np.int8)
-        self._masks[:, 0] = 1
+        self._masks = self._book[MASK]  # [N, 3 + 3 S], kept current by the kernels
+        self._masks[:, 0] = 1  # before the first reset: ANSWER only
         self._rngs: list[np.random.Generator] | None = None
 
     # --- Gymnasium VectorEnv API ----------------------------------------------------------------
@@ -442,7 +434,6 @@ class ReplayVectorEnv(VectorEnv):
             self._terminated,
             self._answers,
             self._illegal,
-            self._masks,
             self._elapsed,
             -1 if self.max_episode_steps is None else int(self.max_episode_steps),
             self._truncated,
