@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -255,10 +256,60 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert row["controller"] == "rl-ppo" and row["path"] == "handle"
 
 
+def fake_sb3_archive(path):
+    """A zip with the members every SB3 model.zip holds (enough for the up-front checks)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data", "{}")
+        archive.writestr("policy.pth", b"")
+
+
 def test_missing_config_is_explained(tmp_path):
-    (tmp_path / "model.zip").write_bytes(b"")
+    fake_sb3_archive(tmp_path / "model.zip")
     with pytest.raises(FileNotFoundError, match="config.json"):
         make_controller(f"rl:{tmp_path / 'model.zip'}")
+
+
+GOOD_CONFIG = {
+    "algo": "ppo",
+    "max_branches": 8,
+    "max_macro_steps": 16,
+    "cost_weight": 1e-6,
+    "timesteps": 64,
+}
+
+
+@pytest.mark.parametrize(
+    "archive, config, message",
+    [
+        (b"not a zip", GOOD_CONFIG, "not a stable-baselines3 model archive"),
+        ("zip-without-members", GOOD_CONFIG, "no data, policy.pth inside"),
+        ("sb3", "{truncated", "is not valid JSON"),
+        ("sb3", [1, 2], "must hold a JSON object"),
+        ("sb3", {"algo": "ppo"}, "lacks max_branches, max_macro_steps, cost_weight, timesteps"),
+        ("sb3", {**GOOD_CONFIG, "algo": "a2c"}, "names algo 'a2c'"),
+        ("sb3", GOOD_CONFIG, "could not be loaded as PPO"),  # members present, contents broken
+    ],
+)
+def test_bad_model_files_are_one_clear_error(tmp_path, capsys, archive, config, message):
+    from tts_gym.cli import main
+
+    model = tmp_path / "model.zip"
+    if archive == "sb3":
+        fake_sb3_archive(model)
+    elif archive == "zip-without-members":
+        with zipfile.ZipFile(model, "w") as z:
+            z.writestr("other", "x")
+    else:
+        model.write_bytes(archive)
+    text = config if isinstance(config, str) else json.dumps(config)
+    (tmp_path / "config.json").write_text(text)
+    data = tmp_path / "data"
+    write_store_json(data / "tiny" / "aime24.json", tiny_questions(0))
+    argv = ["eval", f"rl:{model}", "--model", "tiny", "--benchmark", "aime24"]
+    assert main([*argv, "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def mean_reward(env: MacroActionEnv, act, episodes: int, seed: int) -> float:

@@ -14,20 +14,28 @@ in each worker.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agents.rl.macro import ANSWER, MacroCore
-from agents.rl.train import CONFIG_NAME, algo_class
+from agents.rl.train import ALGOS, CONFIG_NAME, algo_class
+
+REQUIRED_CONFIG = ("algo", "max_branches", "max_macro_steps", "cost_weight", "timesteps")
+"""Keys of ``config.json`` an RL controller reads (``tts-gym train-rl`` writes them all)."""
+SB3_ARCHIVE_MEMBERS = ("data", "policy.pth")
+"""Files every stable-baselines3 ``model.zip`` holds."""
 
 
 def read_config(model_path: str | Path) -> dict[str, Any]:
-    """The training config saved beside ``model_path``.
+    """The training config saved beside ``model_path``, after checking both files.
 
     Raises:
         FileNotFoundError: The model or its ``config.json`` is missing.
+        ValueError: The model is not an SB3 archive, or the config is not JSON, lacks a key
+            the controller reads or names an unknown algorithm.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -35,13 +43,43 @@ def read_config(model_path: str | Path) -> dict[str, Any]:
             f"RL model {path} does not exist; train one with `tts-gym train-rl --out DIR` and "
             f"pass rl:DIR/model.zip."
         )
+    check_archive(path)
     cfg = path.parent / CONFIG_NAME
     if not cfg.is_file():
         raise FileNotFoundError(
             f"{cfg} is missing: an RL model needs the config.json written beside it by "
             f"`tts-gym train-rl` (it names the algorithm and the macro-env settings)."
         )
-    return json.loads(cfg.read_text())
+    retrain = "; retrain with `tts-gym train-rl --out DIR`, which writes a complete one."
+    try:
+        config = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{cfg} is not valid JSON ({exc}){retrain}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{cfg} must hold a JSON object{retrain}")
+    missing = [k for k in REQUIRED_CONFIG if k not in config]
+    if missing:
+        raise ValueError(f"{cfg} lacks {', '.join(missing)}{retrain}")
+    if config["algo"] not in ALGOS:
+        raise ValueError(f"{cfg} names algo {config['algo']!r}, not one of {ALGOS}{retrain}")
+    return config
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a file that is not a stable-baselines3 model archive (before torch loads it)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"RL model {path} is not a stable-baselines3 model archive (not a zip file); pass "
+            f"the model.zip written by `tts-gym train-rl`."
+        )
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    missing = [m for m in SB3_ARCHIVE_MEMBERS if m not in names]
+    if missing:
+        raise ValueError(
+            f"RL model {path} is a zip file but not a stable-baselines3 model (no "
+            f"{', '.join(missing)} inside); pass the model.zip written by `tts-gym train-rl`."
+        )
 
 
 class RLController:
@@ -75,7 +113,15 @@ class RLController:
             import torch
 
             torch.set_num_threads(1)
-            self._model = algo_class(self.algo).load(self.model_path, device="cpu")
+            cls = algo_class(self.algo)
+            try:
+                self._model = cls.load(self.model_path, device="cpu")
+            except Exception as exc:  # SB3/torch raise many types for a damaged archive
+                raise ValueError(
+                    f"RL model {self.model_path} could not be loaded as {cls.__name__} "
+                    f"({type(exc).__name__}: {str(exc) or 'truncated data'}); retrain with "
+                    f"`tts-gym train-rl --out DIR` or pass an intact model.zip."
+                ) from exc
         return self._model
 
     def act(self, obs: np.ndarray, mask: np.ndarray) -> int:
