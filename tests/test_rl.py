@@ -6,9 +6,11 @@ import json
 import warnings
 import zipfile
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from agents.rl.macro import (
@@ -17,6 +19,7 @@ from agents.rl.macro import (
     DEEPEN_LEADERS,
     N_ACTIONS,
     PRUNE_DISSENTERS,
+    SAMPLE,
     WIDEN,
     MacroActionEnv,
     make_macro_env,
@@ -77,7 +80,8 @@ def test_macro_actions_are_the_documented_atomic_primitives():
     answers: list = []
     finished: list = []
     pruned: list = []
-    plan = [WIDEN] * 5 + [DEEPEN_ALL, DEEPEN_LEADERS, PRUNE_DISSENTERS, DEEPEN_ALL, DEEPEN_ALL]
+    plan = [WIDEN] * 5 + [DEEPEN_ALL, DEEPEN_LEADERS, SAMPLE, PRUNE_DISSENTERS, DEEPEN_ALL]
+    plan += [SAMPLE, DEEPEN_ALL]
     taken = 0
     for action in plan:
         if not env.action_masks()[action]:
@@ -92,6 +96,10 @@ def test_macro_actions_are_the_documented_atomic_primitives():
             answers.append(a)
             finished.append(fin)
             pruned.append(False)
+        if action == SAMPLE:
+            answers.append(h.full_read())
+            finished.append(True)
+            pruned.append(False)
         for i in live:
             if action == DEEPEN_ALL or (action == DEEPEN_LEADERS and answers[i] == lead):
                 answers[i], finished[i] = h.probe_more(i)
@@ -100,7 +108,7 @@ def test_macro_actions_are_the_documented_atomic_primitives():
                 pruned[i] = True
         assert twin.tokens_used == env.base.tokens_used
         assert env.core.answers == answers and env.core.pruned == pruned
-    assert taken >= 7
+    assert taken >= 9
     lead = _leader(answers, finished, pruned)
     _obs, reward, terminated, _tr, info = env.step(ANSWER)
     assert terminated and info["answer"] == lead
@@ -110,12 +118,13 @@ def test_macro_actions_are_the_documented_atomic_primitives():
 def test_macro_mask_and_leader_rules(tiny):
     env = make_macro_env(tiny, max_branches=8, illegal_action="raise")
     env.reset(options={"question": 0, "shuffle_seed": 0})
-    assert env.action_masks().tolist() == [1, 1, 0, 0, 0]
+    assert env.action_masks().tolist() == [1, 1, 0, 0, 0, 1]
     with pytest.raises(ValueError, match="Illegal macro action 2"):
         env.step(DEEPEN_ALL)
     for _ in range(8):
         env.step(WIDEN)
     assert env.action_masks()[WIDEN] == 0  # all 8 branches opened
+    assert env.action_masks()[SAMPLE] == 0
     core = env.core
     if core.finals:
         assert core.leader == _leader(core.answers, core.finished, core.pruned)
@@ -287,6 +296,7 @@ GOOD_CONFIG = {
         ("sb3", [1, 2], "must hold a JSON object"),
         ("sb3", {"algo": "ppo"}, "lacks max_branches, max_macro_steps, cost_weight, timesteps"),
         ("sb3", {**GOOD_CONFIG, "algo": "a2c"}, "names algo 'a2c'"),
+        ("sb3", {**GOOD_CONFIG, "actions": ["ANSWER", "JUMP"]}, "lists macro actions"),
         ("sb3", GOOD_CONFIG, "could not be loaded as PPO"),  # members present, contents broken
     ],
 )
@@ -330,7 +340,7 @@ def test_short_training_beats_a_random_masked_policy(tmp_path):
     store = load_store("Qwen3-8B", "aime24", real_data_dir())
     args = Args(
         algo="maskable-ppo",
-        timesteps=4096,
+        timesteps=16384,  # 4096 steps were not enough once SAMPLE joined the actions
         out=str(tmp_path),
         store=store,
         n_envs=4,
@@ -358,3 +368,34 @@ def test_docstring_examples(module):
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     result = doctest.testmod(importlib.import_module(module), optionflags=flags)
     assert result.attempted > 0 and result.failed == 0
+
+
+class FiveActionMacroEnv(gym.Wrapper):
+    """The macro env as it was before SAMPLE (actions 0-4), to make a model of that time."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.action_space = gym.spaces.Discrete(5)
+
+    def action_masks(self):
+        return self.env.action_masks()[:5]
+
+
+def test_models_trained_before_sample_still_evaluate(tmp_path, tiny):
+    env = FiveActionMacroEnv(make_macro_env(tiny, max_branches=8, max_macro_steps=16))
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0)
+    model.learn(32)
+    model.save(tmp_path / "model.zip")
+    config = {**GOOD_CONFIG, "max_branches": 8, "max_macro_steps": 16}
+    config["actions"] = ["ANSWER", "WIDEN", "DEEPEN_ALL", "DEEPEN_LEADERS", "PRUNE_DISSENTERS"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ctrl = make_controller(f"rl:{tmp_path / 'model.zip'}")
+    assert ctrl.n_actions == 5
+    assert ctrl.act(np.zeros(20, np.float32), np.array([0, 0, 0, 0, 0, 1], np.int8)) != SAMPLE
+    result = evaluate(ctrl, tiny, seeds=2, max_branches=8, path="handle", traces=True)
+    ops = {step["op"] for row in result.traces for trace in row for step in trace}
+    assert "full_read" not in ops
+    # a config without "actions" (the very first models) reads as the same five
+    del config["actions"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert make_controller(f"rl:{tmp_path / 'model.zip'}").n_actions == 5

@@ -2,7 +2,7 @@
 
 The atomic env (``tts_gym/Replay-v0``) has 3 + 3 S actions (195 for S = 64) and a per-slot Dict
 observation; credit assignment over thousands of atomic steps is hard. The macro env keeps the
-same episodes, charges and reward, but offers five decisions, each a short sequence of the paper's
+same episodes, charges and reward, but offers six decisions, each a short sequence of the paper's
 primitives (carried out through :class:`~tts_gym.handle.QuestionHandle`, so as atomic env steps):
 
 ======  =================  ===============================================================
@@ -13,14 +13,20 @@ index   macro action       atomic actions (with ``reveal_on_advance=False``)
 2       DEEPEN_ALL         ``probe_more`` every live slot: CONTINUE(i), PROBE(i) for each
 3       DEEPEN_LEADERS     ``probe_more`` every live slot whose latest answer is the leader
 4       PRUNE_DISSENTERS   PRUNE(i) for every live slot whose latest answer is not the leader
+5       SAMPLE             ``full_read``: SAMPLE (open a branch, read it to its final answer)
 ======  =================  ===============================================================
+
+SAMPLE was added after the first five: with them alone, MaskablePPO learned SC@1 at every cost
+weight, even at 0 (see README, "RL baselines"); one SAMPLE adds one final answer to the vote, so
+self-consistency at any k is a short action sequence. Models trained on the first five keep
+working: their ``config.json`` lists five actions and the controller masks SAMPLE for them.
 
 A slot is *live* when opened, unpruned and unfinished. The *leader* is the majority of the
 revealed final answers (first-occurrence tie rule, as the env's own aggregation), else, when no
 branch has finished, the majority of the latest revealed answers of unpruned slots in slot order.
 
-Legality (``action_masks()``, int8 ``[5]``): ANSWER always; WIDEN while a branch is left;
-DEEPEN_ALL while a slot is live; DEEPEN_LEADERS while a live slot shows the leader;
+Legality (``action_masks()``, int8 ``[6]``): ANSWER always; WIDEN and SAMPLE while a branch is
+left; DEEPEN_ALL while a slot is live; DEEPEN_LEADERS while a live slot shows the leader;
 PRUNE_DISSENTERS while a live slot shows another answer.
 
 Observation: float32 ``[N_FEATURES]`` (see :data:`FEATURES`), built from what the controller has
@@ -50,8 +56,8 @@ from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.handle import QuestionHandle
 from tts_gym.kernels.votes import beta_conf, top2_py
 
-ANSWER, WIDEN, DEEPEN_ALL, DEEPEN_LEADERS, PRUNE_DISSENTERS = range(5)
-ACTION_NAMES = ("ANSWER", "WIDEN", "DEEPEN_ALL", "DEEPEN_LEADERS", "PRUNE_DISSENTERS")
+ANSWER, WIDEN, DEEPEN_ALL, DEEPEN_LEADERS, PRUNE_DISSENTERS, SAMPLE = range(6)
+ACTION_NAMES = ("ANSWER", "WIDEN", "DEEPEN_ALL", "DEEPEN_LEADERS", "PRUNE_DISSENTERS", "SAMPLE")
 N_ACTIONS = len(ACTION_NAMES)
 
 FEATURES = (
@@ -125,7 +131,7 @@ class MacroCore:
         return self._leader
 
     def action_masks(self) -> np.ndarray:
-        """int8 ``[5]`` legality of the macro actions."""
+        """int8 ``[N_ACTIONS]`` legality of the macro actions."""
         live = self.live()
         lead = self._leader
         agree = sum(1 for i in live if self.answers[i] == lead)
@@ -136,6 +142,7 @@ class MacroCore:
                 1 if live else 0,
                 1 if agree > 0 else 0,
                 1 if lead is not None and agree < len(live) else 0,
+                1 if self.h.branches_left > 0 else 0,
             ],
             np.int8,
         )
@@ -209,6 +216,14 @@ class MacroCore:
                 self.depth.append(1)
                 if finished:
                     self.finals.append(answer)
+        elif action == SAMPLE:
+            answer = self.h.full_read()
+            if answer is not None:
+                self.answers.append(answer)
+                self.finished.append(True)
+                self.pruned.append(False)
+                self.depth.append(0)  # read to the end; depth features cover live slots only
+                self.finals.append(answer)
         elif action == DEEPEN_ALL:
             self._deepen(self.live())
         elif action == DEEPEN_LEADERS:
@@ -248,7 +263,7 @@ class MacroActionEnv(gym.Env):
     >>> env = MacroActionEnv(ReplayEnv(store=tiny_store(), max_branches=4))
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape, env.action_masks().tolist()
-    ((20,), [1, 1, 0, 0, 0])
+    ((20,), [1, 1, 0, 0, 0, 1])
     >>> obs, reward, terminated, truncated, info = env.step(WIDEN)
     >>> int(info["tokens"]) > 0, reward < 0
     (True, True)
@@ -318,7 +333,7 @@ class MacroActionEnv(gym.Env):
         return core.features(), float(reward), False, False, info
 
     def action_masks(self) -> np.ndarray:
-        """int8 ``[5]`` macro legality (the name sb3-contrib's MaskablePPO looks for)."""
+        """int8 ``[N_ACTIONS]`` macro legality (the name sb3-contrib's MaskablePPO looks for)."""
         if self.core is None or self.core.h.result is not None:
             mask = np.zeros(N_ACTIONS, np.int8)
             mask[ANSWER] = 1

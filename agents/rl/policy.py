@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.macro import ANSWER, MacroCore
+from agents.rl.macro import ACTION_NAMES, ANSWER, MacroCore
 from agents.rl.train import ALGOS, CONFIG_NAME, algo_class
 
 REQUIRED_CONFIG = ("algo", "max_branches", "max_macro_steps", "cost_weight", "timesteps")
@@ -62,6 +62,15 @@ def read_config(model_path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{cfg} lacks {', '.join(missing)}{retrain}")
     if config["algo"] not in ALGOS:
         raise ValueError(f"{cfg} names algo {config['algo']!r}, not one of {ALGOS}{retrain}")
+    # models trained before SAMPLE existed list (or, older still, omit) the first five actions
+    actions = config.setdefault("actions", list(ACTION_NAMES[:5]))
+    if not (1 <= len(actions) <= len(ACTION_NAMES)) or list(ACTION_NAMES[: len(actions)]) != list(
+        actions
+    ):
+        raise ValueError(
+            f"{cfg} lists macro actions {actions}; this version knows {list(ACTION_NAMES)} "
+            f"(a model must use a prefix of them){retrain}"
+        )
     return config
 
 
@@ -94,6 +103,7 @@ class RLController:
         self.config = read_config(model_path)
         self.algo = self.config["algo"]
         self.max_macro_steps = int(self.config["max_macro_steps"])
+        self.n_actions = len(self.config["actions"])  # macro actions the network scores
         self.name = f"rl-{self.algo}"
         self._model = None
         self._mlp = None
@@ -133,7 +143,8 @@ class RLController:
         if self._mlp is None:
             self._mlp = numpy_network(self.model, self.algo)
         scores = self._mlp(obs)
-        return int(np.argmax(np.where(mask.astype(bool), scores, -np.inf)))
+        legal = mask[: self.n_actions].astype(bool)  # actions newer than the model stay unused
+        return int(np.argmax(np.where(legal, scores, -np.inf)))
 
     def solve(self, question: Any) -> str | None:
         """Play one episode on the question handle; submits and returns the leader."""
