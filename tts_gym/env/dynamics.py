@@ -29,7 +29,7 @@ computations after every step). :func:`reset_state` starts an episode with the f
 :func:`fill_mask`. Both envs return copies (:func:`observation_copy`).
 
 Performance note: the per-step kernels are inlined at the numba-IR level (``inline="always"``)
-into their callers (:func:`step_observe` for the single env, ``vec_step`` for the vector env).
+into their callers (``vec_step`` for the vector env; the single env calls :func:`env_step`).
 A non-inlined call that takes the ``data``/``ep``/``book`` tuples costs an atomic incref/decref
 per array it binds, ~1 µs per call: more than the step itself.
 """
@@ -348,41 +348,3 @@ def aggregate(ep, book, counts):
         if shown[s] >= 0:
             counts[shown[s]] = 0
     return best
-
-
-@njit(cache=True)
-def step_observe(
-    data,
-    n_branches,
-    q,
-    ep,
-    book,
-    action,
-    slots,
-    mode,
-    reveal_on_advance,
-    probe_cost,
-    conf_table,
-    counts,
-):
-    """One env step in one call: :func:`env_step` (which updates the observation and mask in
-    ``book``; nothing changes after an illegal action).
-
-    Returns:
-        ``(step_status, charge_tokens, tokens_so_far, opened)``.
-    """
-    st, charge = env_step(
-        data,
-        n_branches,
-        q,
-        ep,
-        book,
-        action,
-        slots,
-        mode,
-        reveal_on_advance,
-        probe_cost,
-        conf_table,
-        counts,
-    )
-    return st, charge, ep[5][1], ep[5][OPENED]

@@ -20,7 +20,6 @@ from tts_gym.env.dynamics import (
     new_book,
     observation_copy,
     reset_state,
-    step_observe,
 )
 from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
@@ -189,23 +188,11 @@ class ReplayEnv(gym.Env):
         if self._done:
             raise RuntimeError("The episode has ended (ANSWER was taken): call reset() first.")
         action = int(action)
-        status, charge, tokens, opened = step_observe(
-            self._data,
-            self._n_branches,
-            self._q,
-            self._ep,
-            self._book,
-            action,
-            self._slots,
-            self._mode,
-            self._reveal,
-            self._probe_cost,
-            self._conf,
-            self._counts,
-        )
+        status, charge = self._apply(action)
         obs = observation_copy(self._book)
         mask = self._book[MASK].copy()  # ANSWER only once ANSWER was taken
-        info = self._make_info(mask, tokens, opened)
+        counters = self._ep[5]
+        info = self._make_info(mask, counters[COST], counters[OPENED])
         if status == STEP_ILLEGAL:
             if self._raise:
                 raise ValueError(self._illegal_message(action))
