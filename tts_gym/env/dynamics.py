@@ -152,6 +152,29 @@ def is_legal(n_branches, q, ep, book, action, slots):
 
 
 @njit(cache=True, inline="always")
+def mask_opening(n_branches, q, ep, out):
+    """Write BRANCH and SAMPLE's legality into ``out`` (:func:`is_legal`'s rule)."""
+    can = 1 if can_open(n_branches, q, ep) else 0
+    out[1] = can
+    out[2] = can
+
+
+@njit(cache=True, inline="always")
+def mask_slot(ep, book, slots, slot, out):
+    """Write the legality of CONTINUE, PROBE and PRUNE at an opened ``slot`` into ``out``
+    (:func:`is_legal`'s rule)."""
+    if book[0][slot]:
+        live = 0
+        probe = 0
+    else:
+        live = 1 if ep[3][slot] == 0 else 0
+        probe = 1 if book[2][slot] == 0 else 0
+    out[3 + slot] = live
+    out[3 + slots + slot] = probe
+    out[3 + 2 * slots + slot] = live
+
+
+@njit(cache=True, inline="always")
 def fill_mask(n_branches, q, ep, book, slots, out):
     """Write the int8 legality mask of every action into ``out`` ``[3 + 3 S]``.
 
@@ -159,39 +182,17 @@ def fill_mask(n_branches, q, ep, book, slots, out):
     """
     out[:] = 0
     out[0] = 1
-    if can_open(n_branches, q, ep):
-        out[1] = 1
-        out[2] = 1
-    pruned, fresh = book[0], book[2]
-    finished = ep[3]
+    mask_opening(n_branches, q, ep, out)
     for s in range(min(ep[5][OPENED], slots)):
-        if pruned[s]:
-            continue
-        if finished[s] == 0:
-            out[3 + s] = 1
-            out[3 + 2 * slots + s] = 1
-        if fresh[s] == 0:
-            out[3 + slots + s] = 1
+        mask_slot(ep, book, slots, s, out)
 
 
 @njit(cache=True, inline="always")
 def update_mask(n_branches, q, ep, book, slots, slot):
     """Bring the kept mask up to date after a step that changed only ``slot`` (and maybe the
-    number of opened slots): the same rule as :func:`fill_mask`, for the entries it can
-    change."""
-    mask = book[MASK]
-    can = 1 if can_open(n_branches, q, ep) else 0
-    mask[1] = can
-    mask[2] = can
-    if book[0][slot]:
-        live = 0
-        probe = 0
-    else:
-        live = 1 if ep[3][slot] == 0 else 0
-        probe = 1 if book[2][slot] == 0 else 0
-    mask[3 + slot] = live
-    mask[3 + slots + slot] = probe
-    mask[3 + 2 * slots + slot] = live
+    number of opened slots): :func:`fill_mask`'s rule, for the entries that can change."""
+    mask_opening(n_branches, q, ep, book[MASK])
+    mask_slot(ep, book, slots, slot, book[MASK])
 
 
 @njit(cache=True)
