@@ -44,19 +44,13 @@ def start_episode(
     Raises:
         ValueError: An unknown option key, a question out of range, or a bad ``order``.
     """
-    if not options:  # the common case (every autoreset): no checks, two draws
-        q = int(rng.integers(store.n_questions))
-        n = int(store.n_branches[q])
-        order[:n] = rng.permutation(n)
-        if n < order.shape[0]:
-            order[n:] = np.arange(n, order.shape[0], dtype=np.int32)
-        return q
-    unknown = sorted(set(options) - set(RESET_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"reset(options=...){where} got unknown key(s) {unknown}; it takes 'question' and "
-            "'shuffle_seed' or 'order'."
-        )
+    if options:  # autoresets pass none: they skip this check
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"reset(options=...){where} got unknown key(s) {unknown}; it takes 'question' "
+                "and 'shuffle_seed' or 'order'."
+            )
     if "question" in options:
         q = int(options["question"])
         if not 0 <= q < store.n_questions:
@@ -67,7 +61,8 @@ def start_episode(
     else:
         q = int(rng.integers(store.n_questions))
     n = int(store.n_branches[q])
-    order[:] = np.arange(order.shape[0], dtype=np.int32)
+    if n < order.shape[0]:
+        order[n:] = np.arange(n, order.shape[0], dtype=np.int32)
     if "order" in options:
         given = np.asarray(options["order"], dtype=np.int32)
         if sorted(given.tolist()) != list(range(n)):
