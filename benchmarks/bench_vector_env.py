@@ -123,8 +123,9 @@ def summary(r: dict[str, float]) -> str:
     )
 
 
-def test_native_vector_env(benchmark):
-    envs = make("vector_entry_point", bench_store())
+def bench_one_step(benchmark, mode: str) -> None:
+    """pytest-benchmark of one batch step (policy included) of the ``mode`` vector env."""
+    envs = make(mode, bench_store())
     policy = RandomMaskedPolicy(envs.num_envs, envs.single_action_space.n)
     _obs, info = envs.reset(seed=0)
     state = {"masks": info["action_mask"]}
@@ -134,19 +135,14 @@ def test_native_vector_env(benchmark):
         state["masks"] = out[4]["action_mask"]
 
     benchmark(one_step)
+
+
+def test_native_vector_env(benchmark):
+    bench_one_step(benchmark, "vector_entry_point")
 
 
 def test_sync_vector_env(benchmark):
-    envs = make("sync", bench_store())
-    policy = RandomMaskedPolicy(envs.num_envs, envs.single_action_space.n)
-    _obs, info = envs.reset(seed=0)
-    state = {"masks": info["action_mask"]}
-
-    def one_step():
-        out = envs.step(policy(state["masks"]))
-        state["masks"] = out[4]["action_mask"]
-
-    benchmark(one_step)
+    bench_one_step(benchmark, "sync")
 
 
 if __name__ == "__main__":
