@@ -124,10 +124,12 @@ def test_handle_matches_twin(mode, reveal, case, data):
     answer = data.draw(st.sampled_from([None, questions[q]["gold_answer"], "not-an-answer"]))
     result = handle.submit(answer)
     assert fast.submit(answer) == result
-    assert result == {
+    revealed = answer is None or answer in twin.revealed
+    assert result == {  # an answer never revealed in the episode is wrong (protocol rule)
         "answer": answer,
-        "correct": answer == questions[q]["gold_answer"],
+        "correct": answer == questions[q]["gold_answer"] and revealed,
         "tokens": twin.cost,
+        "revealed": revealed,
     }
     json.loads(json.dumps(handle.trace))
 

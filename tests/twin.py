@@ -71,6 +71,8 @@ class TwinEpisode:
     spent: list[int] = field(default_factory=list)
     finished: list[bool] = field(default_factory=list)
     pruned: list[bool] = field(default_factory=list)
+    revealed: set[str] = field(default_factory=set)
+    """Every answer a primitive returned (the protocol scores any other answer wrong)."""
 
     @classmethod
     def from_question(
@@ -125,6 +127,7 @@ class TwinEpisode:
         self.finished.append(True)
         self.pruned.append(False)
         self.cost += b.tokens
+        self.revealed.add(b.final)
         return b.final
 
     def prune(self, slot: int) -> None:
@@ -153,6 +156,7 @@ class TwinEpisode:
             self.finished[slot] = True
         self.spent[slot] += charge
         self.cost += charge
+        self.revealed.add(answer)
         return answer, fin, charge
 
 

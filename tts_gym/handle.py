@@ -133,16 +133,23 @@ class QuestionHandle:
         self._record({"op": "note", "event": str(event), **fields})
 
     def submit(self, answer: str | None) -> dict[str, Any]:
-        """End the episode with ``answer`` (None counts as wrong); returns the final info."""
+        """End the episode with ``answer`` (None counts as wrong); returns the final info.
+
+        An answer that was never revealed in this episode (not returned by a primitive) is
+        scored wrong whatever it says: ``result["revealed"]`` is False then.
+        """
         if self.result is not None:
             raise RuntimeError("This question was already answered; make a new handle.")
+        revealed = self._base.answer_revealed(answer)
         self._base.commit_answer(answer)
         _obs, _r, _term, _trunc, info = self._env.step(ANSWER)
-        self._record({"op": "finish", "answer": answer, "tokens": self._base.tokens_used})
+        event = {"op": "finish", "answer": answer, "tokens": self._base.tokens_used}
+        self._record(event if revealed else {**event, "unrevealed": True})
         self.result = {
             "answer": answer,
             "correct": bool(info["correct"]),
             "tokens": int(info["tokens"]),
+            "revealed": revealed,
         }
         return self.result
 

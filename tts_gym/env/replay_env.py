@@ -202,10 +202,15 @@ class ReplayEnv(gym.Env):
         if status == STEP_ANSWER:
             self._done = True
             answer = self._final_answer()
-            correct = bool(answer >= 0 and answer == int(self.store.gold[self._q]))
+            # the protocol's rule: an answer never revealed in this episode is wrong
+            unrevealed = answer >= 0 and self._book[4][answer] < 0
+            correct = bool(answer >= 0 and answer == int(self.store.gold[self._q])
+                           and not unrevealed)
             reward += 1.0 if correct else 0.0
             info["answer"] = self.store.answer_string(self._q, answer)
             info["correct"] = correct
+            if unrevealed:
+                info["unrevealed_answer"] = True
             return obs, float(reward), True, False, info
         return obs, float(reward), False, False, info
 
@@ -261,9 +266,20 @@ class ReplayEnv(gym.Env):
     def commit_answer(self, answer: str | None) -> None:
         """Fix the answer the next ANSWER step submits (instead of the aggregation).
 
-        A string no branch produced is kept and scored wrong; None is scored wrong.
+        A string no branch produced is kept and scored wrong; None is scored wrong; so is an
+        answer that was never revealed in this episode (``info["unrevealed_answer"]``).
         """
         self._committed = self.store.answer_id(self._q, answer)
+
+    def answer_revealed(self, answer: str | None) -> bool:
+        """Whether ``answer`` was revealed in this episode (None claims nothing: True).
+
+        The protocol scores an answer that was never revealed in its episode as wrong.
+        """
+        if answer is None:
+            return True
+        a = self.store.answer_id(self._q, answer)
+        return a >= 0 and bool(self._book[4][a] >= 0)
 
     def revealed_answer(self, slot: int) -> str | None:
         """The answer string last revealed at ``slot`` (None if nothing was revealed)."""

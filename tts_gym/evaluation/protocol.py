@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,49 @@ from tts_gym.handle import QuestionHandle
 from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.store import ReplayStore
 
-Chunk = tuple[np.ndarray, np.ndarray, list | None]
+Chunk = tuple[np.ndarray, np.ndarray, list | None, np.ndarray]
+"""``(answer ids int32 [S, Q], tokens int64 [S, Q], traces or None, unrevealed bool [S, Q])``."""
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+class ControllerError(RuntimeError):
+    """A controller failed during the protocol: the message is one line naming the file and line
+    (when the failure is in user code), the store, seed and question, and the exception;
+    ``detail`` holds a short traceback (``tts-gym eval --debug`` prints it)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def __reduce__(self) -> tuple:  # survives the process pool
+        return (ControllerError, (str(self), self.detail))
+
+
+def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost traceback frame outside tts_gym (the controller's own code)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not str(Path(f.filename).resolve()).startswith(_PACKAGE_DIR)]
+    return frames[-1] if frames else None
+
+
+def controller_error(exc: BaseException, store: ReplayStore, seed: int, q: int) -> ControllerError:
+    """A :class:`ControllerError` for an exception raised by ``solve``."""
+    frame = _user_frame(exc)
+    where = f"{frame.filename}:{frame.lineno}: " if frame is not None else ""
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
+    return ControllerError(f"{where}{head} ({store.name}, seed {seed}, question {q})", detail)
+
+
+def _bad_answer(controller: Any, answer: Any, store: ReplayStore, seed: int, q: int) -> None:
+    if answer is None or isinstance(answer, str):
+        return
+    code = getattr(getattr(type(controller), "solve", None), "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}: " if code is not None else ""
+    raise ControllerError(
+        f"{where}solve() returned {type(answer).__name__} {str(answer)[:60]!r}; answers are "
+        f"strings (return str(...)) or None ({store.name}, seed {seed}, question {q})")
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -50,30 +94,41 @@ def run_handle_episodes(
     """Play ``controller`` through the question handle on every (seed, question).
 
     Returns:
-        ``(answer_ids int32 [S, Q], tokens int64 [S, Q], traces [S][Q] or None)``.
+        ``(answer_ids int32 [S, Q], tokens int64 [S, Q], traces [S][Q] or None, unrevealed
+        bool [S, Q])``.
+
+    Raises:
+        ControllerError: ``solve`` raised or returned something that is neither a string nor
+            None (the message names file:line, store, seed and question).
     """
     env = ReplayEnv(store=store, max_branches=max_branches, cost_mode=cost_mode)
     n_s, n_q = len(seeds), store.n_questions
     answers = np.full((n_s, n_q), -1, np.int32)
     tokens = np.zeros((n_s, n_q), np.int64)
+    unrevealed = np.zeros((n_s, n_q), bool)
     all_traces: list | None = [] if traces else None
     for i, s in enumerate(seeds):
         row = []
         for q in range(n_q):
             env.reset(options={"question": q, "shuffle_seed": int(s)})
             handle = QuestionHandle(env, record_trace=traces)
-            answer = controller.solve(handle)
+            try:
+                answer = controller.solve(handle)
+            except Exception as exc:
+                raise controller_error(exc, store, int(s), q) from exc
+            _bad_answer(controller, answer, store, int(s), q)
             if handle.result is None:
                 handle.submit(answer)
             answers[i, q] = store.answer_id(q, handle.result["answer"])
             tokens[i, q] = handle.result["tokens"]
+            unrevealed[i, q] = not handle.result.get("revealed", True)
             if traces:
                 row.append(handle.trace)
         if all_traces is not None:
             all_traces.append(row)
         if progress is not None:
             progress(1)
-    return answers, tokens, all_traces
+    return answers, tokens, all_traces, unrevealed
 
 
 def _worker(args: tuple) -> Chunk:
@@ -103,9 +158,10 @@ def _run_parallel(
     answers = np.stack([parts[pos[s][0]][0][pos[s][1]] for s in seeds])
     tokens = np.stack([parts[pos[s][0]][1][pos[s][1]] for s in seeds])
     all_traces = [parts[pos[s][0]][2][pos[s][1]] for s in seeds] if traces else None
+    unrevealed = np.stack([parts[pos[s][0]][3][pos[s][1]] for s in seeds])
     if progress is not None:
         progress(len(seeds))
-    return answers, tokens, all_traces
+    return answers, tokens, all_traces, unrevealed
 
 
 def evaluate(
@@ -161,6 +217,7 @@ def evaluate(
         raise ValueError("Traces are recorded on the handle path only; use path='handle'.")
     use_batch = has_batch and not traces and path != "handle"
     start = time.perf_counter()
+    unrevealed = None
     if use_batch:
         orders = protocol_orders(store, seed_list)
         answers, tokens = controller.batch_solve(store, orders, COST_MODES[cost_mode])
@@ -168,7 +225,7 @@ def evaluate(
         if progress is not None:
             progress(len(seed_list))
     elif workers > 1 and len(seed_list) > 1:
-        answers, tokens, all_traces = _run_parallel(
+        answers, tokens, all_traces, unrevealed = _run_parallel(
             controller,
             store,
             seed_list,
@@ -179,11 +236,11 @@ def evaluate(
             progress,
         )
     else:
-        answers, tokens, all_traces = run_handle_episodes(
+        answers, tokens, all_traces, unrevealed = run_handle_episodes(
             controller, store, seed_list, cost_mode, traces, max_branches, progress
         )
     return score(
         store, seed_list, answers, tokens, controller=controller_name(controller),
         params=controller_params(controller), cost_mode=cost_mode,
         path="batch" if use_batch else "handle", seconds=time.perf_counter() - start,
-        traces=all_traces)
+        traces=all_traces, unrevealed=unrevealed)

@@ -24,6 +24,9 @@ class EvalResult:
         path: ``"batch"`` (jitted kernel) or ``"handle"`` (env steps through the handle).
         seconds: Wall time of the evaluation.
         traces: ``[S][Q]`` execution traces (lists of JSON-serialisable dicts) if requested.
+        unrevealed: bool ``[S, Q]``: the answer was never revealed in its episode (scored wrong
+            by the protocol's rule; None when the path cannot produce one, e.g. the batch
+            kernels of the built-in controllers, which answer from what they revealed).
     """
 
     controller: str
@@ -39,6 +42,12 @@ class EvalResult:
     path: str
     seconds: float
     traces: list[list[list[dict[str, Any]]]] | None = field(default=None, repr=False)
+    unrevealed: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def unrevealed_answers(self) -> int:
+        """Episodes whose answer was never revealed in the episode (each scored wrong)."""
+        return 0 if self.unrevealed is None else int(np.count_nonzero(self.unrevealed))
 
     @property
     def per_seed_accuracy(self) -> np.ndarray:
@@ -83,6 +92,7 @@ class EvalResult:
             "questions": int(self.correct.shape[1]),
             "accuracy": self.accuracy,
             "avg_tokens": self.avg_tokens,
+            "unrevealed_answers": self.unrevealed_answers,
             "path": self.path,
             "seconds": round(self.seconds, 4),
         }

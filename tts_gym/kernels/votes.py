@@ -13,6 +13,9 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from tts_gym.candidate import majority as majority_py_
+from tts_gym.candidate import top2 as top2_py_
+
 
 @lru_cache(maxsize=4)
 def _table(size: int) -> np.ndarray:
@@ -44,28 +47,12 @@ def beta_conf(c1: int, c2: int) -> float:
     return float(beta_conf_table(max(c1, c2))[c1, c2])
 
 
-def majority_py(answers: list) -> object | None:
-    """Python majority with the first-occurrence tie rule (None for an empty list)."""
-    counts: dict = {}
-    for a in answers:
-        counts[a] = counts.get(a, 0) + 1
-    best, best_c = None, 0
-    for a in answers:
-        if counts[a] > best_c:
-            best, best_c = a, counts[a]
-    return best
+majority_py = majority_py_
+"""Python majority with the first-occurrence tie rule (None for an empty list): the candidate
+API's :func:`tts_gym.candidate.majority`, so built-ins and candidates share one copy."""
 
-
-def top2_py(answers: list) -> tuple[object | None, int, int]:
-    """Python ``(winner, c1, c2)``: c2 is the highest count among the other answers (0 if none)."""
-    counts: dict = {}
-    for a in answers:
-        counts[a] = counts.get(a, 0) + 1
-    w = majority_py(answers)
-    if w is None:
-        return None, 0, 0
-    c2 = max((c for a, c in counts.items() if a != w), default=0)
-    return w, counts[w], c2
+top2_py = top2_py_
+"""Python ``(winner, c1, c2)`` (:func:`tts_gym.candidate.top2`)."""
 
 
 @njit(cache=True)

@@ -1,0 +1,600 @@
+"""The broker: the trusted side of one sandboxed unit of work.
+
+A unit is one candidate process playing one protocol seed over every question of one or more
+stores (so it never sees the same (store, question) twice). The broker owns those stores with
+their gold answers, the episodes' env state, the charging, the traces and the answers; the
+candidate process owns nothing but its code and proxies (:mod:`tts_gym.sandbox.child.runtime`).
+
+Per round the broker reads one BATCH (parsed defensively: sizes capped, every index checked,
+the order of an episode's requests enforced), serves its primitives with one jitted call per
+store (:func:`tts_gym.sandbox.kernel.broker_apply`: the env's own ``env_step``), records
+answers, notes and failures, and writes one REPLY. It believes nothing the child says about
+cost or correctness: tokens are the env's counters, answers are mapped to the store's ids here
+and an answer that was never revealed in its episode is recorded as unrevealed (scored wrong).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tts_gym.env.dynamics import new_book
+from tts_gym.evaluation.orders import protocol_orders
+from tts_gym.kernels.transitions import COST_MODES, MODE_REFERENCE, env_data, new_episode
+from tts_gym.kernels.votes import beta_conf_table
+from tts_gym.sandbox import kernel
+from tts_gym.sandbox.child import wire
+from tts_gym.sandbox.child.isolation import UID_BASE
+from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES
+from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json
+from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient
+from tts_gym.store import ReplayStore
+from tts_gym.store.combine import concat_stores
+
+MAX_ANSWER_CHARS = 2000
+MAX_NOTE_CHARS = 2000
+MAX_NOTES_PER_EPISODE = 4000
+MAX_ERROR_CHARS = 4000
+OPS = ("", "probe_new", "probe_more", "full_read", "prune", "answer", "note", "fail")
+STAT_OPS = ("probe_new", "probe_more", "full_read", "prune", "note", "refused")
+_REFUSAL = {
+    wire.ST_BAD_SLOT: "slot out of range",
+    wire.ST_NOT_OPENED: "slot not opened",
+    wire.ST_FINISHED: "slot finished",
+    wire.ST_PRUNED: "slot pruned",
+    wire.ST_STEP_LIMIT: "step limit",
+}
+
+
+class ProtocolError(Exception):
+    """The candidate process broke the pipe protocol (a broken or hostile runtime)."""
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """One unit of work: a candidate process playing one seed over whole stores.
+
+    Attributes:
+        source: The candidate file's text.
+        filename: Its name in tracebacks and error messages.
+        params: Keyword arguments of ``Controller(...)`` (``{"beta": 0.3}`` in discovery).
+        store_keys: Stores (``"<model>/<benchmark>"``) whose questions are played, all of them.
+        seed: The protocol's shuffle seed.
+        traces: Record execution traces (and let the candidate's notes through).
+        schedule_beta: Ask the candidate for ``schedule(beta)`` first (discovery), or None.
+        imports: Modules the candidate may import (a subset of the pre-imported ones).
+        max_branches, cost_mode: The env settings (the paper's 64 and ``"reference"``).
+    """
+
+    source: str
+    filename: str
+    params: dict[str, Any]
+    store_keys: tuple[str, ...]
+    seed: int
+    traces: bool = False
+    schedule_beta: float | None = None
+    imports: tuple[str, ...] = CANDIDATE_MODULES
+    max_branches: int = 64
+    cost_mode: str = "reference"
+
+
+@dataclass
+class StoreOutcome:
+    """What one unit produced on one store (``[Q]`` arrays, question order).
+
+    Attributes:
+        answer_ids: int32 answer ids in the store's table (-1 None, -2 a string no branch
+            produced).
+        answers: The submitted strings (cleaned, capped), None for no answer.
+        revealed: bool, the answer was revealed in its episode (None counts as revealed).
+        tokens: int64 tokens charged.
+        stats: ``op -> int64 [Q]`` primitive counts (``probe_new``, ``probe_more``,
+            ``full_read``, ``prune``, ``note``, ``refused``), and ``opened``.
+        traces: Per question the broker's event list, when traces were asked for.
+    """
+
+    answer_ids: np.ndarray
+    answers: list[str | None]
+    revealed: np.ndarray
+    tokens: np.ndarray
+    stats: dict[str, np.ndarray]
+    traces: list[list[dict[str, Any]]] | None = None
+
+
+@dataclass
+class UnitResult:
+    """The outcome of one unit.
+
+    Attributes:
+        status: ``"ok"`` or ``"error"``.
+        error: When ``"error"``: ``kind`` (exception, bad_return, watchdog, step_limit,
+            memory, load, schedule, timeout, stalled, cpu_limit, crash, protocol, isolation),
+            ``summary`` (one line), ``traceback`` (candidate frames only), ``store``,
+            ``question`` and ``seed`` when one episode is to blame.
+        stores: ``store key -> StoreOutcome`` (only when ``"ok"``).
+        schedule: The candidate's ``schedule(beta)`` when it was asked for.
+        layers: The isolation report of the candidate process.
+        seconds: Wall time of the unit.
+        child_cpu_s: CPU seconds the candidate process used.
+    """
+
+    status: str
+    error: dict[str, Any] | None = None
+    stores: dict[str, StoreOutcome] = field(default_factory=dict)
+    schedule: dict[str, Any] | None = None
+    layers: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    child_cpu_s: float = 0.0
+
+
+def episode_seed(seed: int, question: int) -> int:
+    """The random seed of a candidate's episode: a function of (protocol seed, question)."""
+    return (int(seed) * 1_000_003 + int(question)) & 0x7FFFFFFF
+
+
+class Broker:
+    """The state and request handling of one unit (see the module docstring).
+
+    All episodes live in one concatenated store (:func:`~tts_gym.store.combine.concat_stores`)
+    so one jitted call serves a whole round, whatever the number of stores.
+    """
+
+    def __init__(self, spec: UnitSpec, stores: dict[str, ReplayStore], limits: SandboxLimits):
+        self.spec = spec
+        self.limits = limits
+        self.slots = int(spec.max_branches)
+        self.mode = COST_MODES.get(spec.cost_mode, MODE_REFERENCE)
+        self.conf = beta_conf_table(self.slots)
+        parts = [stores[k] for k in spec.store_keys]
+        self.parts = parts
+        self.store = _combined(parts)
+        store = self.store
+        n = store.n_questions
+        self.n = n
+        self.data = env_data(store)
+        self.qs = np.arange(n, dtype=np.int64)
+        self.ep = tuple(np.stack([a] * n) for a in new_episode(store.width, self.slots))
+        book = new_book(self.slots, store.max_probes, store.max_answers)
+        self.book = tuple(np.stack([a] * n) for a in book)
+        self.ep[0][:] = protocol_orders(store, [spec.seed])[0]
+        kernel.broker_reset(store.n_branches, self.qs, self.ep, self.book, self.slots)
+        self.counts = np.zeros(store.max_answers + 1, np.int64)
+        self.steps = np.zeros(n, np.int64)
+        self.stats = np.zeros((n, len(STAT_OPS)), np.int64)
+        self.sent = np.zeros(n, np.int64)
+        self.done = np.zeros(n, np.uint8)
+        self.charged = np.zeros(n, np.int64)  # tokens at the last traced event
+        self.answer_ids = np.full(n, -1, np.int32)
+        self.answers: list[str | None] = [None] * n
+        self.revealed = np.ones(n, bool)
+        self.tokens = np.zeros(n, np.int64)
+        self.traces: list[list[dict[str, Any]]] | None = (
+            [[] for _ in range(n)] if spec.traces else None)
+        self.error: dict[str, Any] | None = None
+        self.offsets = np.cumsum([0] + [p.n_questions for p in parts])
+        self.out = kernel.new_outputs(2 * n + 16)  # grown when a batch is larger
+
+    # --- START -------------------------------------------------------------------------------
+    def start_message(self) -> bytes:
+        """The START payload: the source, parameters and one entry per episode."""
+        cap = np.minimum(self.store.n_branches, self.slots)
+        eps = []
+        for k, part in enumerate(self.parts):
+            base = int(self.offsets[k])
+            eps += [{"capacity": int(cap[base + q]), "seed": episode_seed(self.spec.seed, q)}
+                    for q in range(part.n_questions)]
+        job = {
+            "source": self.spec.source,
+            "filename": self.spec.filename,
+            "params": self.spec.params,
+            "episodes": eps,
+            "traces": self.spec.traces,
+            "schedule_beta": self.spec.schedule_beta,
+            "imports": list(self.spec.imports),
+            "watchdog_s": self.limits.watchdog_s,
+        }
+        return wire.text_message(wire.START, json.dumps(job))
+
+    def where(self, e: int) -> dict[str, Any]:
+        """Store, question and seed of episode ``e`` (for error messages)."""
+        k = int(np.searchsorted(self.offsets, e, side="right")) - 1
+        return {"store": self.parts[k].name, "question": int(e - self.offsets[k]),
+                "seed": self.spec.seed}
+
+    # --- one round ---------------------------------------------------------------------------
+    def handle(self, payload: bytes) -> bytes:
+        """Serve one BATCH payload; returns the REPLY payload.
+
+        Raises:
+            ProtocolError: The batch breaks the protocol (index, op, order).
+            wire.WireError: The payload cannot be parsed.
+        """
+        entries, strings = wire.decode_batch(payload, 4 * self.n + 1_000_000,
+                                             MAX_ANSWER_CHARS + 10)
+        n = len(entries)
+        if n > len(self.out[1]):
+            self.out = kernel.new_outputs(max(n, 2 * len(self.out[1])))
+        reply, answer_ids, new, others = self.out
+        err, n_new, n_others = kernel.serve_batch(
+            self.data, self.store.n_branches, self.qs, self.ep, self.book, entries,
+            len(strings), self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
+            self.conf, self.counts, self.limits.max_steps, reply, answer_ids, new, others,
+        )
+        if err != kernel.ERR_NONE:
+            raise ProtocolError(kernel.PROTOCOL_ERRORS[err])
+        pairs, texts = [], []
+        for j, e, lab in new[:n_new].tolist():
+            pairs.append((e, lab))
+            texts.append(self.store.answer_string(e, int(answer_ids[j])) or "")
+        if self.traces is not None:
+            self._trace(entries, reply, answer_ids)
+        for j in others[:n_others].tolist():
+            e, op, arg = (int(x) for x in entries[j])
+            self._record(e, op, arg, strings)
+            if self.error is not None:
+                break
+        over = self.steps > self.limits.max_steps + 1000
+        if over.any() and self.error is None:
+            self._fail(int(np.argmax(over)), "step_limit",
+                       f"kept calling primitives after the limit of {self.limits.max_steps}", "")
+        return wire.encode_reply(reply[:n], pairs, texts)
+
+    def _trace(self, entries: np.ndarray, reply: np.ndarray, answer_ids: np.ndarray) -> None:
+        assert self.traces is not None
+        for j, (e, op, arg) in enumerate(entries.tolist()):
+            if op > wire.OP_PRUNE:
+                continue  # notes, answers and failures are traced by _record
+            st, _lab, fin, slot, _opened, tok = reply[j].tolist()
+            name = OPS[op]
+            tr = self.traces[e]
+            if st == wire.ST_NONE_LEFT:
+                tr.append({"op": name, "none_left": True})
+                continue
+            if st != wire.ST_OK:
+                tr.append({"op": name, "slot": arg, "refused": _REFUSAL.get(st, "")})
+                continue
+            ev: dict[str, Any] = {"op": name, "slot": slot}
+            if op != wire.OP_PRUNE:
+                ev["answer"] = self.store.answer_string(e, int(answer_ids[j]))
+                if op != wire.OP_FULL_READ:
+                    ev["finished"] = bool(fin)
+                ev["tokens"] = tok - int(self.charged[e])
+            tr.append(ev)
+            self.charged[e] = tok
+
+    def _record(self, e: int, op: int, arg: int, strings: list[str]) -> None:
+        if op == wire.OP_NOTE:
+            if self.traces is None or self.stats[e, 4] > MAX_NOTES_PER_EPISODE:
+                return
+            note = parse_json(strings[arg], MAX_NOTE_CHARS)
+            if not isinstance(note, dict):
+                note = {"event": "unreadable note"}
+            note = clean_json(note)
+            event = clean_text(note.pop("event", ""), 100, multiline=False)
+            self.traces[e].append({"op": "note", "event": event, **{
+                k: v for k, v in note.items() if k not in ("op", "event")}})
+        elif op == wire.OP_ANSWER:
+            self._finish(e, None if arg < 0 else strings[arg])
+        elif op == wire.OP_FAIL:
+            info = parse_json(strings[arg], MAX_ERROR_CHARS + 2000)
+            if not isinstance(info, dict):
+                info = {"kind": "exception", "summary": strings[arg]}
+            kind = clean_text(info.get("kind", "exception"), 40, multiline=False)
+            if kind not in ("exception", "bad_return", "watchdog", "step_limit", "memory"):
+                kind = "exception"
+            self._fail(e, kind, info.get("summary", ""), info.get("traceback", ""),
+                       info.get("line"))
+
+    def _finish(self, e: int, answer: str | None) -> None:
+        self.tokens[e] = self.ep[5][e, 1]
+        if answer is None:
+            self.answer_ids[e] = -1
+            self.answers[e] = None
+        else:
+            aid = self.store.answer_id(e, answer)
+            self.answer_ids[e] = aid
+            self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS, multiline=False)
+            self.revealed[e] = aid >= 0 and bool(self.book[4][e, aid] >= 0)
+        if self.traces is not None:
+            self.traces[e].append({"op": "finish", "answer": self.answers[e],
+                                   "tokens": int(self.tokens[e]),
+                                   **({} if self.revealed[e] else {"unrevealed": True})})
+
+    def _fail(self, e: int, kind: str, summary: Any, tb: Any, line: Any = None) -> None:
+        if self.error is not None:
+            return
+        self.done[e] = 1
+        self.error = {
+            "kind": kind,
+            "summary": clean_text(summary, 500, multiline=False),
+            "traceback": clean_text(tb, MAX_ERROR_CHARS),
+            "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
+            **self.where(e),
+        }
+
+    @property
+    def all_done(self) -> bool:
+        """Every episode answered or failed."""
+        return bool(self.done.all())
+
+    def outcome(self) -> dict[str, StoreOutcome]:
+        """Per store, the recorded answers, tokens, statistics and traces."""
+        out = {}
+        for k, part in enumerate(self.parts):
+            sl = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
+            stats = {name: self.stats[sl, c].copy() for c, name in enumerate(STAT_OPS)}
+            stats["opened"] = self.ep[5][sl, 0].copy()
+            out[part.name] = StoreOutcome(
+                answer_ids=self.answer_ids[sl].copy(),
+                answers=self.answers[sl],
+                revealed=self.revealed[sl].copy(),
+                tokens=self.tokens[sl].copy(),
+                stats=stats,
+                traces=None if self.traces is None else self.traces[sl],
+            )
+        return out
+
+
+_COMBINED: dict[tuple[str, ...], ReplayStore] = {}
+
+
+def _combined(parts: list[ReplayStore]) -> ReplayStore:
+    """The concatenation of ``parts``, cached per (store digests) in this process."""
+    key = tuple(p.sha256 for p in parts)
+    got = _COMBINED.get(key)
+    if got is None:
+        if len(_COMBINED) > 8:
+            _COMBINED.clear()
+        got = _COMBINED[key] = concat_stores(parts)
+    return got
+
+
+# --- running a unit --------------------------------------------------------------------------
+class _Guard(threading.Thread):
+    """Kills a candidate process that misses its deadline or stops talking.
+
+    The broker thread blocks in plain reads (no ``select`` per round); when the guard kills
+    the child, that read ends with EOF and :attr:`reason` says why (``"startup"``,
+    ``"timeout"`` or ``"stalled"``). A candidate pid cannot be reused while the guard runs: the
+    fork server reaps it only when the broker asks, after the guard has stopped.
+    """
+
+    def __init__(self, pid: int, stall_s: float) -> None:
+        super().__init__(daemon=True, name=f"tts-sandbox-guard-{pid}")
+        self.pid = pid
+        self.stall_s = stall_s
+        self.deadline = float("inf")
+        self.kind = "startup"
+        self.progress = 0
+        self.reason: str | None = None
+        self.done = threading.Event()
+
+    def set_deadline(self, deadline: float, kind: str) -> None:
+        self.deadline = deadline
+        self.kind = kind
+
+    def run(self) -> None:
+        seen, since = -1, time.monotonic()
+        while not self.done.wait(0.05):
+            now = time.monotonic()
+            if self.progress != seen:
+                seen, since = self.progress, now
+            reason = None
+            if now > self.deadline:
+                reason = self.kind
+            elif self.kind != "startup" and now - since > self.stall_s:
+                reason = "stalled"
+            if reason is not None:
+                self.reason = reason
+                with contextlib.suppress(OSError):
+                    os.kill(self.pid, signal.SIGKILL)
+                return
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def verify_isolation(pid: int) -> str | None:
+    """Check from outside (``/proc/<pid>/status``) what the child reported: no_new_privs, a
+    seccomp filter, and an unprivileged uid when this process is root. Returns the problem,
+    or None."""
+    st = _proc_status(pid)
+    if not st:
+        return "its /proc entry is unreadable"
+    if st.get("NoNewPrivs", "").strip() != "1":
+        return "no_new_privs is not set"
+    if st.get("Seccomp", "").strip() != "2":
+        return "no seccomp filter is installed"
+    if os.geteuid() == 0:
+        uids = [int(x) for x in st.get("Uid", "0").split()]
+        if any(u < UID_BASE for u in uids):
+            return f"it still runs as uid {uids}"
+    return None
+
+
+def _child_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _exit_error(code: int) -> dict[str, Any]:
+    if code in (-signal.SIGXCPU, -signal.SIGKILL):
+        return {"kind": "cpu_limit", "summary": "the candidate process exceeded its CPU limit"}
+    if code == 71:
+        return {"kind": "isolation", "summary": "the candidate process could not be isolated"}
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return {"kind": "crash", "summary": f"the candidate process died ({name})"}
+    return {"kind": "crash", "summary": f"the candidate process exited early (code {code})"}
+
+
+class _Session:
+    """The pipe conversation of one unit (the guard watches its clock)."""
+
+    def __init__(self, broker: Broker, child: ChildProcess, limits: SandboxLimits,
+                 guard: _Guard) -> None:
+        self.broker = broker
+        self.child = child
+        self.limits = limits
+        self.guard = guard
+        self.reader = wire.FrameReader(child.from_child, wire.MAX_FRAME)
+        self.layers: dict[str, Any] = {}
+        self.schedule: dict[str, Any] | None = None
+
+    def read(self, max_bytes: int = wire.MAX_FRAME) -> bytes:
+        frame = self.reader.read()
+        if len(frame) > max_bytes:
+            raise wire.WireError(f"message of {len(frame)} bytes (limit {max_bytes})")
+        self.guard.progress += 1
+        return frame
+
+    def hello(self) -> dict[str, Any] | None:
+        self.guard.set_deadline(time.monotonic() + self.limits.startup_s, "startup")
+        text = wire.parse_text_message(self.read(1 << 20), wire.HELLO, 1 << 20)
+        info = parse_json(text, 1 << 20)
+        if not isinstance(info, dict):
+            return {"kind": "isolation", "summary": "the candidate process sent no layer report"}
+        if "error" in info:
+            self.layers = clean_json(info.get("report") or {})
+            return {"kind": "isolation", "summary": clean_text(info["error"], 500)}
+        self.layers = clean_json(info)
+        problem = None if self.limits.unsafe else verify_isolation(self.child.pid)
+        if problem:
+            return {"kind": "isolation",
+                    "summary": f"the candidate process is not isolated: {problem}"}
+        return None
+
+    def converse(self) -> None:
+        b = self.broker
+        self.guard.set_deadline(time.monotonic() + self.limits.timeout_s, "timeout")
+        wire.send_frame(self.child.to_child, b.start_message())
+        if b.spec.schedule_beta is not None:
+            frame = self.read(1 << 20)
+            if frame[:1] == bytes([wire.SCHEDULE]):
+                self.schedule = self._schedule(frame)
+                if b.error is not None:
+                    return
+            else:
+                self._batch(frame)
+        while not b.all_done and b.error is None:
+            self._batch(self.read())
+
+    def _schedule(self, frame: bytes) -> dict[str, Any]:
+        info = parse_json(wire.parse_text_message(frame, wire.SCHEDULE, 1 << 16), 1 << 16)
+        if not isinstance(info, dict) or not info.get("ok") or not isinstance(
+                info.get("value"), dict):
+            err = info.get("value") if isinstance(info, dict) else None
+            err = err if isinstance(err, dict) else {"summary": "unreadable schedule"}
+            self.broker.error = {
+                "kind": "schedule",
+                "summary": clean_text(err.get("summary", ""), 500, multiline=False),
+                "traceback": clean_text(err.get("traceback", ""), MAX_ERROR_CHARS),
+                "line": None, "seed": self.broker.spec.seed,
+            }
+            return {}
+        return clean_json(info["value"], max_depth=3, max_items=100, max_chars=200)
+
+    def _batch(self, frame: bytes) -> None:
+        b = self.broker
+        if frame[:1] != bytes([wire.BATCH]):
+            raise ProtocolError(f"unexpected message type {frame[:1]!r}")
+        if len(frame) >= 13 and int.from_bytes(frame[9:13], "little", signed=True) == -1:
+            _entries, strings = wire.decode_batch(frame, 1, MAX_ERROR_CHARS + 2000)
+            info = parse_json(strings[0], MAX_ERROR_CHARS + 2000) if strings else None
+            info = info if isinstance(info, dict) else {}
+            line = info.get("line")
+            b.error = {  # the module did not load
+                "kind": "load",
+                "summary": clean_text(info.get("summary", "the file did not load"), 500,
+                                      multiline=False),
+                "traceback": clean_text(info.get("traceback", ""), MAX_ERROR_CHARS),
+                "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
+                "seed": b.spec.seed,
+            }
+            return
+        wire.send_frame(self.child.to_child, b.handle(frame))
+
+
+def run_unit(
+    spec: UnitSpec,
+    stores: dict[str, ReplayStore],
+    limits: SandboxLimits,
+    client: ZygoteClient,
+) -> UnitResult:
+    """Play one unit: spawn an isolated candidate process, serve it, collect the outcome.
+
+    Never raises for anything the candidate does; a sandbox that cannot start raises
+    :class:`~tts_gym.sandbox.zygote_client.SandboxUnavailable`.
+    """
+    start = time.monotonic()
+    broker = Broker(spec, stores, limits)
+    child = client.spawn(limits.plan())
+    guard = _Guard(child.pid, 2.0 * limits.watchdog_s + 10.0)
+    guard.start()
+    session = _Session(broker, child, limits, guard)
+    error: dict[str, Any] | None = None
+    ended = False
+    try:
+        error = session.hello()
+        if error is None:
+            session.converse()
+            error = broker.error
+    except (EOFError, OSError):
+        ended = True  # killed by the guard, or died: decided below
+    except (ProtocolError, wire.WireError) as exc:
+        error = {"kind": "protocol", "summary": "the candidate process broke the protocol: "
+                 f"{clean_text(str(exc), 200)}"}
+    finally:
+        guard.done.set()
+        guard.join()
+        running = int(child.status[0])
+        cpu = _child_cpu(child.pid)
+        code = client.reap(child)
+    if ended:
+        error = _ended_error(guard.reason, code, limits)
+    if error is not None and "question" not in error and 0 <= running < broker.n:
+        error.update(broker.where(running))  # blame the episode that was running
+    result = UnitResult(status="ok" if error is None else "error", layers=session.layers,
+                        schedule=session.schedule, seconds=time.monotonic() - start,
+                        child_cpu_s=cpu)
+    if error is not None:
+        error.setdefault("seed", spec.seed)
+        error.setdefault("traceback", "")
+        result.error = error
+    else:
+        result.stores = broker.outcome()
+    return result
+
+
+def _ended_error(reason: str | None, code: int, limits: SandboxLimits) -> dict[str, Any]:
+    if reason == "timeout":
+        return {"kind": "timeout",
+                "summary": f"the unit did not finish within {limits.timeout_s:g} s"}
+    if reason == "stalled":
+        return {"kind": "stalled", "summary": "an episode kept the process busy without calling "
+                "a primitive, beyond the watchdog's reach (e.g. inside one long C call)"}
+    if reason == "startup":
+        return {"kind": "isolation", "summary": "the candidate process did not start within "
+                f"{limits.startup_s:g} s"}
+    return _exit_error(code)

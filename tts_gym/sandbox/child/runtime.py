@@ -1,0 +1,507 @@
+"""The candidate process's main loop: every episode's ``solve`` in a greenlet, primitives batched.
+
+After :mod:`.isolation` has locked the process down, the runtime says HELLO, receives START
+(the candidate source, its constructor parameters and one entry per episode), executes the
+source once (memory across *different* questions is allowed; the broker never gives one
+process the same (store, question) twice), and runs one greenlet per episode:
+``Controller(**params).solve(question)``. A primitive called on ``question`` queues one request
+and switches back to the scheduler; when every greenlet is blocked or done, the scheduler sends
+all queued requests as one BATCH and resumes each greenlet with its reply. The pipe is crossed
+once per round of requests, not once per primitive.
+
+Nothing here is trusted by the broker: it charges, reveals and scores on its own state. What
+this loop reports (an exception's text, a note, a schedule) is sanitised there.
+
+Per-episode guards:
+
+- randomness: ``random`` and ``numpy.random`` module functions are swapped for wrappers that
+  give each episode its own stream, seeded from (seed, question) by the broker, whatever the
+  interleaving of episodes;
+- a CPU watchdog (``ITIMER_VIRTUAL``): an episode that computes ``watchdog_s`` CPU seconds
+  without calling a primitive is abandoned (its greenlet is never resumed) and reported as
+  that episode's failure;
+- answers must be ``str`` or ``None``; anything else fails the episode with the file and line
+  of ``solve``.
+"""
+
+from __future__ import annotations
+
+import array
+import builtins
+import json
+import linecache
+import random
+import signal
+import sys
+import traceback
+from typing import Any
+
+import greenlet
+import numpy as np
+
+from . import wire
+
+CANDIDATE_MODULES: tuple[str, ...] = (
+    "math",
+    "cmath",
+    "statistics",
+    "collections",
+    "collections.abc",
+    "itertools",
+    "functools",
+    "operator",
+    "heapq",
+    "bisect",
+    "typing",
+    "dataclasses",
+    "enum",
+    "random",
+    "numpy",
+    "numpy.random",
+    "numpy.linalg",
+    "tts_gym.candidate",
+)
+"""Modules a candidate may import in the sandbox (pre-imported: there is no filesystem)."""
+
+MAX_NOTE_CHARS = 2000
+MAX_NOTES_PER_EPISODE = 4000
+MAX_ERROR_CHARS = 4000
+WATCHDOG_PERIOD_S = 0.25
+
+
+class StepLimitExceeded(BaseException):
+    """The broker refused further primitives for this episode (its step cap was reached)."""
+
+
+class _Episode:
+    __slots__ = (
+        "index", "capacity", "seed", "tokens", "opened", "labels", "greenlet", "proxy",
+        "abandoned", "notes", "rng_state",
+    )
+
+    def __init__(self, index: int, capacity: int, seed: int) -> None:
+        self.index = index
+        self.capacity = capacity
+        self.seed = seed
+        self.tokens = 0
+        self.opened = 0
+        self.labels: list[str] = []
+        self.greenlet: Any = None
+        self.proxy: Any = None
+        self.abandoned = False
+        self.notes = 0
+        self.rng_state: Any = None
+
+
+def _short_traceback(exc: BaseException, filename: str) -> tuple[str, int | None]:
+    """``(text, line)``: the exception with the candidate file's frames only, and the line of
+    the innermost candidate frame."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    line = frames[-1].lineno if frames else None
+    lines = [f'  File "{f.filename}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames]
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    text = "\n".join([*lines[-8:], head])
+    return text[-MAX_ERROR_CHARS:], line
+
+
+def _summary(exc: BaseException, filename: str, line: int | None) -> str:
+    msg = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    first = msg[-1] if msg else type(exc).__name__
+    where = f"{filename}:{line}" if line else filename
+    return f"{where}: {first}"[:500]
+
+
+def _check_slot(name: str, slot: Any) -> int:
+    if slot.__class__ is int:
+        return slot
+    if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)):
+        raise ValueError(f"{name}(slot): slot must be an int from probe_new, got {slot!r}")
+    return int(slot)
+
+
+_REASONS = {
+    wire.ST_BAD_SLOT: "slot {slot} is out of range (0..{last})",
+    wire.ST_NOT_OPENED: "slot {slot} is not opened yet ({opened} opened)",
+    wire.ST_FINISHED: "slot {slot} is finished",
+    wire.ST_PRUNED: "slot {slot} was pruned",
+}
+
+
+def _raise_for(status: int, name: str, slot: int, ep: _Episode) -> None:
+    if status == wire.ST_STEP_LIMIT:
+        raise StepLimitExceeded("this episode reached its primitive limit")
+    reason = _REASONS.get(status, "refused (status {status})").format(
+        slot=slot, last=ep.capacity - 1, opened=ep.opened, status=status)
+    raise ValueError(f"{name}({slot}): {reason}")
+
+
+class Question:
+    """One episode seen through the paper's primitives (AutoTTS, 2026): ``probe_new``,
+    ``probe_more``, ``full_read``, ``prune``, ``note`` and read-only counters. Every primitive
+    is a request to the broker."""
+
+    __slots__ = ("ep", "rt")
+
+    def __init__(self, rt: Runtime, ep: _Episode) -> None:
+        self.rt = rt
+        self.ep = ep
+
+    def probe_new(self) -> tuple[str, int, bool] | None:
+        ep = self.ep
+        rt = self.rt
+        rt.queue((ep.index, wire.OP_PROBE_NEW, -1))
+        st, label, fin, slot = rt.wait()
+        if st == wire.ST_NONE_LEFT:
+            return None
+        if st != wire.ST_OK:
+            _raise_for(st, "probe_new", -1, ep)
+        return ep.labels[label], slot, fin
+
+    def probe_more(self, slot: int) -> tuple[str, bool]:
+        ep = self.ep
+        s = slot if slot.__class__ is int else _check_slot("probe_more", slot)
+        rt = self.rt
+        rt.queue((ep.index, wire.OP_PROBE_MORE, s))
+        st, label, fin, _ = rt.wait()
+        if st != wire.ST_OK:
+            _raise_for(st, "probe_more", s, ep)
+        return ep.labels[label], fin
+
+    def full_read(self) -> str | None:
+        ep = self.ep
+        st, label, _fin, _slot = self.rt.request(ep, wire.OP_FULL_READ, -1)
+        if st == wire.ST_NONE_LEFT:
+            return None
+        if st != wire.ST_OK:
+            _raise_for(st, "full_read", -1, ep)
+        return ep.labels[label]
+
+    def prune(self, slot: int) -> None:
+        ep = self.ep
+        s = _check_slot("prune", slot)
+        st, _label, _fin, _slot = self.rt.request(ep, wire.OP_PRUNE, s)
+        if st != wire.ST_OK:
+            _raise_for(st, "prune", s, ep)
+
+    def note(self, event: str, **fields: Any) -> None:
+        self.rt.note(self.ep, event, fields)
+
+    @property
+    def tokens_used(self) -> int:
+        return self.ep.tokens
+
+    @property
+    def n_opened(self) -> int:
+        return self.ep.opened
+
+    @property
+    def branches_left(self) -> int:
+        return self.ep.capacity - self.ep.opened
+
+    def __repr__(self) -> str:
+        return "<question>"
+
+
+class Runtime:
+    """The scheduler, the proxies and the guards of one candidate process.
+
+    Args:
+        rfd, wfd: The pipe from / to the broker.
+        status: int32 ``[2]`` view of the page shared with the broker: ``[episode running now
+            (-1: the scheduler), switches so far]``; the broker reads it to blame the right
+            episode if the whole process stalls in C code.
+    """
+
+    def __init__(self, rfd: int, wfd: int, status: Any) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.reader = wire.FrameReader(rfd, 1 << 30)
+        self.status = status
+        self.main = greenlet.getcurrent()
+        self.ops: list[int] = []
+        self.queue = self.ops.extend  # hot path: one bound method per primitive
+        self.wait = self.main.switch
+        self.strings: list[str] = []
+        self.current: _Episode | None = None
+        self.switches = 0
+        self.seen_switches = -1
+        self.strikes = 0
+        self.watchdog_strikes = 40
+        self.abandoned: list[Any] = []
+        self.traces = False
+        self.filename = "<candidate>"
+        self.rng_owner: _Episode | None = None
+        self.np_rand = np.random.mtrand._rand
+
+    # --- the pipe ---------------------------------------------------------------------------
+    def hello(self, report: dict[str, Any]) -> None:
+        """Tell the broker which isolation layers are on (before any candidate code exists)."""
+        wire.send_frame(self.wfd, wire.text_message(wire.HELLO, json.dumps(report)))
+
+    def start(self) -> dict[str, Any]:
+        """Wait for START."""
+        text = wire.parse_text_message(self.reader.read(), wire.START, 1 << 26)
+        return json.loads(text)
+
+    # --- randomness: one stream per episode -------------------------------------------------
+    def _ensure_rng(self) -> None:
+        ep = self.current
+        if ep is self.rng_owner or ep is None:
+            return
+        owner = self.rng_owner
+        if owner is not None:
+            owner.rng_state = (random.getstate(), self.np_rand.get_state())
+        if ep.rng_state is None:
+            random.seed(ep.seed)
+            self.np_rand.seed(ep.seed % (2**32))
+        else:
+            random.setstate(ep.rng_state[0])
+            self.np_rand.set_state(ep.rng_state[1])
+        self.rng_owner = ep
+
+    def _wrap_rng(self) -> None:
+        """Route ``random.*`` and ``numpy.random.*`` module functions through per-episode
+        states (swapped only when another episode used randomness last)."""
+        ensure = self._ensure_rng
+
+        def wrap(fn: Any) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                ensure()
+                return fn(*args, **kwargs)
+
+            call.__name__ = getattr(fn, "__name__", "call")
+            call.__doc__ = getattr(fn, "__doc__", None)
+            return call
+
+        inst = random._inst  # type: ignore[attr-defined]
+        for name in dir(random):
+            fn = getattr(random, name)
+            if getattr(fn, "__self__", None) is inst:
+                setattr(random, name, wrap(fn))
+        for name in dir(np.random):
+            fn = getattr(np.random, name)
+            if getattr(fn, "__self__", None) is self.np_rand:
+                setattr(np.random, name, wrap(fn))
+        default_rng = np.random.default_rng
+        counter = [0]
+
+        def seeded_default_rng(seed: Any = None) -> Any:
+            if seed is None:  # no entropy in the sandbox: derive it from the episode
+                counter[0] += 1
+                ep = self.current
+                seed = [ep.seed if ep is not None else 0, counter[0]]
+            return default_rng(seed)
+
+        np.random.default_rng = seeded_default_rng
+
+    # --- the CPU watchdog --------------------------------------------------------------------
+    def _on_timer(self, _signum: int, _frame: Any) -> None:
+        ep = self.current
+        if ep is None or self.switches != self.seen_switches:
+            self.seen_switches = self.switches
+            self.strikes = 0
+            return
+        self.strikes += 1
+        if self.strikes < self.watchdog_strikes:
+            return
+        seconds = self.watchdog_strikes * WATCHDOG_PERIOD_S
+        self._fail(ep, "watchdog", f"no primitive called for {seconds:g} s of CPU", None, "")
+        ep.abandoned = True
+        self.abandoned.append(ep.greenlet)
+        self.strikes = 0
+        self.main.switch()  # abandon the looping greenlet: it is never resumed
+
+    # --- queued requests ---------------------------------------------------------------------
+    def _string(self, text: str) -> int:
+        self.strings.append(text)
+        return len(self.strings) - 1
+
+    def _fail(self, ep: _Episode, kind: str, summary: str, line: int | None, tb: str) -> None:
+        info = {"kind": kind, "summary": summary, "line": line, "traceback": tb}
+        self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
+
+    def request(self, ep: _Episode, op: int, arg: int) -> Any:
+        """Queue a primitive and wait (switch to the scheduler) for its reply."""
+        self.ops.extend((ep.index, op, arg))
+        return self.main.switch()
+
+    def note(self, ep: _Episode, event: Any, fields: dict[str, Any]) -> None:
+        """Queue a trace note (dropped when no traces are wanted or past the cap)."""
+        if not self.traces or ep.notes >= MAX_NOTES_PER_EPISODE:
+            return
+        ep.notes += 1
+        head = {"event": str(event)[:100]}
+        try:
+            text = json.dumps({**head, **fields})
+        except (TypeError, ValueError):
+            text = json.dumps({**head, "unserialisable_fields": sorted(map(str, fields))[:10]})
+        if len(text) > MAX_NOTE_CHARS:
+            text = json.dumps({**head, "oversized_fields": len(text)})
+        self.ops.extend((ep.index, wire.OP_NOTE, self._string(text)))
+
+    # --- running the candidate ---------------------------------------------------------------
+    def _guarded(self, fn: Any) -> tuple[bool, Any]:
+        """Run ``fn()`` in a greenlet under the watchdog (episode -1): ``(ok, value or error)``."""
+        pseudo = _Episode(-1, 0, 0)
+        result: list[Any] = [False, None]
+
+        def body() -> None:
+            try:
+                result[1] = fn()
+                result[0] = True
+            except BaseException as exc:  # noqa: BLE001 - reported, never re-raised
+                text, line = _short_traceback(exc, self.filename)
+                result[1] = {"summary": _summary(exc, self.filename, line), "line": line,
+                             "traceback": text}
+
+        pseudo.greenlet = greenlet.greenlet(body)
+        self.current = pseudo
+        self.switches += 1
+        pseudo.greenlet.switch()
+        self.current = None
+        if pseudo.abandoned:
+            self.ops.clear()
+            self.strings.clear()
+            return False, {"summary": "watchdog: no end after the CPU limit", "line": None,
+                           "traceback": ""}
+        return result[0], result[1]
+
+    def _namespace(self, allowed: set[str]) -> dict[str, Any]:
+        def guarded_import(name: str, globals: Any = None, locals: Any = None,  # noqa: A002
+                           fromlist: Any = (), level: int = 0) -> Any:
+            known = name in allowed or name.split(".")[0] in allowed
+            if level != 0 or not known or name not in sys.modules:
+                raise ImportError(
+                    f"import of {name!r} is not available in the sandbox (available: "
+                    f"{', '.join(sorted(allowed))}); evaluate your own code with --trusted "
+                    "for other imports"
+                )
+            return builtins.__import__(name, globals, locals, fromlist, level)
+
+        safe = dict(builtins.__dict__)
+        for name in ("open", "input", "breakpoint", "help", "exit", "quit"):
+            safe.pop(name, None)
+        safe["__import__"] = guarded_import
+        safe["print"] = lambda *a, **k: None
+        return {"__builtins__": safe, "__name__": "candidate"}
+
+    def _episode_body(self, ep: _Episode, factory: Any, params: dict[str, Any],
+                      solve_line: int | None) -> None:
+        try:
+            answer = factory(**params).solve(ep.proxy)
+        except BaseException as exc:  # noqa: BLE001 - the candidate's failure, reported
+            kind = "step_limit" if isinstance(exc, StepLimitExceeded) else (
+                "memory" if isinstance(exc, MemoryError) else "exception")
+            text, line = _short_traceback(exc, self.filename)
+            self._fail(ep, kind, _summary(exc, self.filename, line), line, text)
+            return
+        if answer is not None and not isinstance(answer, str):
+            where = f"{self.filename}:{solve_line}" if solve_line else self.filename
+            summary = (f"{where}: solve() returned {type(answer).__name__} {str(answer)[:60]!r}; "
+                       "answers are strings (return str(...)) or None")
+            self._fail(ep, "bad_return", summary, solve_line, "")
+            return
+        arg = -1 if answer is None else self._string(answer)
+        self.ops.extend((ep.index, wire.OP_ANSWER, arg))
+
+    def run(self) -> int:
+        """Serve one START to the end. Returns the exit code."""
+        job = self.start()
+        self.traces = bool(job.get("traces"))
+        self.filename = str(job.get("filename") or "<candidate>")
+        watchdog_s = float(job.get("watchdog_s", 10.0))
+        self.watchdog_strikes = max(1, round(watchdog_s / WATCHDOG_PERIOD_S))
+        source = str(job["source"])
+        linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
+        signal.signal(signal.SIGVTALRM, self._on_timer)
+        signal.setitimer(signal.ITIMER_VIRTUAL, WATCHDOG_PERIOD_S, WATCHDOG_PERIOD_S)
+        self._wrap_rng()
+        ns = self._namespace(set(job.get("imports") or []))
+        params = dict(job.get("params") or {})
+
+        def load() -> Any:
+            exec(compile(source, self.filename, "exec", dont_inherit=True), ns)  # noqa: S102
+            factory = ns.get("Controller")
+            if factory is None:
+                raise NameError("the file defines no `class Controller`")
+            return factory
+
+        ok, factory = self._guarded(load)
+        if not ok:
+            self._send_setup_error("load", factory)
+            return 0
+        if job.get("schedule_beta") is not None:
+            b = float(job["schedule_beta"])
+            ok, sched = self._guarded(lambda: self._schedule_twice(factory, params, b))
+            wire.send_frame(self.wfd, wire.text_message(
+                wire.SCHEDULE, json.dumps({"ok": ok, "value": sched})))
+        solve = getattr(factory, "solve", None)
+        solve_line = getattr(getattr(solve, "__code__", None), "co_firstlineno", None)
+        episodes = [_Episode(i, int(e["capacity"]), int(e["seed"]))
+                    for i, e in enumerate(job["episodes"])]
+        for ep in episodes:
+            ep.proxy = Question(self, ep)
+            ep.greenlet = greenlet.greenlet(
+                lambda *_args, ep=ep: self._episode_body(ep, factory, params, solve_line))
+        self._schedule(episodes)
+        return 0
+
+    def _schedule_twice(self, factory: Any, params: dict[str, Any], beta: float) -> Any:
+        first = json.dumps(factory(**params).schedule(beta), sort_keys=True)
+        again = json.dumps(factory(**params).schedule(beta), sort_keys=True)
+        if first != again:
+            raise ValueError(f"schedule({beta}) is not deterministic: {first} != {again}")
+        value = json.loads(first)
+        if not isinstance(value, dict):
+            raise TypeError(f"schedule({beta}) must return a dict, got {type(value).__name__}")
+        return value
+
+    def _send_setup_error(self, stage: str, error: dict[str, Any]) -> None:
+        info = {"kind": stage, **error}
+        self.ops[:] = [-1, wire.OP_FAIL, 0]
+        self.strings = [json.dumps(info)]
+        self._flush()
+
+    def _flush(self) -> list[int]:
+        ops = self.ops[:]
+        wire.send_frame(self.wfd, wire.encode_batch(array.array("i", ops), self.strings))
+        self.ops.clear()
+        self.strings = []
+        return ops
+
+    def _schedule(self, episodes: list[_Episode]) -> None:
+        status = self.status
+        runnable: list[tuple[_Episode, Any]] = [(ep, None) for ep in episodes]
+        while True:
+            for ep, value in runnable:
+                self.current = ep
+                self.switches += 1
+                status[0] = ep.index
+                status[1] = self.switches
+                ep.greenlet.switch(value)
+            self.current = None
+            status[0] = -1
+            if not self.ops:
+                return
+            ops = self._flush()
+            rows, pairs, texts = wire.decode_reply(self.reader.read())
+            for k, text in enumerate(texts):
+                episodes[pairs[2 * k]].labels.append(text)
+            runnable = []
+            for i, row in enumerate(rows):
+                if ops[3 * i + 1] > wire.OP_PRUNE:
+                    continue  # answers, notes and failures are recorded, never answered
+                ep = episodes[ops[3 * i]]
+                if ep.abandoned:
+                    continue
+                st, label, fin, slot, ep.opened, ep.tokens = row
+                runnable.append((ep, (st, label, fin == 1, slot)))
+
+
+def main(rfd: int, wfd: int, status: Any, report: dict[str, Any]) -> int:
+    """Run the candidate process after isolation (called by the fork server's child)."""
+    sys.stdout = None  # type: ignore[assignment]
+    sys.stderr = None  # type: ignore[assignment]
+    rt = Runtime(rfd, wfd, status)
+    rt.hello(report)
+    return rt.run()

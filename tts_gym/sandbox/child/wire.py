@@ -1,0 +1,264 @@
+"""The pipe format between the broker (trusted) and the candidate process (untrusted).
+
+Frames are ``<u32 little-endian length><payload>``; a payload starts with one type byte. The
+broker reads every frame from the candidate with a hard size cap and parses it defensively: no
+pickle, only fixed-width integer arrays and UTF-8 text that is re-decoded with
+``errors="replace"`` (so a lone surrogate or invalid byte never reaches the trusted side as
+such). JSON travels only inside text fields and is parsed by the receiver with its own caps.
+
+Messages, candidate -> broker:
+
+- ``HELLO`` (JSON text): the isolation layers the process applied (sent before any candidate
+  code exists in the process).
+- ``BATCH``: ``n`` entries ``(episode, op, arg)`` as int32 triples, and a string table.
+  ``arg`` is a slot for ``probe_more``/``prune``, and an index into the string table for
+  ``answer`` (-1: None), ``note`` (JSON text) and ``fail`` (the error text).
+- ``SCHEDULE`` (JSON text): ``schedule(beta)`` of the candidate, when asked for.
+
+Messages, broker -> candidate:
+
+- ``START`` (JSON text): the candidate source, its constructor parameters, one entry per
+  episode (branch capacity and random seed) and the run's flags.
+- ``REPLY``: one entry per BATCH entry, in order, six int64 each: ``status, label,
+  finished, slot, opened, tokens``; then the strings of newly revealed labels as
+  ``(episode, label)`` int32 pairs plus a string table. Labels are episode-local (first-reveal
+  order), never the store's answer ids, so a reply says nothing the episode did not reveal.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import struct
+
+import numpy as np
+
+HELLO = 1
+START = 2
+BATCH = 3
+REPLY = 4
+SCHEDULE = 5
+
+# ops of a BATCH entry
+OP_PROBE_NEW = 1
+OP_PROBE_MORE = 2
+OP_FULL_READ = 3
+OP_PRUNE = 4
+OP_ANSWER = 5
+OP_NOTE = 6
+OP_FAIL = 7
+BLOCKING_OPS = (OP_PROBE_NEW, OP_PROBE_MORE, OP_FULL_READ, OP_PRUNE)
+"""Ops whose reply the candidate waits for (the others are recorded, never answered)."""
+
+# status of a REPLY entry
+ST_OK = 0
+ST_NONE_LEFT = 1
+ST_BAD_SLOT = 2
+ST_NOT_OPENED = 3
+ST_FINISHED = 4
+ST_PRUNED = 5
+ST_STEP_LIMIT = 6
+ST_RECORDED = 7
+
+MAX_FRAME = 64 * 1024 * 1024
+"""Largest frame either side accepts (bytes)."""
+
+_LEN = struct.Struct("<I")
+_BATCH_HEAD = struct.Struct("<BII")  # type, n entries, n strings
+_REPLY_HEAD = struct.Struct("<BII")  # type, n entries, n new labels
+
+
+class WireError(Exception):
+    """A malformed or oversized frame (the peer is broken or hostile)."""
+
+
+def send_frame(fd: int, payload: bytes) -> None:
+    """Write one frame to ``fd`` (blocking, retried until complete)."""
+    data = memoryview(_LEN.pack(len(payload)) + payload)
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+class FrameReader:
+    """Buffered frame reading from a blocking descriptor: one ``read`` per frame as a rule
+    (the peer writes each frame with one ``write``)."""
+
+    def __init__(self, fd: int, max_bytes: int = MAX_FRAME) -> None:
+        self.fd = fd
+        self.max_bytes = max_bytes
+        self.buf = b""
+
+    def read(self) -> bytes:
+        """The next frame.
+
+        Raises:
+            EOFError: The pipe was closed.
+            WireError: The announced length is 0 or exceeds ``max_bytes``.
+        """
+        buf = self.buf
+        while True:
+            if len(buf) >= 4:
+                (length,) = _LEN.unpack_from(buf, 0)
+                if length == 0 or length > self.max_bytes:
+                    raise WireError(f"frame of {length} bytes (limit {self.max_bytes})")
+                end = 4 + length
+                if len(buf) >= end:
+                    self.buf = buf[end:]
+                    return buf[4:end]
+                want = end - len(buf)
+            else:
+                want = 4
+            chunk = os.read(self.fd, max(want, 1 << 16))
+            if not chunk:
+                self.buf = buf
+                raise EOFError("the peer closed the pipe")
+            buf = buf + chunk if buf else chunk
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("the peer closed the pipe")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(fd: int, max_bytes: int = MAX_FRAME) -> bytes:
+    """Read one frame from ``fd``.
+
+    Raises:
+        EOFError: The pipe was closed.
+        WireError: The announced length exceeds ``max_bytes`` or the frame is empty.
+    """
+    (length,) = _LEN.unpack(_read_exact(fd, _LEN.size))
+    if length == 0 or length > max_bytes:
+        raise WireError(f"frame of {length} bytes (limit {max_bytes})")
+    return _read_exact(fd, length)
+
+
+def encode_strings(strings: list[str]) -> bytes:
+    """``<u32 count><u32 byte offsets [count + 1]><UTF-8 blob>``; unencodable code points (lone
+    surrogates) are replaced."""
+    blobs = [s.encode("utf-8", "replace") for s in strings]
+    offsets = [0]
+    for b in blobs:
+        offsets.append(offsets[-1] + len(b))
+    return struct.pack(f"<I{len(offsets)}I", len(blobs), *offsets) + b"".join(blobs)
+
+
+def decode_strings(buf: bytes, pos: int, count: int, max_chars: int) -> tuple[list[str], int]:
+    """Parse a string table at ``pos`` holding exactly ``count`` strings.
+
+    Each string is decoded with ``errors="replace"`` and cut to ``max_chars`` characters.
+
+    Returns:
+        ``(strings, position after the table)``.
+
+    Raises:
+        WireError: The table is truncated, its count differs or its offsets are not monotone.
+    """
+    if pos + _LEN.size > len(buf):
+        raise WireError("truncated string table")
+    (n,) = _LEN.unpack_from(buf, pos)
+    if n != count:
+        raise WireError(f"string table holds {n} strings, {count} announced")
+    pos += _LEN.size
+    start = pos + 4 * (n + 1)
+    if start > len(buf):
+        raise WireError("truncated string offsets")
+    offsets = struct.unpack_from(f"<{n + 1}I", buf, pos)
+    if offsets[0] != 0 or start + offsets[-1] > len(buf):
+        raise WireError("bad string offsets")
+    out = []
+    for i in range(n):
+        a, b = offsets[i], offsets[i + 1]
+        if b < a:
+            raise WireError("bad string offsets")
+        out.append(buf[start + a : start + b].decode("utf-8", "replace")[:max_chars])
+    return out, start + offsets[-1]
+
+
+def encode_batch(ops: array.array, strings: list[str]) -> bytes:
+    """A BATCH payload (candidate side): ``ops`` holds flat int32 triples
+    ``(episode, op, arg)``."""
+    n = len(ops) // 3
+    table = encode_strings(strings)
+    return _BATCH_HEAD.pack(BATCH, n, len(strings)) + ops.tobytes() + table
+
+
+def decode_batch(buf: bytes, max_entries: int, max_chars: int) -> tuple[np.ndarray, list[str]]:
+    """Parse a BATCH payload (broker side): ``(entries int32 [n, 3], strings)``.
+
+    Raises:
+        WireError: Wrong type, more than ``max_entries`` entries, or a malformed body.
+    """
+    if len(buf) < _BATCH_HEAD.size:
+        raise WireError("truncated batch header")
+    kind, n, n_str = _BATCH_HEAD.unpack_from(buf, 0)
+    if kind != BATCH:
+        raise WireError(f"expected a batch, got message type {kind}")
+    if n == 0 or n > max_entries or n_str > max_entries:
+        raise WireError(f"batch of {n} entries and {n_str} strings (limit {max_entries})")
+    pos = _BATCH_HEAD.size
+    if pos + 12 * n > len(buf):
+        raise WireError("truncated batch body")
+    entries = np.frombuffer(buf, np.int32, 3 * n, pos).reshape(n, 3)
+    strings, end = decode_strings(buf, pos + 12 * n, n_str, max_chars)
+    if end != len(buf):
+        raise WireError("trailing bytes after the batch")
+    return entries, strings
+
+
+REPLY_FIELDS = 6
+"""Per reply entry, int64: status, label, finished, slot, opened, tokens charged so far."""
+
+
+def encode_reply(values: np.ndarray, new: list[tuple[int, int]], new_strings: list[str]) -> bytes:
+    """A REPLY payload (broker side): ``values`` int64 ``[n, 6]``; ``new`` the (episode,
+    label) of each newly revealed answer string in ``new_strings``."""
+    flat = [x for pair in new for x in pair]
+    return b"".join(
+        (
+            _REPLY_HEAD.pack(REPLY, len(values), len(new_strings)),
+            np.ascontiguousarray(values, np.int64).tobytes(),
+            np.asarray(flat, np.int32).tobytes(),
+            encode_strings(new_strings),
+        )
+    )
+
+
+def decode_reply(buf: bytes) -> tuple[list[list[int]], list[int], list[str]]:
+    """Parse a REPLY payload (candidate side): ``(rows [n][6], flat (episode, label) pairs,
+    strings)``."""
+    kind, n, m = _REPLY_HEAD.unpack_from(buf, 0)
+    if kind != REPLY:
+        raise WireError(f"expected a reply, got message type {kind}")
+    pos = _REPLY_HEAD.size
+    rows = np.frombuffer(buf, np.int64, REPLY_FIELDS * n, pos).reshape(n, REPLY_FIELDS).tolist()
+    pos += 8 * REPLY_FIELDS * n
+    pairs = np.frombuffer(buf, np.int32, 2 * m, pos).tolist() if m else []
+    strings, _ = decode_strings(buf, pos + 8 * m, m, 1 << 30)
+    return rows, pairs, strings
+
+
+def text_message(kind: int, text: str) -> bytes:
+    """A HELLO / START / SCHEDULE payload: the type byte and UTF-8 text."""
+    return bytes([kind]) + text.encode("utf-8", "replace")
+
+
+def parse_text_message(buf: bytes, kind: int, max_chars: int) -> str:
+    """The text of a HELLO / START / SCHEDULE payload of type ``kind``.
+
+    Raises:
+        WireError: Another message type, or longer than ``max_chars``.
+    """
+    if not buf or buf[0] != kind:
+        raise WireError(f"expected message type {kind}, got {buf[:1]!r}")
+    text = buf[1:].decode("utf-8", "replace")
+    if len(text) > max_chars:
+        raise WireError(f"message of {len(text)} characters (limit {max_chars})")
+    return text

@@ -1,0 +1,241 @@
+"""The broker's batched primitives: one jitted call answers a round of requests.
+
+Each request is one of the paper's primitives (AutoTTS, 2026) for one episode, carried out as
+the same atomic env steps the question handle takes (:class:`tts_gym.handle.QuestionHandle`),
+through the env's own kernel :func:`tts_gym.env.dynamics.env_step`, so there is one dynamics:
+
+- ``probe_new``: BRANCH, then PROBE of the new slot (unless the env reveals on advance);
+- ``probe_more(slot)``: CONTINUE(slot), then PROBE(slot);
+- ``full_read``: SAMPLE;
+- ``prune(slot)``: PRUNE(slot).
+
+Episode state is the vector env's layout: the episode tuple and the bookkeeping tuple of
+:mod:`tts_gym.env.dynamics`, each array with a leading axis of episodes (all of one store).
+Legality is checked here, whatever the env's ``illegal_action`` setting: an illegal request
+changes nothing and gets a status saying why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from tts_gym.env.dynamics import env_step, reset_state
+from tts_gym.kernels.transitions import OPENED, can_open
+
+# ops and statuses: the values of tts_gym.sandbox.child.wire (asserted in tests)
+OP_PROBE_NEW = 1
+OP_PROBE_MORE = 2
+OP_FULL_READ = 3
+OP_PRUNE = 4
+ST_OK = 0
+ST_NONE_LEFT = 1
+ST_BAD_SLOT = 2
+ST_NOT_OPENED = 3
+ST_FINISHED = 4
+ST_PRUNED = 5
+ST_STEP_LIMIT = 6
+
+
+@njit(cache=True)
+def broker_reset(n_branches, qs, ep_arrays, book_arrays, slots):
+    """Start every episode of a group (orders already written into ``ep_arrays[0]``)."""
+    for i in range(qs.shape[0]):
+        ep = (
+            ep_arrays[0][i], ep_arrays[1][i], ep_arrays[2][i], ep_arrays[3][i],
+            ep_arrays[4][i], ep_arrays[5][i],
+        )
+        book = (
+            book_arrays[0][i], book_arrays[1][i], book_arrays[2][i], book_arrays[3][i],
+            book_arrays[4][i], book_arrays[5][i], book_arrays[6][i], book_arrays[7][i],
+            book_arrays[8][i], book_arrays[9][i], book_arrays[10][i], book_arrays[11][i],
+            book_arrays[12][i], book_arrays[13][i], book_arrays[14][i], book_arrays[15][i],
+        )
+        reset_state(n_branches, qs[i], ep, book, slots)
+
+
+OP_ANSWER = 5
+OP_NOTE = 6
+OP_FAIL = 7
+ST_RECORDED = 7
+# per-episode statistics columns
+STAT_PROBE_NEW, STAT_PROBE_MORE, STAT_FULL_READ, STAT_PRUNE, STAT_NOTE, STAT_REFUSED = range(6)
+# reply columns
+R_STATUS, R_LABEL, R_FINISHED, R_SLOT, R_OPENED, R_TOKENS = range(6)
+# protocol errors (a broken or hostile candidate runtime)
+ERR_NONE = 0
+ERR_EPISODE = 1
+ERR_OP = 2
+ERR_DONE = 3
+ERR_STRING = 4
+PROTOCOL_ERRORS = {
+    ERR_EPISODE: "episode index out of range",
+    ERR_OP: "unknown op",
+    ERR_DONE: "a request for an episode that already ended",
+    ERR_STRING: "string index out of range",
+}
+
+
+@njit(cache=True, inline="always")
+def entry_error(i, op, arg, n_eps, n_strings, done):
+    """The protocol error of one batch entry, or ``ERR_NONE``."""
+    if i < 0 or i >= n_eps:
+        return ERR_EPISODE
+    if op < OP_PROBE_NEW or op > OP_FAIL:
+        return ERR_OP
+    if done[i]:
+        return ERR_DONE
+    if op >= OP_ANSWER and (arg >= n_strings or arg < -1 or (arg == -1 and op != OP_ANSWER)):
+        return ERR_STRING
+    return ERR_NONE
+
+
+@njit(cache=True, inline="always")
+def plan_primitive(op, arg, q, ep, book, n_branches, slots):
+    """``(status, slot, first action, second action)`` of a primitive (-1: no action); the
+    legality checks of the question handle, whatever the env's ``illegal_action``."""
+    if op == OP_PROBE_NEW or op == OP_FULL_READ:
+        if not can_open(n_branches, q, ep):
+            return ST_NONE_LEFT, arg, -1, -1
+        slot = ep[5][OPENED]
+        if op == OP_FULL_READ:
+            return ST_OK, slot, 2, -1  # SAMPLE
+        return ST_OK, slot, 1, 3 + slots + slot  # BRANCH, PROBE(slot)
+    if arg < 0 or arg >= slots:
+        return ST_BAD_SLOT, arg, -1, -1
+    if arg >= ep[5][OPENED]:
+        return ST_NOT_OPENED, arg, -1, -1
+    if book[0][arg]:
+        return ST_PRUNED, arg, -1, -1
+    if ep[3][arg]:
+        return ST_FINISHED, arg, -1, -1
+    if op == OP_PRUNE:
+        return ST_OK, arg, 3 + 2 * slots + arg, -1  # PRUNE(slot)
+    return ST_OK, arg, 3 + arg, 3 + slots + arg  # CONTINUE(slot), PROBE(slot)
+
+
+@njit(cache=True, _nrt=False)
+def serve_batch(
+    data,
+    n_branches,
+    qs,
+    ep_arrays,
+    book_arrays,
+    entries,
+    n_strings,
+    done,
+    steps,
+    stats,
+    sent,
+    slots,
+    mode,
+    conf,
+    counts,
+    max_steps,
+    reply,
+    answer_ids,
+    new_labels,
+    others,
+):
+    """Check and serve one BATCH in order (see the module docstring for the primitives).
+
+    Args:
+        data, n_branches: the unit's store (kernel data) and int32 ``[Q]`` branch counts.
+        qs: int64 ``[E]`` question of each episode.
+        ep_arrays, book_arrays: the episodes' stacked episode and bookkeeping tuples.
+        entries: int32 ``[n, 3]`` (episode, op, arg) as the candidate sent them.
+        n_strings: entries of the batch's string table.
+        done: uint8 ``[E]``, set here when an episode's answer or failure arrives.
+        steps: int64 ``[E]`` primitives served per episode; past ``max_steps`` a request gets
+            ``ST_STEP_LIMIT`` and changes nothing.
+        stats: int64 ``[E, 6]`` counts (probe_new, probe_more, full_read, prune, note,
+            refused).
+        sent: int64 ``[E]`` labels whose string the candidate already got.
+        slots, mode, conf, counts: the env's settings and scratch (``env_step``).
+        reply: int64 ``[n, 6]`` output (status, label, finished, slot, opened, tokens).
+        answer_ids: int32 ``[n]`` output: the store's answer id revealed by each entry (for
+            traces; never sent to the candidate).
+        new_labels: int64 ``[n, 3]`` output: (entry, episode, label) of labels revealed for the
+            first time, in order.
+        others: int64 ``[n]`` output: positions of answer, note and failure entries.
+
+    Returns:
+        ``(error, n_new, n_others)``: ``error`` is ``ERR_NONE`` or a protocol error code (the
+        batch was served up to the offending entry).
+    """
+    n_new = 0
+    n_others = 0
+    n_eps = qs.shape[0]
+    for j in range(entries.shape[0]):
+        i = entries[j, 0]
+        op = entries[j, 1]
+        arg = entries[j, 2]
+        err = entry_error(i, op, arg, n_eps, n_strings, done)
+        if err != ERR_NONE:
+            return err, n_new, n_others
+        reply[j, R_LABEL] = -1
+        reply[j, R_FINISHED] = 0
+        answer_ids[j] = -1
+        if op >= OP_ANSWER:
+            if op == OP_NOTE:
+                stats[i, STAT_NOTE] += 1
+            else:
+                done[i] = 1
+            others[n_others] = j
+            n_others += 1
+            reply[j, R_STATUS] = ST_RECORDED
+            reply[j, R_SLOT] = -1
+            reply[j, R_OPENED] = ep_arrays[5][i, 0]
+            reply[j, R_TOKENS] = ep_arrays[5][i, 1]
+            continue
+        q = qs[i]
+        ep = (
+            ep_arrays[0][i], ep_arrays[1][i], ep_arrays[2][i], ep_arrays[3][i],
+            ep_arrays[4][i], ep_arrays[5][i],
+        )
+        book = (
+            book_arrays[0][i], book_arrays[1][i], book_arrays[2][i], book_arrays[3][i],
+            book_arrays[4][i], book_arrays[5][i], book_arrays[6][i], book_arrays[7][i],
+            book_arrays[8][i], book_arrays[9][i], book_arrays[10][i], book_arrays[11][i],
+            book_arrays[12][i], book_arrays[13][i], book_arrays[14][i], book_arrays[15][i],
+        )
+        steps[i] += 1
+        if steps[i] > max_steps:
+            status, slot, action, second = ST_STEP_LIMIT, arg, -1, -1
+        else:
+            status, slot, action, second = plan_primitive(op, arg, q, ep, book, n_branches, slots)
+        while action >= 0:
+            env_step(data, n_branches, q, ep, book, action, slots, mode, False, 0, conf, counts)
+            action = second
+            second = -1
+        reply[j, R_STATUS] = status
+        reply[j, R_SLOT] = slot
+        if status == ST_OK:
+            stats[i, op - OP_PROBE_NEW] += 1
+            if op != OP_PRUNE:
+                a = book[1][slot]
+                lab = book[4][a]
+                answer_ids[j] = a
+                reply[j, R_LABEL] = lab
+                reply[j, R_FINISHED] = ep[3][slot]
+                if lab == sent[i]:
+                    sent[i] += 1
+                    new_labels[n_new, 0] = j
+                    new_labels[n_new, 1] = i
+                    new_labels[n_new, 2] = lab
+                    n_new += 1
+        elif status != ST_NONE_LEFT:
+            stats[i, STAT_REFUSED] += 1
+        reply[j, R_OPENED] = ep[5][OPENED]
+        reply[j, R_TOKENS] = ep[5][1]
+    return ERR_NONE, n_new, n_others
+
+
+def new_outputs(n: int) -> tuple[np.ndarray, ...]:
+    """``(reply, answer_ids, new_labels, others)`` for a batch of ``n`` entries."""
+    return (
+        np.zeros((n, 6), np.int64),
+        np.full(n, -1, np.int32),
+        np.zeros((n, 3), np.int64),
+        np.zeros(n, np.int64),
+    )

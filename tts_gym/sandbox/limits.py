@@ -1,0 +1,50 @@
+"""Limits of sandboxed candidate runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits of one unit of work (one candidate process) and of each of its episodes.
+
+    Attributes:
+        timeout_s: Wall-clock seconds a unit may take once its process said HELLO.
+        startup_s: Seconds allowed for the fork server to start and a child to say HELLO.
+        memory_mb: Address space a candidate process may map beyond its size at start (MiB).
+        cpu_s: CPU seconds of a candidate process (RLIMIT_CPU); None: ``timeout_s``.
+        watchdog_s: CPU seconds an episode may compute without calling a primitive before it
+            is abandoned and blamed (the other episodes continue).
+        max_steps: Primitives one episode may call (the env's episode limit, 20,000).
+        netns: Also give each candidate a new network and IPC namespace (optional layer;
+            seccomp already refuses every socket; costs a few ms per process).
+        workers: Processes (each a broker with its own candidate process) working in
+            parallel.
+        pin_cpu: Pin each broker, its fork server and its candidates to one CPU (a round
+            trip then costs a context switch, not a wake-up of another CPU).
+        unsafe: Run even where a required isolation layer is missing (``--unsafe-no-isolation``:
+            candidates still run in a separate process behind the broker, but the operating
+            system does not confine them).
+    """
+
+    timeout_s: float = 600.0
+    startup_s: float = 60.0
+    memory_mb: int = 2048
+    cpu_s: float | None = None
+    watchdog_s: float = 10.0
+    max_steps: int = 20000
+    netns: bool = False
+    workers: int = 1
+    pin_cpu: bool = True
+    unsafe: bool = False
+
+    @property
+    def process_cpu_s(self) -> float:
+        """The RLIMIT_CPU of a candidate process."""
+        return float(self.cpu_s if self.cpu_s is not None else self.timeout_s)
+
+    def plan(self) -> dict[str, object]:
+        """The isolation plan sent to the fork server for each child."""
+        return {"memory_mb": int(self.memory_mb), "cpu_s": self.process_cpu_s,
+                "netns": bool(self.netns), "unsafe": bool(self.unsafe)}

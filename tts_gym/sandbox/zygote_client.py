@@ -1,0 +1,211 @@
+"""The broker's side of the fork server: start it clean, ask it for isolated candidate children.
+
+:class:`ZygoteClient` starts :mod:`tts_gym.sandbox.child.zygote` as a freshly executed
+interpreter (``subprocess``, not a fork of this process, which may hold gold answers and API
+keys) with a minimal environment, an empty working directory and its own session, connected
+by a ``SOCK_SEQPACKET`` socket pair. For each candidate process it creates two pipes and a
+shared status page, passes the child's ends over the socket (``SCM_RIGHTS``) and keeps its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tts_gym.candidate import MAX_COUNT
+from tts_gym.kernels.votes import beta_conf_table
+
+ZYGOTE_SCRIPT = Path(__file__).parent / "child" / "zygote.py"
+
+CHILD_ENV = {
+    "PYTHONHASHSEED": "0",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "LANG": "C.UTF-8",
+    "PATH": "/usr/bin:/bin",
+}
+"""The whole environment of the fork server (and so of candidates, which then clear it): BLAS
+pools pinned to one thread before numpy loads (a refused thread makes OpenBLAS spin), a fixed
+hash seed so set iteration is reproducible, and nothing inherited from the caller."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """The fork server could not start or died (the message says why)."""
+
+
+@dataclass
+class ChildProcess:
+    """The broker's handles on one candidate process.
+
+    Attributes:
+        pid: Its process id (a child of the fork server).
+        to_child: Write end of the pipe to it.
+        from_child: Read end of the pipe from it.
+        page: The shared status page; ``status`` is its int32 ``[2]`` view (episode running
+            now, switches so far).
+    """
+
+    pid: int
+    to_child: int
+    from_child: int
+    page: mmap.mmap
+    status: np.ndarray
+
+    def close(self) -> None:
+        """Close the broker's descriptors (the process itself is reaped by the fork server)."""
+        for fd in (self.to_child, self.from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.status = np.zeros(2, np.int32)
+        with contextlib.suppress(BufferError, ValueError):
+            self.page.close()
+
+
+class ZygoteClient:
+    """One fork server, owned by one broker process (not thread-safe; not shared by forks)."""
+
+    def __init__(self, startup_s: float = 60.0) -> None:
+        self.startup_s = startup_s
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.owner = os.getpid()
+        self.info: dict[str, Any] = {}
+        self.workdir: str | None = None
+
+    def _request(
+        self, obj: dict[str, Any], fds: tuple[int, ...] = (), timeout: float = 30.0
+    ) -> dict[str, Any]:
+        assert self.sock is not None
+        self.sock.settimeout(timeout)
+        try:
+            if fds:
+                socket.send_fds(self.sock, [json.dumps(obj).encode()], list(fds))
+            else:
+                self.sock.send(json.dumps(obj).encode())
+            reply = self.sock.recv(1 << 16)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise SandboxUnavailable(f"the sandbox fork server stopped answering ({exc})") from exc
+        if not reply:
+            self.close()
+            raise SandboxUnavailable("the sandbox fork server exited")
+        return json.loads(reply)
+
+    def start(self) -> None:
+        """Start the fork server (idempotent) and wait until it is ready.
+
+        It inherits this process's CPU affinity (and so do candidate processes): a broker
+        pinned to one CPU talks to its candidates without waking another CPU per round.
+
+        Raises:
+            SandboxUnavailable: It did not start within ``startup_s``.
+        """
+        if self.proc is not None and self.proc.poll() is None and self.owner == os.getpid():
+            return
+        self.proc = None  # a fork of the owner must not use the owner's server
+        self.owner = os.getpid()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.workdir = tempfile.mkdtemp(prefix="tts-sandbox-")
+        os.chmod(self.workdir, 0o711)
+        err = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-s", "-B", str(ZYGOTE_SCRIPT), str(child.fileno()),
+                 str(os.getpid())],
+                env=dict(CHILD_ENV),
+                cwd=self.workdir,
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        finally:
+            child.close()
+        self.sock = parent
+        table = np.ascontiguousarray(beta_conf_table(MAX_COUNT), np.float64)
+        head = json.dumps({"cmd": "init", "table_size": table.shape[0]}).encode()
+        start = time.monotonic()
+        try:
+            self.sock.settimeout(self.startup_s)
+            self.sock.send(head + b"\0" + table.tobytes())
+            reply = self.sock.recv(1 << 16)
+        except (OSError, TimeoutError):
+            reply = b""
+        if not reply:
+            err.seek(0)
+            tail = err.read()[-2000:].decode("utf-8", "replace")
+            self.close()
+            raise SandboxUnavailable(
+                f"the sandbox fork server did not start within {time.monotonic() - start:.0f} s"
+                + (f": {tail.strip()}" if tail.strip() else "")
+            )
+        err.close()
+        self.info = json.loads(reply)
+
+    def spawn(self, plan: dict[str, Any]) -> ChildProcess:
+        """Fork one isolated candidate process.
+
+        Args:
+            plan: Isolation settings for :func:`tts_gym.sandbox.child.isolation.apply`
+                (``memory_mb``, ``cpu_s``, ``netns``).
+        """
+        self.start()
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        memfd = os.memfd_create("tts-sandbox-status")
+        try:
+            os.ftruncate(memfd, mmap.PAGESIZE)
+            page = mmap.mmap(memfd, mmap.PAGESIZE)
+            reply = self._request({"cmd": "spawn", "plan": plan}, (to_r, from_w, memfd))
+        except BaseException:
+            for fd in (to_w, from_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (to_r, from_w, memfd):
+                os.close(fd)
+        status = np.frombuffer(page, np.int32, 2)
+        return ChildProcess(int(reply["pid"]), to_w, from_r, page, status)
+
+    def reap(self, child: ChildProcess) -> int:
+        """Kill ``child`` if it still runs, collect its exit code, close its descriptors."""
+        try:
+            reply = self._request({"cmd": "reap", "pid": child.pid})
+            return int(reply["code"])
+        finally:
+            child.close()
+
+    def close(self) -> None:
+        """Stop the fork server (it kills its children) and remove its working directory."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+        if self.proc is not None and self.owner == os.getpid():
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=5)
+            if self.proc.poll() is None:
+                with contextlib.suppress(Exception):
+                    self.proc.kill()
+                    self.proc.wait(timeout=5)
+        self.proc = None
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
