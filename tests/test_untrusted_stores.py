@@ -21,8 +21,7 @@ from tts_gym.cli import main
 from tts_gym.env import SAMPLE, ReplayEnv
 from tts_gym.env.params import TOKEN_CEILING
 from tts_gym.evaluation.protocol import evaluate
-from tts_gym.store import StoreFormatError, load_store, load_store_file
-from tts_gym.store import limits
+from tts_gym.store import StoreFormatError, limits, load_store, load_store_file
 from tts_gym.testing import tiny_questions, write_store_json
 
 
