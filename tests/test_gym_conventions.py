@@ -21,9 +21,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import tts_gym  # noqa: F401  (registers the envs)
 from tests.conftest import real_data_dir, requires_data
 from tts_gym.env import BRANCH, SAMPLE, ReplayEnv
+from tts_gym.env.dynamics import is_legal as kernel_is_legal
 from tts_gym.env.vector_env import ReplayVectorEnv
 from tts_gym.handle import QuestionHandle
-from tts_gym.testing import tiny_store
+from tts_gym.testing import tiny_questions, tiny_store
 
 S = 4
 WRAPPED_NOTE = "is different from the unwrapped version"  # gymnasium's advice for wrapped envs
@@ -160,7 +161,11 @@ def test_handle_refuses_illegal_primitives_whatever_the_env_setting(setting, wra
     store = tiny_store()
     made = gym.make("tts_gym/Replay-v0", store=store, max_branches=S, illegal_action=setting)
     env = made if wrapped else made.unwrapped
-    env.reset(options={"question": 0, "shuffle_seed": 0})
+    branches = tiny_questions()[0]["each_branch"]
+    second = next(b for b, e in enumerate(branches) if len(e[0]) >= 1)  # BRANCH won't finish it
+    order = [b for b in range(len(branches)) if b != second]
+    order.insert(1, second)
+    env.reset(options={"question": 0, "order": order})
     h = QuestionHandle(env)
     base = env.unwrapped
 
@@ -199,7 +204,10 @@ def test_handle_legality_check_agrees_with_the_env_kernel():
         for _ in range(25):
             mask = env.action_masks()
             for a in range(env.action_space.n):
-                assert env.is_legal(a) == bool(mask[a])
+                rule = kernel_is_legal(
+                    env.store.n_branches, env.question, env._ep, env._book, a, S
+                )
+                assert env.is_legal(a) == bool(rule) == bool(mask[a])
             legal = np.flatnonzero(mask[1:]) + 1
             if legal.size == 0:
                 break

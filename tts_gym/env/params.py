@@ -26,7 +26,9 @@ class EnvParams:
         cost_mode: ``"reference"`` (the paper's charging) or ``"exact"``.
         reveal_on_advance: BRANCH/CONTINUE also reveal the answer (no PROBE needed).
         probe_cost: κ_probe, tokens charged per PROBE (0 in the paper).
-        illegal_action: ``"raise"`` or ``"ignore"`` (a free no-op, flagged in info).
+        illegal_action: ``"ignore"`` (default: an illegal action is a free no-op, flagged in
+            ``info["illegal_action"]``, so unmasked algorithms and the checkers can step) or
+            ``"raise"`` (``ValueError``, for debugging a policy that should respect the mask).
     """
 
     max_branches: int = 64
@@ -34,7 +36,7 @@ class EnvParams:
     cost_mode: str = "reference"
     reveal_on_advance: bool = False
     probe_cost: int = 0
-    illegal_action: str = "raise"
+    illegal_action: str = "ignore"
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_branches, int) or self.max_branches < 1:

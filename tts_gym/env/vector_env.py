@@ -21,7 +21,8 @@ Semantics equal N single envs made with ``gym.make("tts_gym/Replay-v0", ...)`` (
 - ``action_masks()`` returns int8 ``[N, 3 + 3 S]``; ``info["action_mask"]`` holds the same.
 - ``info`` arrays (with ``_key`` masks): ``action_mask``, ``tokens``, ``question``, ``opened``
   for every env; ``answer`` (str or None) and ``correct`` for envs that answered this step;
-  ``illegal_action`` with ``illegal_action="ignore"``.
+  ``illegal_action`` where an env's action was illegal (a free no-op, the default
+  ``illegal_action="ignore"``; with ``"raise"`` the step raises and steps no env).
 
 >>> import gymnasium as gym, tts_gym
 >>> from tts_gym.testing import tiny_store
@@ -268,7 +269,7 @@ class ReplayVectorEnv(VectorEnv):
         cost_mode: str = "reference",
         reveal_on_advance: bool = False,
         probe_cost: int = 0,
-        illegal_action: str = "raise",
+        illegal_action: str = "ignore",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -443,7 +444,9 @@ class ReplayVectorEnv(VectorEnv):
             raise ValueError(
                 f"Illegal action {int(actions[bad])} = {self.layout.describe(int(actions[bad]))} "
                 f"in env {bad} (nothing was stepped). Take only actions with "
-                f"envs.action_masks()[i, a] == 1, or make the env with illegal_action='ignore'."
+                f"info['action_mask'][i, a] == 1 or envs.unwrapped.action_masks()[i, a] == 1; or "
+                f"drop illegal_action='raise' to make illegal actions free no-ops flagged in "
+                f"info['illegal_action']."
             )
         return observation_copy(self._book)
 
