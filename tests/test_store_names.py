@@ -107,17 +107,17 @@ def test_exact_spelling_wins_over_a_case_insensitive_twin(data, cache_dir):
 
 
 @pytest.mark.parametrize(
-    "model, benchmark, suggestion",
+    "model, bench, suggestion",
     [
         ("Qwen3-9B", "aime24", "did you mean model 'Qwen3-8B'"),
-        ("Qwen3-8B", "aime42", "did you mean benchmark 'aime24'"),
+        ("Qwen3-8B", "aime_24", "did you mean benchmark 'aime24'"),
         ("Qwen3-8B", "aime24.json", "did you mean benchmark 'aime24'"),
         ("my-model", "lab", "did you mean model 'my-model_v2'"),
     ],
 )
-def test_typos_get_did_you_mean_and_the_list(data, cache_dir, model, benchmark, suggestion):
+def test_typos_get_did_you_mean_and_the_list(data, cache_dir, model, bench, suggestion):
     with pytest.raises(FileNotFoundError) as info:
-        load_store(model, benchmark, data)
+        load_store(model, bench, data)
     msg = str(info.value)
     assert suggestion in msg and str(data) in msg
     assert "Qwen3-8B/aime24, Qwen3-8B/aime25, my-model_v2/lab" in msg

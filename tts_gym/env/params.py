@@ -10,10 +10,12 @@ from gymnasium import spaces
 
 from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.store import ReplayStore, load_store
+from tts_gym.store.limits import MAX_QUESTION_TOKENS
 
 ILLEGAL_ACTION_MODES = ("raise", "ignore")
-TOKEN_CEILING = 1e9
-"""Upper bound of the ``vote[0]`` (tokens charged) observation entry."""
+TOKEN_CEILING = float(MAX_QUESTION_TOKENS)
+"""Upper bound of the ``vote[0]`` (tokens charged) observation entry: 1e9, the store
+validator's bound on a question's worst-case episode charge (with ``probe_cost`` 0)."""
 
 
 @dataclass(frozen=True)
