@@ -61,17 +61,13 @@ def same_obs(o1, o2) -> bool:
 # --- the checkers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("render_mode", [None, "ansi"])
 def test_gymnasium_and_sb3_checkers_pass_without_warnings(render_mode):
-    # check_env steps with random UNMASKED actions (action_space.sample()), so the env must
-    # tolerate illegal ones: illegal_action="ignore" turns them into flagged free no-ops.
-    # With the default "raise" the checkers would stop at the first illegal sample.
+    # check_env steps with random UNMASKED actions (action_space.sample()); the default
+    # illegal_action="ignore" turns illegal ones into flagged free no-ops (tests/
+    # test_gym_conventions.py checks every env id with default arguments).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         env = gym.make(
-            "tts_gym/Replay-v0",
-            store=tiny_store(),
-            max_branches=S,
-            illegal_action="ignore",
-            render_mode=render_mode,
+            "tts_gym/Replay-v0", store=tiny_store(), max_branches=S, render_mode=render_mode
         )
         gym_check_env(env.unwrapped)
         sb3_check_env(env.unwrapped, warn=True)
@@ -162,7 +158,7 @@ def expected_mask(obs, opened_limit) -> np.ndarray:
 @pytest.mark.parametrize("kw", [{}, {"reveal_on_advance": True}, {"cost_mode": "exact"}])
 def test_action_masks_are_exact(kw):
     store = tiny_store(2, questions=2, branches=6, max_probes=3)
-    env = make(store, **kw)
+    env = make(store, illegal_action="raise", **kw)
     rng = np.random.default_rng(0)
     for episode in range(4):
         obs, info = env.reset(seed=episode)
@@ -195,7 +191,7 @@ def test_action_masks_are_exact(kw):
 
 
 def test_illegal_messages_say_why():
-    env = make()
+    env = make(illegal_action="raise")
     branches = tiny_questions()[0]["each_branch"]
     second = next(b for b, e in enumerate(branches) if len(e[0]) >= 1)  # not finished by BRANCH
     order = [b for b in range(8) if b != second]
@@ -430,7 +426,7 @@ def test_numba_disable_jit_matches_the_jitted_path():
 
 def test_apply_action_is_step_without_the_observation():
     store = tiny_store(9)
-    fast, slow = make(store), make(store)
+    fast, slow = make(store, illegal_action="raise"), make(store, illegal_action="raise")
     for env in (fast, slow):
         env.reset(options={"question": 2, "shuffle_seed": 4})
     rng = np.random.default_rng(1)

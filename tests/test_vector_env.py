@@ -114,7 +114,7 @@ def test_equals_singles_ignore_illegal_and_time_limit(tiny):
 
 
 def test_illegal_action_raises_and_changes_nothing(tiny):
-    vec = ReplayVectorEnv(2, store=tiny, max_branches=4)
+    vec = ReplayVectorEnv(2, store=tiny, max_branches=4, illegal_action="raise")
     vec.reset(seed=0)
     before = vec.tokens_used
     with pytest.raises(ValueError, match="Illegal action 3 = CONTINUE\\(0\\) in env 1"):
@@ -189,3 +189,39 @@ def test_ansi_render_gives_one_string_per_env(tiny):
     single.step(2)
     frames = vec.render()
     assert len(frames) == 2 and frames[0] == frames[1] == single.render()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (7, 9), (3, 128)])
+def test_batched_autoreset_draws_equal_the_single_env_draws(shape):
+    """``draw_episodes`` (one jitted call for every resetting env) draws exactly what
+    ``start_episode`` draws from each env's own Generator, and leaves the Generators in the
+    same state (so later draws agree too)."""
+    from tts_gym.env.episode_start import draw_episodes, generator_list, start_episode
+    from tts_gym.store.pack import pack_questions
+    from tts_gym.testing import tiny_questions
+
+    n_questions, width = shape
+    questions = tiny_questions(4, questions=n_questions, branches=width, max_probes=2)
+    rng = np.random.default_rng(0)
+    for item in questions:  # ragged branch counts: 1..width
+        keep = int(rng.integers(1, width + 1))
+        item["each_branch"] = item["each_branch"][:keep]
+        item["final_answers_trace"] = item["final_answers_trace"][:keep]
+    store = pack_questions(questions, model="m", benchmark="b", split="heldout", source="t",
+                           sha256="t")
+    n = 6
+    mine = [np.random.default_rng(s) for s in range(100, 100 + n)]
+    ref = [np.random.default_rng(s) for s in range(100, 100 + n)]
+    rngs = generator_list(mine)
+    qs = np.zeros(n, np.int64)
+    orders = np.full((n, store.width), -7, np.int32)
+    want = np.full((n, store.width), -7, np.int32)
+    for _ in range(40):
+        which = rng.random(n) < 0.5
+        draw_episodes(rngs, which, store.n_branches, qs, orders)
+        for i in np.flatnonzero(which):
+            q = start_episode(store, {}, ref[i], want[i])
+            assert qs[i] == q
+        np.testing.assert_array_equal(orders, want)
+    for a, b in zip(mine, ref, strict=True):
+        assert a.random() == b.random()

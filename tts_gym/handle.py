@@ -4,6 +4,12 @@
 (shared/spec/replay-semantics.md). Each is carried out as one or two atomic env steps (BRANCH or
 CONTINUE, then PROBE; SAMPLE), so a controller written against the handle is a policy acting on
 the registered env, and is charged exactly what the env charges.
+
+The handle checks every atomic action's legality itself before taking it, and raises
+``ValueError`` for an illegal primitive (``probe_more`` of an unopened, finished or pruned slot,
+``prune`` of a finished or pruned one), whatever the env's ``illegal_action`` setting: the env's
+default turns illegal actions into no-ops for RL algorithms, but a controller's illegal call is a
+bug to report, never a silent free step.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ class QuestionHandle:
         # Unwrapped env: primitives use ReplayEnv.apply_action (same kernel and state change as
         # step, without building the observation nobody reads here; ~3x faster). Through
         # wrappers every atomic action goes through env.step, so the wrappers see it.
-        self._act = base.apply_action if env is base else env.step
+        self._take = base.apply_action if env is base else env.step
+        self._op = ""  # the primitive being carried out (for error messages)
         self.trace: list[dict[str, Any]] | None = [] if record_trace else None
         self.result: dict[str, Any] | None = None
 
@@ -54,6 +61,7 @@ class QuestionHandle:
             return None
         before = self._base.tokens_used
         slot = self._base.n_opened
+        self._op = "probe_new()"
         self._act(BRANCH)
         answer, finished = self._read(slot)
         self._record(
@@ -77,6 +85,7 @@ class QuestionHandle:
             ValueError: The slot is not opened, finished or pruned.
         """
         before = self._base.tokens_used
+        self._op = f"probe_more({slot})"
         self._act(self._layout.continue_(self._slot(slot)))
         answer, finished = self._read(int(slot))
         self._record(
@@ -101,6 +110,7 @@ class QuestionHandle:
             return None
         before = self._base.tokens_used
         slot = self._base.n_opened
+        self._op = "full_read()"
         self._act(SAMPLE)
         answer = self._base.revealed_answer(slot)
         self._record(
@@ -114,7 +124,12 @@ class QuestionHandle:
         return answer
 
     def prune(self, slot: int) -> None:
-        """Mark a slot inactive (abandon it); it can no longer be advanced."""
+        """Mark a slot inactive (abandon it); it can no longer be advanced.
+
+        Raises:
+            ValueError: The slot is not opened, finished or already pruned.
+        """
+        self._op = f"prune({slot})"
         self._act(self._layout.prune(self._slot(slot)))
         self._record({"op": "prune", "slot": int(slot)})
 
@@ -170,6 +185,16 @@ class QuestionHandle:
         return self._base.n_opened
 
     # --- internals ---------------------------------------------------------------------------
+    def _act(self, action: int) -> None:
+        """Take one atomic action after checking its legality here (not the env's setting)."""
+        if not self._base.is_legal(action):
+            raise ValueError(
+                f"Illegal action {action} = {self._layout.describe(action)} from "
+                f"{self._op}: {self._base.illegal_reason(action)}. probe_more and prune need a "
+                f"slot returned by probe_new() that is not finished (and not pruned)."
+            )
+        self._take(action)
+
     def _read(self, slot: int) -> tuple[str, bool]:
         if not self._reveal:
             self._act(self._layout.probe(slot))

@@ -310,7 +310,8 @@ class MacroActionEnv(gym.Env):
                 name = ACTION_NAMES[action] if 0 <= action < N_ACTIONS else "out of range"
                 raise ValueError(
                     f"Illegal macro action {action} ({name}); take actions with "
-                    f"env.action_masks()[a] == 1, or make the env with illegal_action='ignore'."
+                    f"info['action_mask'][a] == 1 (or env.unwrapped.action_masks() through "
+                    f"wrappers), or make the env with illegal_action='ignore'."
                 )
             core.steps += 1
             info = self._info()

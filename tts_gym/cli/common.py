@@ -13,8 +13,12 @@ from tts_gym.reporting.cells import default_workers  # noqa: F401 (re-exported f
 
 def add_store_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--model``, ``--benchmark``, ``--data-dir``."""
-    parser.add_argument("--model", required=required, help="e.g. Qwen3-8B")
-    parser.add_argument("--benchmark", required=required, help="aime24, aime25 or hmmt25")
+    parser.add_argument(
+        "--model", required=required, help="a model folder of the data directory, e.g. Qwen3-8B"
+    )
+    parser.add_argument(
+        "--benchmark", required=required, help="a store of that model, e.g. aime24, aime25, hmmt25"
+    )
     parser.add_argument(
         "--data-dir",
         default=None,

@@ -1,12 +1,24 @@
 """How an episode starts: which question, which branch order (shared by the single and the
-vector env, so their resets cannot drift apart)."""
+vector env, so their resets cannot drift apart).
+
+:func:`start_episode` is the rule (options, else draws from the env's ``np_random``).
+:func:`draw_episodes` makes the same draws for many envs in one jitted call (the vector env's
+autoresets): numba's ``Generator`` support calls each env's own bit generator, and the code
+below repeats NumPy's algorithms for ``Generator.integers(Q)`` and ``Generator.permutation(n)``
+(Fisher-Yates from the top with NumPy's masked-rejection ``random_interval``), so the questions,
+the orders and the generators' states afterwards are bit-identical to ``start_episode``'s
+(tests/test_vector_env.py checks it on ragged stores).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numba import njit, typed
+from numba.np.random.random_methods import random_interval
 
 from tts_gym.store import ReplayStore
 
@@ -76,3 +88,46 @@ def start_episode(
     else:
         order[:n] = rng.permutation(n)
     return q
+
+
+def generator_list(rngs: Sequence[np.random.Generator]) -> typed.List:
+    """The generators as a numba typed list for :func:`draw_episodes` (each is unboxed once,
+    here, ~20 µs each: passing a tuple of generators instead would unbox all of them on every
+    call). The list shares the generators' states: draws in either advance both."""
+    out = typed.List()
+    for rng in rngs:
+        out.append(rng)
+    return out
+
+
+@njit(cache=True)
+def draw_episodes(rngs, which, n_branches, qs, orders):
+    """:func:`start_episode` without options, for every env ``i`` with ``which[i]``.
+
+    Args:
+        rngs: typed list of N ``numpy.random.Generator`` (:func:`generator_list`); env i draws
+            from ``rngs[i]`` only, in the order ``start_episode`` draws.
+        which: bool ``[N]``, the envs that start an episode.
+        n_branches: int32 ``[Q]``, branches per question.
+        qs: int64 ``[N]``, set to the drawn question where ``which``.
+        orders: int32 ``[N, W]``, row i set to the drawn order where ``which`` (columns past
+            the question's branch count hold the identity).
+    """
+    n_questions = n_branches.shape[0]
+    width = orders.shape[1]
+    for i in range(which.shape[0]):
+        if not which[i]:
+            continue
+        rng = rngs[i]
+        q = rng.integers(0, n_questions)  # = Generator.integers(Q): Lemire on 32 bits
+        row = orders[i]
+        for k in range(width):
+            row[k] = k
+        # Generator.permutation(n) = arange(n) shuffled by NumPy's _shuffle_raw
+        bitgen = rng.bit_generator
+        for k in range(n_branches[q] - 1, 0, -1):
+            j = np.int64(random_interval(bitgen, k))
+            t = row[k]
+            row[k] = row[j]
+            row[j] = t
+        qs[i] = q

@@ -10,10 +10,12 @@ from gymnasium import spaces
 
 from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.store import ReplayStore, load_store
+from tts_gym.store.limits import MAX_QUESTION_TOKENS
 
 ILLEGAL_ACTION_MODES = ("raise", "ignore")
-TOKEN_CEILING = 1e9
-"""Upper bound of the ``vote[0]`` (tokens charged) observation entry."""
+TOKEN_CEILING = float(MAX_QUESTION_TOKENS)
+"""Upper bound of the ``vote[0]`` (tokens charged) observation entry: 1e9, the store
+validator's bound on a question's worst-case episode charge (with ``probe_cost`` 0)."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,9 @@ class EnvParams:
         cost_mode: ``"reference"`` (the paper's charging) or ``"exact"``.
         reveal_on_advance: BRANCH/CONTINUE also reveal the answer (no PROBE needed).
         probe_cost: κ_probe, tokens charged per PROBE (0 in the paper).
-        illegal_action: ``"raise"`` or ``"ignore"`` (a free no-op, flagged in info).
+        illegal_action: ``"ignore"`` (default: an illegal action is a free no-op, flagged in
+            ``info["illegal_action"]``, so unmasked algorithms and the checkers can step) or
+            ``"raise"`` (``ValueError``, for debugging a policy that should respect the mask).
     """
 
     max_branches: int = 64
@@ -34,7 +38,7 @@ class EnvParams:
     cost_mode: str = "reference"
     reveal_on_advance: bool = False
     probe_cost: int = 0
-    illegal_action: str = "raise"
+    illegal_action: str = "ignore"
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_branches, int) or self.max_branches < 1:

@@ -16,7 +16,6 @@ from tts_gym.env.dynamics import (
     STEP_ILLEGAL,
     aggregate,
     env_step,
-    is_legal,
     new_book,
     observation_copy,
     reset_state,
@@ -55,10 +54,15 @@ class ReplayEnv(gym.Env):
     | 3 + S + i  | PROBE(i)    | reveal slot i's answer at its depth (``probe_cost``)       |
     | 3 + 2S + i | PRUNE(i)    | mark slot i inactive (its revealed answers stay)          |
 
-    Legal actions are given by ``action_masks()`` and ``info["action_mask"]`` (int8). ANSWER is
-    always legal. An illegal action raises ``ValueError`` (``illegal_action="raise"``) or is a
-    free no-op flagged in ``info["illegal_action"]`` (``illegal_action="ignore"``, for
-    unmasked RL algorithms and ``check_env``, which step with random actions).
+    Legal actions are given by ``info["action_mask"]`` and ``action_masks()`` (int8). ANSWER is
+    always legal. ``gym.make`` wraps the env (``TimeLimit``, ...), and Gymnasium wrappers do not
+    forward methods: call ``env.unwrapped.action_masks()`` or
+    ``env.get_wrapper_attr("action_masks")()`` (sb3-contrib's ``ActionMasker`` and MaskablePPO
+    find it themselves). By default an illegal action is a free no-op: nothing changes, the
+    reward is 0, and ``info["illegal_action"]`` is True (``illegal_action="ignore"``; unmasked
+    algorithms and Gymnasium's and SB3's ``check_env``, which step with random actions, need
+    it). ``illegal_action="raise"`` raises ``ValueError`` instead, to debug a policy that should
+    respect the mask. The question handle refuses illegal primitives under either setting.
 
     ## Observation Space
 
@@ -100,7 +104,7 @@ class ReplayEnv(gym.Env):
 
     ``gym.make("tts_gym/Replay-v0", model="Qwen3-8B", benchmark="aime24", data_dir=None,
     store=None, max_branches=64, cost_weight=1e-6, cost_mode="reference",
-    reveal_on_advance=False, probe_cost=0, illegal_action="raise", render_mode=None)``.
+    reveal_on_advance=False, probe_cost=0, illegal_action="ignore", render_mode=None)``.
     ``store`` takes an already loaded :class:`~tts_gym.store.ReplayStore`; ``cost_mode="exact"``
     charges probing to the end as exactly T (numbers not comparable with the paper).
 
@@ -120,6 +124,11 @@ class ReplayEnv(gym.Env):
     ## Version History
 
     * v0: initial release (AutoTTS reference replay semantics, atomic actions, flat Dict obs).
+    * v0 (after 0.1.0): the default ``illegal_action`` is ``"ignore"`` (was ``"raise"``), so both
+      ``check_env`` pass with default arguments. Same id: every action sequence the old default
+      accepted gives the same observations, rewards and infos; only sequences it refused with an
+      exception now have an outcome (the no-op ``illegal_action="ignore"`` always had), so no
+      recorded result can change. ``illegal_action="raise"`` restores the old behaviour.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -135,7 +144,7 @@ class ReplayEnv(gym.Env):
         cost_mode: str = "reference",
         reveal_on_advance: bool = False,
         probe_cost: int = 0,
-        illegal_action: str = "raise",
+        illegal_action: str = "ignore",
         render_mode: str | None = None,
     ) -> None:
         store = resolve_store("ReplayEnv", store, model, benchmark, data_dir)
@@ -255,13 +264,14 @@ class ReplayEnv(gym.Env):
         return int(charge)
 
     def is_legal(self, action: int) -> bool:
-        """Whether ``action`` is legal now."""
-        return bool(
-            not self._done
-            and is_legal(
-                self.store.n_branches, self._q, self._ep, self._book, int(action), self.layout.slots
-            )
-        )
+        """Whether ``action`` is legal now (False for any action once the episode has ended).
+
+        Reads the legality mask the kernels keep current (the rule of
+        :func:`tts_gym.env.dynamics.is_legal`, tested equal action by action), so it costs no
+        kernel call: the question handle asks it before every primitive.
+        """
+        a = int(action)
+        return not self._done and 0 <= a < self._n_actions and bool(self._book[MASK][a])
 
     def commit_answer(self, answer: str | None) -> None:
         """Fix the answer the next ANSWER step submits (instead of the aggregation).
@@ -350,27 +360,32 @@ class ReplayEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         return self._make_info(self.action_masks(), self.tokens_used, self.n_opened)
 
-    def _illegal_message(self, action: int) -> str:
-        name = self.layout.describe(action)
+    def illegal_reason(self, action: int) -> str:
+        """Why ``action`` is illegal now, e.g. ``"slot 2 is finished"`` (for error messages)."""
+        if self._done:
+            return "the episode has ended"
         if not 0 <= action < self.layout.n:
-            why = f"the action space is Discrete({self.layout.n})"
-        elif action in (1, 2):
-            why = (
+            return f"the action space is Discrete({self.layout.n})"
+        if action in (1, 2):
+            return (
                 f"no branch is left to open ({self.n_opened} opened of "
                 f"{int(self.store.n_branches[self._q])} branches, {self.layout.slots} slots)"
             )
-        else:
-            slot = (action - 3) % self.layout.slots
-            if slot >= self.n_opened:
-                why = f"slot {slot} is not opened yet ({self.n_opened} opened)"
-            elif self._book[0][slot]:
-                why = f"slot {slot} is pruned"
-            elif self._ep[3][slot]:
-                why = f"slot {slot} is finished"
-            else:
-                why = f"slot {slot}'s answer at its current depth is already revealed"
+        slot = (action - 3) % self.layout.slots
+        if slot >= self.n_opened:
+            return f"slot {slot} is not opened yet ({self.n_opened} opened)"
+        if self._book[0][slot]:
+            return f"slot {slot} is pruned"
+        if self._ep[3][slot]:
+            return f"slot {slot} is finished"
+        return f"slot {slot}'s answer at its current depth is already revealed"
+
+    def _illegal_message(self, action: int) -> str:
         return (
-            f"Illegal action {action} = {name}: {why}. Take only actions with "
-            f"env.action_masks()[a] == 1 (also info['action_mask']), or make the env with "
-            f"illegal_action='ignore'."
+            f"Illegal action {action} = {self.layout.describe(action)}: "
+            f"{self.illegal_reason(action)}. Take only actions whose mask entry is 1: "
+            f"info['action_mask'], env.unwrapped.action_masks() or "
+            f'env.get_wrapper_attr("action_masks")() (gym.make wraps the env, and wrappers do '
+            f"not forward methods); or drop illegal_action='raise' to make illegal actions free "
+            f"no-ops flagged in info['illegal_action']."
         )

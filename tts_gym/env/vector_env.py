@@ -12,7 +12,10 @@ Semantics equal N single envs made with ``gym.make("tts_gym/Replay-v0", ...)`` (
 
 - ``reset(seed=s)`` seeds env i with ``s + i`` (a list seeds each env), as ``SyncVectorEnv``
   does; every random draw (question, branch order) of env i comes from its own
-  ``numpy.random.Generator``, in the same order as :meth:`ReplayEnv.reset` makes them.
+  ``numpy.random.Generator``, in the same order as :meth:`ReplayEnv.reset` makes them. Draws
+  without options (autoresets, ``reset()`` without options) are made for all starting envs in
+  one jitted call (:func:`~tts_gym.env.episode_start.draw_episodes`, bit-identical to the
+  single env's draws), not env by env in Python.
 - ``reset(options=...)`` takes the single env's options (``question``, ``shuffle_seed``,
   ``order``), each either one value for every env or a sequence of N values, plus
   ``reset_mask`` (bool ``[N]``) to reset only some envs.
@@ -21,7 +24,8 @@ Semantics equal N single envs made with ``gym.make("tts_gym/Replay-v0", ...)`` (
 - ``action_masks()`` returns int8 ``[N, 3 + 3 S]``; ``info["action_mask"]`` holds the same.
 - ``info`` arrays (with ``_key`` masks): ``action_mask``, ``tokens``, ``question``, ``opened``
   for every env; ``answer`` (str or None) and ``correct`` for envs that answered this step;
-  ``illegal_action`` with ``illegal_action="ignore"``.
+  ``illegal_action`` where an env's action was illegal (a free no-op, the default
+  ``illegal_action="ignore"``; with ``"raise"`` the step raises and steps no env).
 
 >>> import gymnasium as gym, tts_gym
 >>> from tts_gym.testing import tiny_store
@@ -59,7 +63,7 @@ from tts_gym.env.dynamics import (
     observation_copy,
     reset_state,
 )
-from tts_gym.env.episode_start import start_episode
+from tts_gym.env.episode_start import draw_episodes, generator_list, start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.transitions import env_data, new_episode
@@ -268,7 +272,7 @@ class ReplayVectorEnv(VectorEnv):
         cost_mode: str = "reference",
         reveal_on_advance: bool = False,
         probe_cost: int = 0,
-        illegal_action: str = "raise",
+        illegal_action: str = "ignore",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -310,6 +314,7 @@ class ReplayVectorEnv(VectorEnv):
         self._masks = self._book[MASK]  # [N, 3 + 3 S], kept current by the kernels
         self._masks[:, 0] = 1  # before the first reset: ANSWER only
         self._rngs: list[np.random.Generator] | None = None
+        self._rng_list: Any = None  # the same generators as a numba typed list (built lazily)
 
     # --- Gymnasium VectorEnv API ----------------------------------------------------------------
     def reset(
@@ -329,18 +334,24 @@ class ReplayVectorEnv(VectorEnv):
                 raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {n} envs.")
         if self._rngs is None:
             self._rngs = [seeding.np_random(s)[0] for s in seeds]
+            self._rng_list = None
         else:
             for i, s in enumerate(seeds):
                 if s is not None:
                     self._rngs[i] = seeding.np_random(s)[0]
+                    if self._rng_list is not None:
+                        self._rng_list[i] = self._rngs[i]
         self._np_random = self._rngs[0]
         options = dict(options or {})
         mask = np.asarray(options.pop("reset_mask", np.ones(n, bool)), bool)
         if mask.shape != (n,):
             raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},).")
         per = {k: _per_env(v, n, k) for k, v in options.items()}
-        for i in np.flatnonzero(mask):
-            self._draw_episode(int(i), {k: v[i] for k, v in per.items()})
+        if per:
+            for i in np.flatnonzero(mask):
+                self._draw_episode(int(i), {k: v[i] for k, v in per.items()})
+        else:
+            self._draw_episodes(mask)
         kinds = np.where(mask, KIND_RESET, KIND_KEEP).astype(np.int8)
         obs = self._run(np.zeros(n, np.int64), kinds)
         self._needs_reset[mask] = False
@@ -359,8 +370,7 @@ class ReplayVectorEnv(VectorEnv):
             raise ValueError(f"step() needs {n} actions (one per env), got shape {acts.shape}.")
         if self._n_done:
             resetting = self._needs_reset
-            for i in np.flatnonzero(resetting).tolist():
-                self._draw_episode(i, {})
+            self._draw_episodes(resetting)
             # bool -> int8 gives KIND_RESET (1) where resetting and KIND_STEP (0) elsewhere
             kinds = resetting.astype(np.int8)
         else:
@@ -399,6 +409,17 @@ class ReplayVectorEnv(VectorEnv):
     @property
     def _ignore(self) -> bool:
         return self.params.illegal_action == "ignore"
+
+    def _draw_episodes(self, which: np.ndarray) -> None:
+        """Start an episode without options in every env where ``which`` (one jitted call)."""
+        if self._rng_list is None:
+            self._rng_list = generator_list(self._rngs)
+        draw_episodes(self._rng_list, which, self.store.n_branches, self._q, self._ep[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_rng_list"] = None  # a numba typed list does not pickle; rebuilt on demand
+        return state
 
     def _draw_episode(self, i: int, opts: dict[str, Any]) -> None:
         """Choose env i's question and branch order exactly as :meth:`ReplayEnv.reset` does."""
@@ -443,7 +464,9 @@ class ReplayVectorEnv(VectorEnv):
             raise ValueError(
                 f"Illegal action {int(actions[bad])} = {self.layout.describe(int(actions[bad]))} "
                 f"in env {bad} (nothing was stepped). Take only actions with "
-                f"envs.action_masks()[i, a] == 1, or make the env with illegal_action='ignore'."
+                f"info['action_mask'][i, a] == 1 or envs.unwrapped.action_masks()[i, a] == 1; or "
+                f"drop illegal_action='raise' to make illegal actions free no-ops flagged in "
+                f"info['illegal_action']."
             )
         return observation_copy(self._book)
 

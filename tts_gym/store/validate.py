@@ -1,7 +1,8 @@
-"""Parse and validate the AutoTTS replay-store JSON (spec: shared/spec/replay-store.md).
+"""Parse and validate the AutoTTS replay-store JSON.
 
 Every problem raises :class:`StoreFormatError` naming the file, the question index, the branch
-index and the field, and saying what to do. Nothing partial is returned.
+index and the field, and saying what to do. Nothing partial is returned. The bounds on nesting
+depth and token counts (and why they make every sum exact) are in :mod:`tts_gym.store.limits`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tts_gym.store import limits
+
 QUESTION_FIELDS: tuple[str, ...] = (
     "question",
     "gold_answer",
@@ -17,8 +20,6 @@ QUESTION_FIELDS: tuple[str, ...] = (
     "each_branch",
     "final_answers_trace",
 )
-
-_INT64_MAX = 2**63 - 1
 
 
 class StoreFormatError(ValueError):
@@ -32,6 +33,7 @@ class StoreFormatError(ValueError):
         question: int | None = None,
         branch: int | None = None,
         field: str | None = None,
+        hint: str = "Fix or re-download the file (`tts-gym download`).",
     ) -> None:
         self.path = str(path)
         self.question = question
@@ -44,10 +46,7 @@ class StoreFormatError(ValueError):
             where.append(f"branch {branch}")
         if field is not None:
             where.append(f"field '{field}'")
-        super().__init__(
-            f"{', '.join(where)}: {problem}. Fix or re-download the file (`tts-gym download`); "
-            "the format is described in shared/spec/replay-store.md."
-        )
+        super().__init__(f"{', '.join(where)}: {problem}. {hint}")
 
 
 def _is_int(x: Any) -> bool:
@@ -58,12 +57,41 @@ def _type_name(x: Any) -> str:
     return type(x).__name__
 
 
-def parse_json_bytes(path: str | Path, raw: bytes) -> list[dict[str, Any]]:
-    """Decode ``raw`` as a JSON array, or raise :class:`StoreFormatError`."""
+def parse_json(path: str | Path, raw: bytes, max_depth: int | None = None) -> Any:
+    """Decode JSON ``raw`` after checking its nesting depth, or raise :class:`StoreFormatError`.
+
+    Args:
+        path: The file (for messages).
+        raw: Its bytes.
+        max_depth: Nesting limit (default: :func:`tts_gym.store.limits.max_json_depth`).
+    """
+    limit = limits.max_json_depth(max_depth)
+    depth, offset = limits.json_depth(raw, limit)
+    too_deep = (
+        f"nests JSON arrays/objects more than {limit} levels deep (at byte {offset}; a store "
+        "nests 5)"
+    )
+    hint = (
+        f"If the file is trusted, raise the limit with {limits.MAX_JSON_DEPTH_ENV}=<levels> or "
+        "load_store(..., max_depth=...)."
+    )
+    if offset >= 0:
+        raise StoreFormatError(path, too_deep, hint=hint)
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreFormatError(path, f"not valid JSON (truncated or corrupt?): {exc}") from None
+    except RecursionError:  # only if the limit was raised past this interpreter's stack
+        raise StoreFormatError(
+            path, f"nests JSON {depth} levels deep, more than this Python can parse", hint=hint
+        ) from None
+
+
+def parse_json_bytes(
+    path: str | Path, raw: bytes, max_depth: int | None = None
+) -> list[dict[str, Any]]:
+    """Decode ``raw`` as a JSON array of questions, or raise :class:`StoreFormatError`."""
+    data = parse_json(path, raw, max_depth)
     if not isinstance(data, list):
         raise StoreFormatError(
             path, f"top level must be a JSON array of questions, got {_type_name(data)}"
@@ -114,10 +142,10 @@ def _check_branch(path: Path | str, q: int, b: int, triple: Any) -> None:
             branch=b,
             field="branch_tokens",
         )
-    if tokens < 0 or tokens > _INT64_MAX:
+    if tokens < 0:
         raise StoreFormatError(
             path,
-            f"branch_tokens must be a non-negative 64-bit integer, got {tokens}",
+            f"branch_tokens must be a non-negative integer, got {tokens}",
             question=q,
             branch=b,
             field="branch_tokens",
@@ -142,10 +170,11 @@ def _check_question(path: Path | str, q: int, item: Any) -> None:
         )
     _check_answer(path, item["gold_answer"], q, None, "gold_answer")
     freq = item["probe_freq"]
-    if not _is_int(freq) or not 0 < freq <= _INT64_MAX:
+    if not _is_int(freq) or not 0 < freq <= limits.MAX_QUESTION_TOKENS:
         raise StoreFormatError(
             path,
-            f"probe_freq must be a positive integer (tokens per probe interval), got {freq!r}",
+            f"probe_freq must be a positive integer (tokens per probe interval) of at most "
+            f"{limits.MAX_QUESTION_TOKENS:,}, got {freq!r}",
             question=q,
             field="probe_freq",
         )
@@ -193,7 +222,49 @@ def _check_question(path: Path | str, q: int, item: Any) -> None:
             )
 
 
+def _check_tokens(path: Path | str, q: int, item: dict[str, Any], total: int) -> int:
+    """Bound the question's worst-case charge and the store's running total (see
+    :mod:`tts_gym.store.limits`); returns the new total. Python ints: nothing wraps here."""
+    freq = item["probe_freq"]
+    worst = 0
+    for b, (probes, tokens, _final) in enumerate(item["each_branch"]):
+        probed = len(probes) * freq
+        charge = max(probed, tokens)
+        field = "branch_tokens" if tokens >= probed else "probe_list"
+        what = (
+            f"{tokens:,} tokens"
+            if field == "branch_tokens"
+            else f"{len(probes)} probes x probe_freq {freq:,} = {probed:,} tokens"
+        )
+        worst += charge
+        if worst > limits.MAX_QUESTION_TOKENS:
+            raise StoreFormatError(
+                path,
+                f"with this branch ({what}) the question's branches can be charged "
+                f"{worst:,} tokens in one episode, over the bound of "
+                f"{limits.MAX_QUESTION_TOKENS:,} that keeps every token sum exact "
+                "(sum over branches of max(probes x probe_freq, branch_tokens))",
+                question=q,
+                branch=b,
+                field=field,
+            )
+        if total + worst > limits.MAX_STORE_TOKENS:
+            raise StoreFormatError(
+                path,
+                f"the store's questions can be charged {total + worst:,} tokens in one pass, "
+                f"over the bound of {limits.MAX_STORE_TOKENS:,} that keeps every token sum "
+                "exact (sum over questions and branches of max(probes x probe_freq, "
+                "branch_tokens))",
+                question=q,
+                branch=b,
+                field=field,
+            )
+    return total + worst
+
+
 def validate_store(path: str | Path, data: list[dict[str, Any]]) -> None:
     """Check every question and branch of a decoded store; raise on the first problem."""
+    total = 0
     for q, item in enumerate(data):
         _check_question(path, q, item)
+        total = _check_tokens(path, q, item, total)
