@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from agents.synthesis.llm import LLMConfig  # noqa: E402
 from agents.synthesis.loop import DiscoveryConfig, run_discovery  # noqa: E402
-from agents.synthesis.sandbox import SandboxLimits  # noqa: E402
 from tests import synthesis_candidates as C  # noqa: E402
 from tests.fake_openai_server import FakeOpenAI  # noqa: E402
 from tts_gym.paths import MODELS  # noqa: E402
+from tts_gym.sandbox.limits import SandboxLimits  # noqa: E402
 from tts_gym.testing import tiny_questions, write_store_json  # noqa: E402
 
 

@@ -17,17 +17,18 @@ from agents.synthesis.history import History, HistoryError
 from agents.synthesis.llm import LLMClient, LLMConfig, LLMError, Pricing
 from agents.synthesis.loop import DiscoveryConfig, check_search_split, run_discovery
 from agents.synthesis.prompt import build_messages
-from agents.synthesis.sandbox import SandboxLimits, run_in_sandbox
-from agents.synthesis.scoring import monotone_violations, schedule_issues, score_answers
+from agents.synthesis.scoring import monotone_violations, schedule_issues
+from agents.synthesis.sweep import run_sweep
 from agents.synthesis.validate import validate_source
 from tests import synthesis_candidates as C
 from tests.fake_openai_server import FakeOpenAI
-from tts_gym.controller import load_file_controller, make_controller
+from tts_gym.controller import load_file_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.store import load_store
 from tts_gym.testing import tiny_questions, tiny_store, write_store_json
 
-LIMITS = SandboxLimits(timeout_s=5.0, memory_mb=400)
+LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -138,87 +139,37 @@ def test_extract_code():
         extract_code(C.reply(C.GOOD) + C.reply(C.PROBING))
 
 
-# --- scoring is tts_gym.evaluate's ---------------------------------------------------------
-def test_score_answers_matches_evaluate(tiny):
-    ctrl = make_controller("sc", {"n": 5})
-    ref = evaluate(ctrl, tiny, 4, traces=True, path="handle")
-    again = score_answers(tiny, ref.seeds, ref.answers, ref.tokens, "sc", {"n": 5})
-    assert again.accuracy == ref.accuracy and again.avg_tokens == ref.avg_tokens
-    assert np.array_equal(again.correct, ref.correct)
-
-
-def test_sandbox_equals_in_process_evaluation(tmp_path):
-    """Same answers and tokens as `tts-gym eval file:...` would give (gold-free child)."""
+# --- the sweep runs in the sandbox and scores like tts_gym.evaluate -------------------------
+def test_sweep_equals_in_process_evaluation(tmp_path):
+    """Same answers and tokens as the trusted in-process path for the same file."""
     store = tiny_store(5, questions=4, branches=10)
-    run = run_in_sandbox(C.PROBING, {"s": store}, [0.3, 0.6], [0, 1, 2], LIMITS)
-    assert run["status"] == "ok", run
-    r = run["runs"]["s"]["0.3"]
-    mine = score_answers(store, [0, 1, 2], r["answers"], r["tokens"], "c", {"beta": 0.3})
+    run = run_sweep(C.PROBING, {"s": store}, [0.3, 0.6], [0, 1, 2], LIMITS, trace_seed=0)
+    assert run.status == "ok", run.error
     path = tmp_path / "controller.py"
     path.write_text(C.PROBING)
-    ref = evaluate(load_file_controller(path, {"beta": 0.3}), store, 3)
-    assert np.array_equal(mine.tokens, ref.tokens) and np.array_equal(mine.correct, ref.correct)
-    assert r["stats"]["finish"] == [[1] * 4] * 3
-    split = run_in_sandbox(
-        C.PROBING, {"s": store}, [0.3, 0.6], [0, 1, 2], SandboxLimits(timeout_s=5.0, workers=2)
-    )
-    assert split["runs"] == run["runs"]  # forked workers give the same numbers
+    for b in (0.3, 0.6):
+        mine = run.results[b]["s"]
+        ref = evaluate(load_file_controller(path, {"beta": b}), store, 3, path="handle")
+        assert np.array_equal(mine.tokens, ref.tokens) and np.array_equal(mine.correct, ref.correct)
+        assert mine.answers == ref.answers
+    assert set(run.schedules) == {"0.3", "0.6"}
+    assert all(t[-1]["op"] == "finish" for t in run.traces[0.3]["s"])
+    split = run_sweep(C.PROBING, {"s": store}, [0.3, 0.6], [0, 1, 2],
+                      SandboxLimits(timeout_s=60.0, workers=2), trace_seed=0)
+    for b in (0.3, 0.6):  # two brokers in parallel give the same numbers
+        assert np.array_equal(split.results[b]["s"].tokens, run.results[b]["s"].tokens)
+        assert split.results[b]["s"].answers == run.results[b]["s"].answers
 
 
-ESCAPE = """\
-class Controller:
-    def __init__(self, beta):
-        pass
-
-    def schedule(self, beta):
-        return {}
-
-    def solve(self, question):
-        found = {}
-        try:
-            question._env
-            found["env"] = "reached"
-        except Exception as e:
-            found["env"] = type(e).__name__
-        try:
-            open("/etc/hostname")
-            found["open"] = "reached"
-        except Exception as e:
-            found["open"] = type(e).__name__
-        try:
-            import os
-            found["os"] = "reached"
-        except Exception as e:
-            found["os"] = type(e).__name__
-        cell = type(question).__dict__["probe_new"].__closure__[0].cell_contents
-        found["gold"] = [int(g) for g in cell._base.store.gold]
-        question.note("escape", **found)
-        return None
-"""
-
-
-def test_runtime_layer_behind_the_validator(tiny):
-    """Unvalidated hostile code: no handle attributes, no open, no os; even the closure path
-    finds a store whose gold is gone (the parent alone holds it)."""
-    assert not validate_source(ESCAPE).ok
-    run = run_in_sandbox(ESCAPE, {"s": tiny}, [0.5], [0], LIMITS, trace_beta=0.5)
-    assert run["status"] == "ok", run
-    note = next(e for e in run["runs"]["s"]["0.5"]["traces"][0] if e["op"] == "note")
-    assert note["env"] == "AttributeError"
-    assert note["open"] == "NameError"
-    assert note["os"] == "ImportError"
-    assert note["gold"] == [-1] * tiny.n_questions
-
-
-def test_sandbox_kills_loops_and_bombs(tiny):
-    loop = run_in_sandbox(C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=2))
-    assert loop["status"] == "timeout" and loop["seconds"] < 120
-    bomb = run_in_sandbox(
-        C.MEMORY_BOMB, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=20, memory_mb=300)
-    )
-    assert bomb["status"] == "error" and bomb["kind"] == "memory", bomb
-    after = run_in_sandbox(C.GOOD, {"s": tiny}, [0.5], [0], LIMITS)
-    assert after["status"] == "ok"  # the sandbox survives both
+def test_sweep_stops_loops_and_bombs(tiny):
+    loop = run_sweep(C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], LIMITS)
+    assert loop.status == "error" and loop.error["kind"] == "watchdog", loop.error
+    assert loop.error["store"] == "s" and loop.error["question"] == 0
+    bomb = run_sweep(C.MEMORY_BOMB, {"s": tiny}, [0.5], [0],
+                     SandboxLimits(timeout_s=60, memory_mb=300))
+    assert bomb.status == "error" and bomb.error["kind"] == "memory", bomb.error
+    after = run_sweep(C.GOOD, {"s": tiny}, [0.5], [0], LIMITS)
+    assert after.status == "ok"  # the sandbox survives both
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -339,7 +290,8 @@ def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_di
     }
     out = tmp_path / "run"
     with FakeOpenAI(script) as srv:
-        cfg = _cfg(out, data_dir, srv.base_url, 9, limits=SandboxLimits(4.0, memory_mb=300))
+        cfg = _cfg(out, data_dir, srv.base_url, 9,
+                   limits=SandboxLimits(60.0, memory_mb=300, watchdog_s=1.0))
         summary = run_discovery(cfg, log=lambda m: None)
     recs = {r["round"]: r for r in History(out).entries()}
     kinds = {r: (recs[r]["status"], recs[r]["failure_kind"]) for r in range(1, 10)}
@@ -349,7 +301,7 @@ def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_di
         3: ("rejected", "contract"),
         4: ("rejected", "forbidden_import"),
         5: ("rejected", "forbidden_code"),
-        6: ("failed", "timeout"),
+        6: ("failed", "watchdog"),
         7: ("failed", "memory"),
         8: ("ok", None),
         9: ("rejected", "extraction"),
@@ -372,7 +324,7 @@ def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_di
     assert summary["chosen"]["round"] in (1, 8) and summary["stop_reason"] is None
     assert "tiny-a/aime25" in summary["final"][next(iter(summary["final"]))]
     report = (out / "report.md").read_text()
-    assert "| 6 | failed (timeout)" in report and "## Chosen code" in report
+    assert "| 6 | failed (watchdog)" in report and "## Chosen code" in report
 
 
 def test_budget_stops_cleanly_with_a_report(tmp_path, data_dir):
@@ -454,19 +406,3 @@ def test_endpoint_failure_stops_with_report_and_exit_code_1(tmp_path, data_dir, 
     assert "Stopped early: LLM endpoint failed" in (out / "report.md").read_text()
     # the CLI refuses held-out benchmarks during search
     assert main([*argv, "--search-benchmarks", "hmmt25", "--resume"]) == 2
-
-
-@pytest.mark.slow
-def test_spawn_mode_gives_the_same_numbers(tiny):
-    """The fresh-interpreter path (no fork server) is an equivalent sandbox."""
-    # A fresh interpreter imports numba/scipy/gymnasium and loads the kernels before the
-    # candidate's first step: allow for that on a loaded CI machine (equivalence is the point).
-    roomy = SandboxLimits(timeout_s=120.0, memory_mb=LIMITS.memory_mb)
-    forked = run_in_sandbox(C.PROBING, {"s": tiny}, [0.2, 0.9], [0, 1], roomy)
-    spawned = run_in_sandbox(C.PROBING, {"s": tiny}, [0.2, 0.9], [0, 1], roomy, mode="spawn")
-    assert forked["status"] == spawned["status"] == "ok"
-    assert forked["runs"] == spawned["runs"]
-    loop = run_in_sandbox(
-        C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], SandboxLimits(timeout_s=1), mode="spawn"
-    )
-    assert loop["status"] == "timeout"

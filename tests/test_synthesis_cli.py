@@ -26,7 +26,7 @@ SCRIPT = {
     2: [{"reply": C.reply(C.PROBING)}],
     3: [{"reply": C.reply(C.SYNTAX_ERROR)}],
 }
-VOLATILE = ("seconds", "eval_seconds")
+VOLATILE = ("seconds", "eval_seconds", "signature", "candidate_cpu_s")
 CLI = [sys.executable, "-c", "import sys; from tts_gym.cli import main; sys.exit(main())"]
 
 

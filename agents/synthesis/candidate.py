@@ -1,9 +1,10 @@
 """One round's candidate, from the LLM's reply to a scored history record.
 
-Steps: extract the code (:mod:`~agents.synthesis.extract`), validate it
-(:mod:`~agents.synthesis.validate`), run it in the sandbox over the beta sweep on the search
-stores (:mod:`~agents.synthesis.sandbox`), score the answers against gold in this process and
-derive the feedback (:mod:`~agents.synthesis.scoring`). Every failure becomes a record with a
+Steps: extract the code (:mod:`~agents.synthesis.extract`), lint it
+(:mod:`~agents.synthesis.validate`: early feedback for the LLM, not the boundary), run the beta
+sweep on the search stores in the sandbox (:mod:`~agents.synthesis.sweep`: OS-isolated
+candidate processes behind the trusted broker), score against gold on this side and derive the
+feedback (:mod:`~agents.synthesis.scoring`). Every failure becomes a record with a
 ``failure_kind`` and a ``reason``; nothing raises into the loop.
 """
 
@@ -16,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from agents.synthesis.extract import ExtractionError, extract_code
-from agents.synthesis.sandbox import SandboxLimits, run_in_sandbox
 from agents.synthesis.scoring import (
     best_point,
     compare_questions,
@@ -24,11 +24,13 @@ from agents.synthesis.scoring import (
     failure_summary,
     monotone_violations,
     schedule_issues,
-    score_answers,
     trace_check,
     trace_text,
 )
+from agents.synthesis.sweep import SweepRun, run_sweep
 from agents.synthesis.validate import validate_source
+from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.sandbox.sanitize import clean_text
 from tts_gym.store import ReplayStore
 
 
@@ -72,17 +74,16 @@ def _seed_reference(seed_record: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _samples(
-    run: Mapping[str, Any],
+    run: SweepRun,
     stores: Mapping[str, ReplayStore],
-    results: Mapping[str, Any],
     settings: SweepSettings,
 ) -> list[dict[str, Any]]:
-    """Sampled seed-0 traces at the trace beta, wrong answers first."""
+    """Sampled traces of the trace seed at the trace beta, wrong answers first."""
     pool = []
-    key_b = repr(float(settings.trace_beta))
+    b = float(settings.trace_beta)
     for key in stores:
-        traces = run["runs"][key][key_b].get("traces") or []
-        correct = results[settings.trace_beta][key].correct[0]
+        traces = run.traces.get(b, {}).get(key) or []
+        correct = run.results[b][key].correct[0]
         for q, tr in enumerate(traces):
             pool.append((bool(correct[q]), key, q, tr))
     pool.sort(key=lambda x: x[0])
@@ -93,6 +94,8 @@ def _samples(
             {
                 "store": key,
                 "question": q,
+                "seed": settings.seeds[0],
+                "beta": b,
                 "verdict": verdict,
                 "text": trace_text(tr, settings.trace_chars),
             }
@@ -105,34 +108,20 @@ def _mean_dicts(rows: Sequence[dict[str, float]]) -> dict[str, float]:
 
 
 def score_run(
-    run: Mapping[str, Any],
+    run: SweepRun,
     stores: Mapping[str, ReplayStore],
     settings: SweepSettings,
-    name: str,
     seed_record: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """Metrics and feedback of a successful sandbox run (parent side, with gold)."""
-    results: dict[float, dict[str, Any]] = {}
-    for b in settings.betas:
-        results[b] = {}
-        for key, store in stores.items():
-            r = run["runs"][key][repr(float(b))]
-            results[b][key] = score_answers(
-                store, settings.seeds, r["answers"], r["tokens"], name, {"beta": b}
-            )
-    curve = [curve_point(results[b], {"beta": b}) for b in settings.betas]
+    """Metrics and feedback of a successful sweep (this side holds the gold)."""
+    results = run.results
+    curve = [curve_point(results[float(b)], {"beta": float(b)}) for b in settings.betas]
     i = best_point(curve)
-    bb = settings.betas[i]
+    bb = float(settings.betas[i])
     per_q = {k: r.per_question_accuracy.round(4).tolist() for k, r in results[bb].items()}
     seed = _seed_reference(seed_record)
-    all_stats = [run["runs"][k][repr(float(b))]["stats"] for k in stores for b in settings.betas]
-    merged = {
-        f: [row for st in all_stats for row in st[f]] for f in ("finish", "finish_last", "note")
-    }
-    fails = [
-        failure_summary(results[bb][k], stores[k], run["runs"][k][repr(float(bb))]["stats"])
-        for k in stores
-    ]
+    traced = [t for b in run.traces.values() for ts in b.values() for t in ts]
+    fails = [failure_summary(results[bb][k], stores[k], run.stats[bb][k]) for k in stores]
     metrics = {
         "curve": curve,
         "best": {
@@ -142,13 +131,12 @@ def score_run(
         },
         "per_question": per_q,
         "monotone_violations": monotone_violations(curve),
-        "schedules": run.get("schedules", {}),
-        "schedule_issues": schedule_issues(run.get("schedules", {})),
-        "trace_check": trace_check(merged),
+        "schedules": run.schedules,
+        "schedule_issues": schedule_issues(run.schedules),
+        "trace_check": trace_check(traced),
         "failures": _mean_dicts(fails),
-        "bad_returns": sum(
-            run["runs"][k][repr(float(b))]["bad_returns"] for k in stores for b in settings.betas
-        ),
+        "unrevealed_answers": sum(
+            r.unrevealed_answers for per in results.values() for r in per.values()),
     }
     if seed:
         metrics.update(
@@ -159,9 +147,8 @@ def score_run(
                 "vs_best_seed": compare_questions(per_q, seed["per_question"]),
             }
         )
-    best_stats = [run["runs"][k][repr(float(bb))]["stats"] for k in stores]
-    opened = np.concatenate([np.ravel(st["opened"]) for st in best_stats])
-    probes = np.concatenate([np.ravel(st["probe_more"]) for st in best_stats])
+    opened = np.concatenate([np.ravel(run.stats[bb][k]["opened"]) for k in stores])
+    probes = np.concatenate([np.ravel(run.stats[bb][k]["probe_more"]) for k in stores])
     metrics["checks"] = {
         "monotone_spending": not metrics["monotone_violations"],
         "monotone_schedule": not metrics["schedule_issues"],
@@ -171,7 +158,7 @@ def score_run(
         "adaptive_width": bool(opened.size and opened.min() != opened.max()),
         "adaptive_depth": bool(probes.size and probes.max() > 0),
     }
-    return {"metrics": metrics, "trace_samples": _samples(run, stores, results, settings)}
+    return {"metrics": metrics, "trace_samples": _samples(run, stores, settings)}
 
 
 def evaluate_reply(
@@ -180,6 +167,7 @@ def evaluate_reply(
     settings: SweepSettings,
     seed_record: Mapping[str, Any] | None,
     name: str = "candidate",
+    forbidden_literals: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Turn an LLM reply into the evaluated part of a round record (never raises).
 
@@ -191,22 +179,21 @@ def evaluate_reply(
         code = extract_code(reply_text)
     except ExtractionError as exc:
         return _fail("extraction", str(exc), code=None)
-    check = validate_source(code)
+    check = validate_source(code, forbidden_literals)
     if not check.ok:
         return _fail(check.kind, check.reason, code=code, validation=check.to_dict())
-    run = run_in_sandbox(
-        code,
-        stores,
-        settings.betas,
-        settings.seeds,
-        settings.limits,
-        trace_beta=settings.trace_beta,
-    )
-    sandbox = {k: run.get(k) for k in ("status", "kind", "error", "seconds", "store", "beta")}
+    run = run_sweep(code, stores, settings.betas, settings.seeds, settings.limits, name=name,
+                    filename=f"{name}.py", trace_seed=settings.seeds[0])
+    sandbox = {"status": run.status, "seconds": round(run.seconds, 3),
+               "candidate_cpu_s": round(run.child_cpu_s, 3)}
     base = {"code": code, "validation": check.to_dict(), "sandbox": sandbox}
-    if run.get("status") != "ok":
-        kind = run.get("kind") if run.get("status") in ("error", "crashed") else run.get("status")
-        return _fail(kind or "crash", str(run.get("error"))[:2000], **base)
+    if run.status != "ok":
+        err = run.error or {}
+        sandbox.update({k: err.get(k) for k in ("kind", "store", "question", "seed", "beta")})
+        kind = err.get("kind") or "crash"
+        reason = clean_text(err.get("reason") or kind, 2000)
+        tb = clean_text(err.get("traceback") or "", 2000)
+        return _fail(kind, reason + (f"\n{tb}" if tb else ""), **base)
     out = {"status": "ok", "failure_kind": None, "reason": None, **base}
-    out.update(score_run(run, stores, settings, name, seed_record))
+    out.update(score_run(run, stores, settings, seed_record))
     return out

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from agents.synthesis.llm import DEFAULT_API_KEY_ENV, LLMConfig, Pricing
 from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
-from agents.synthesis.sandbox import SandboxLimits
 from tts_gym.cli.common import default_workers
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
+from tts_gym.sandbox.limits import SandboxLimits
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "discover",
         help="discover controllers with an LLM (any OpenAI-compatible endpoint)",
         description="AutoTTS discovery loop: round 0 scores the seed controllers; each round "
-        "asks the LLM for a beta-controller, validates it, runs it sandboxed on the search "
-        "split (gold stays in this process), records everything under --out. Held-out "
-        "benchmarks are scored only after selection.",
+        "asks the LLM for a beta-controller, lints it, runs it on the search split in "
+        "OS-isolated candidate processes behind a broker that alone holds the data (see "
+        "`tts-gym sandbox-check`), records everything under --out. Held-out benchmarks are "
+        "scored only after selection.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--rounds", type=int, required=True, help="proposal rounds after round 0")
     p.add_argument(
@@ -81,15 +83,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--candidate-timeout",
         type=float,
         default=1800.0,
-        help="wall-clock seconds per candidate evaluation (the child is killed)",
+        help="wall-clock seconds for one candidate's whole beta sweep (its processes are killed)",
     )
-    p.add_argument("--memory-mb", type=int, default=2048, help="candidate memory limit (MiB)")
+    p.add_argument("--memory-mb", type=int, default=2048,
+                   help="memory limit of each candidate process (MiB)")
+    p.add_argument("--episode-watchdog", type=float, default=10.0,
+                   help="CPU seconds an episode may compute without calling a primitive")
     p.add_argument(
         "--candidate-workers",
         type=int,
         default=None,
-        help="processes per candidate evaluation (default: every core)",
+        help="broker processes evaluating units in parallel (default: every core)",
     )
+    p.add_argument("--sandbox-netns", action="store_true",
+                   help="also give each candidate process a new network/IPC namespace")
+    p.add_argument("--unsafe-no-isolation", action="store_true",
+                   help="run candidates even if a required isolation layer is missing here "
+                   "(only for code you trust)")
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per LLM call")
     p.add_argument("--max-attempts", type=int, default=6, help="attempts per LLM call")
     p.add_argument("--backoff", type=float, default=2.0, help="first retry backoff (seconds)")
@@ -140,7 +150,10 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
         limits=SandboxLimits(
             timeout_s=args.candidate_timeout,
             memory_mb=args.memory_mb,
+            watchdog_s=args.episode_watchdog,
             workers=args.candidate_workers or default_workers(),
+            netns=args.sandbox_netns,
+            unsafe=args.unsafe_no_isolation,
         ),
         pricing=Pricing(args.price_in, args.price_out),
         budget_usd=args.budget_usd,

@@ -1,10 +1,11 @@
-"""The candidate contract of controller discovery (AutoTTS, 2026; shared/spec/discovery.md).
+"""The candidate contract of controller discovery (AutoTTS, 2026).
 
 A candidate is ONE Python file defining ``class Controller`` with ``__init__(self, beta)``,
 ``schedule(self, beta) -> dict`` (every internal hyper-parameter as a deterministic function of
 beta) and ``solve(self, question) -> str | None`` using only the question primitives. This module
-holds the rules both the validator (:mod:`agents.synthesis.validate`) and the sandbox
-(:mod:`agents.synthesis.proxy`) enforce, so the two layers cannot drift apart.
+holds the rules the lint (:mod:`agents.synthesis.validate`) checks and the prompt states. The
+boundary itself is the operating system (:mod:`tts_gym.sandbox`): what the lint misses still
+runs in an isolated process that holds nothing it has not paid for.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ ALLOWED_IMPORTS: frozenset[str] = frozenset(
         "bisect",
         "typing",
         "dataclasses",
+        "random",
         "numpy",
+        "tts_gym.candidate",
     }
 )
-"""Top-level modules a candidate may import."""
+"""Modules a candidate may import (``tts_gym.candidate`` by its full name only)."""
 
 FORBIDDEN_NAMES: frozenset[str] = frozenset(
     {
@@ -179,16 +182,24 @@ The question handle (the ONLY way to see the problem; answers are opaque strings
     (probe_freq tokens); returns its current intermediate answer, its slot id and whether the
     branch has finished. None when no branch is left (branches are capped at 64 per question).
 - question.probe_more(slot) -> (answer, finished)
-    Advance an opened, unfinished branch by one more probe interval (raises ValueError on a
-    finished or unknown slot). Once finished, the answer is the branch's final answer.
+    Advance an opened, unfinished, unpruned branch by one more probe interval (raises
+    ValueError otherwise). Once finished, the answer is the branch's final answer.
 - question.full_read() -> answer | None
     Open the next branch and read it to the end at once (charged its full token count).
+- question.prune(slot)
+    Abandon an opened, unfinished branch (the paper's PRUNE; free). It can no longer be read.
 - question.note(event, **fields)
     Record a decision in the execution trace (fields: JSON scalars or short lists).
 - question.tokens_used, question.branches_left, question.n_opened (read-only ints)
+Helpers (pure functions, the ones the published controllers use):
+    from tts_gym.candidate import majority, top2, beta_conf
+    majority(answers) -> most frequent answer (ties: first seen), None if empty
+    top2(answers) -> (winner, c1, c2): winner's count and the best other count
+    beta_conf(c1, c2) -> 1 - BetaCDF(0.5; c1 + 1, c2 + 1), 0.0 if c1 == 0 (counts <= 127)
 Cost: every probe interval costs probe_freq tokens; a branch that ends earlier costs what it
 generated; full_read costs the whole branch. Answers of different branches agree more often
-when they are right; a probe answer can change until the branch finishes."""
+when they are right; a probe answer can change until the branch finishes. Answer with a string
+some primitive returned in THIS episode: any other answer is scored wrong."""
 
 CONSTRAINTS = """\
 Constraints (a candidate that breaks one is rejected before it runs):
@@ -201,9 +212,10 @@ Constraints (a candidate that breaks one is rejected before it runs):
 3. At most 64 branches per question. No peeking at gold answers or unrevealed probes, no
    hard-coded answers; each call of solve() sees one question and keeps no memory across calls.
 4. Imports: only math, statistics, collections, itertools, functools, heapq, bisect, typing,
-   dataclasses, numpy. No I/O, no eval/exec/compile/open/getattr/setattr/globals/vars, no
-   attribute whose name starts with an underscore (write `self.count`, not `self._count`),
-   no str.format (use f-strings).
+   dataclasses, random, numpy and `from tts_gym.candidate import ...`. No I/O, no
+   eval/exec/compile/open/getattr/setattr/globals/vars, no attribute whose name starts with an
+   underscore (write `self.count`, not `self._count`), no str.format (use f-strings), no string
+   literal equal to a known answer (no hard-coded answers).
 5. Call question.note(...) for every decision (spawn, probe, prune/abandon, stop) with the
    statistics that drove it; keep it compact.
 6. Adaptive in both width (how many branches) and depth (how far each is read); meaningfully

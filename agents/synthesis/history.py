@@ -10,16 +10,55 @@ Layout under the run folder::
 A crash or ``kill -9`` at any point loses at most the unfinished round's evaluation: on resume
 the round restarts from its saved prompt (and saved response, so a paid LLM reply is never
 requested again) and no finished round is repeated, because round files are never rewritten.
+
+Nothing on disk is believed on ``--resume`` without a check: every round record is signed
+with an HMAC-SHA256 whose key lives outside the run folder (the user cache, see
+:func:`run_key`), so a record edited by anyone (or anything) that can write the run folder fails
+verification and is recomputed by the loop (its code linted and run again) instead of used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
 from tts_gym.io import write_json_atomic
+from tts_gym.paths import user_cache_root
+
+SIGNATURE = "signature"
+
+
+def key_path(run_id: str) -> Path:
+    """Where the signing key of run ``run_id`` lives (outside the run folder)."""
+    safe = "".join(c for c in run_id if c.isalnum() or c in "-_")[:64] or "run"
+    return user_cache_root() / "discover-keys" / f"{safe}.key"
+
+
+def run_key(run_id: str, create: bool) -> bytes | None:
+    """The run's 32-byte signing key; created (mode 0600) when ``create`` and absent."""
+    path = key_path(run_id)
+    if path.is_file():
+        return path.read_bytes()
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def _digest(key: bytes, record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != SIGNATURE}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 class HistoryError(RuntimeError):
@@ -29,10 +68,25 @@ class HistoryError(RuntimeError):
 class History:
     """Rounds of one discovery run, stored under ``root``."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, key: bytes | None = None) -> None:
         self.root = Path(root)
         self.rounds_dir = self.root / "rounds"
         self.index_path = self.root / "index.json"
+        self.key = key
+        self.replaced: dict[int, dict[str, Any]] = {}
+        """Verified stand-ins for round files that failed verification (set by the loop)."""
+
+    def verify(self, record: dict[str, Any]) -> bool:
+        """True if ``record`` carries a valid signature under this run's key."""
+        sig = record.get(SIGNATURE)
+        return (self.key is not None and isinstance(sig, str)
+                and hmac.compare_digest(sig, _digest(self.key, record)))
+
+    def sign(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` with its signature (unchanged when there is no key)."""
+        if self.key is None:
+            return record
+        return {**record, SIGNATURE: _digest(self.key, record)}
 
     def round_path(self, r: int) -> Path:
         """File of finished round ``r``."""
@@ -46,15 +100,25 @@ class History:
         """Numbers of the finished rounds, ascending."""
         if not self.rounds_dir.is_dir():
             return []
-        return sorted(int(p.stem.split("_")[1]) for p in self.rounds_dir.glob("round_*.json"))
+        return sorted(int(p.name[6:9]) for p in self.rounds_dir.glob("round_[0-9][0-9][0-9].json"))
 
     def has(self, r: int) -> bool:
         """True when round ``r`` is finished."""
         return self.round_path(r).is_file()
 
     def get(self, r: int) -> dict[str, Any]:
-        """The record of finished round ``r``."""
-        return json.loads(self.round_path(r).read_text())
+        """The record of finished round ``r`` (its verified stand-in if it was replaced)."""
+        if r in self.replaced:
+            return self.replaced[r]
+        return self.raw(r)
+
+    def raw(self, r: int) -> dict[str, Any]:
+        """The round file as it is on disk (unverified; ``{}`` if unreadable)."""
+        try:
+            rec = json.loads(self.round_path(r).read_text())
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return rec if isinstance(rec, dict) else {}
 
     def entries(self) -> list[dict[str, Any]]:
         """All finished rounds, ascending."""
@@ -70,10 +134,27 @@ class History:
         path = self.round_path(r)
         if path.exists():
             raise HistoryError(f"round {r} is already in {path}; a history is append-only.")
-        write_json_atomic(path, record)
+        write_json_atomic(path, self.sign(record))
         self.write_index()
         shutil.rmtree(self.partial_dir(r), ignore_errors=True)
         return path
+
+    def replace(self, r: int, record: dict[str, Any]) -> None:
+        """Use ``record`` (recomputed, signed, saved beside the original) for round ``r``."""
+        record = self.sign(record)
+        write_json_atomic(self.rounds_dir / f"round_{r:03d}.recomputed.json", record)
+        self.replaced[r] = record
+
+    def load_replacements(self) -> None:
+        """Pick up verified stand-ins written by an earlier resume."""
+        for p in sorted(self.rounds_dir.glob("round_*.recomputed.json")):
+            try:
+                rec = json.loads(p.read_text())
+                r = int(p.name.split("_")[1].split(".")[0])
+            except (OSError, ValueError, RecursionError, IndexError):
+                continue
+            if isinstance(rec, dict) and self.verify(rec):
+                self.replaced[r] = rec
 
     def write_index(self) -> None:
         """Rebuild ``index.json`` from the round files (the files are authoritative)."""
@@ -81,11 +162,12 @@ class History:
         for rec in self.entries():
             rows.append(
                 {
-                    "round": rec["round"],
+                    "round": rec.get("round"),
                     "kind": rec.get("kind"),
                     "status": rec.get("status"),
-                    "file": self.round_path(rec["round"]).name,
-                    "best": rec.get("metrics", {}).get("best"),
+                    "file": self.round_path(int(rec.get("round", -1))).name,
+                    "best": (rec.get("metrics") or {}).get("best"),
+                    "verified": rec.get("round") in self.replaced or self.verify(rec),
                 }
             )
         write_json_atomic(self.index_path, {"rounds": rows})

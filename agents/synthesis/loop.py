@@ -1,9 +1,13 @@
 """The discovery loop: round 0 (seeds), R proposal rounds, selection, held-out, report.
 
-Resumable: finished rounds are read back from the history and never redone; an unfinished round
-restarts from its saved prompt, and from its saved LLM response when there is one (a paid reply
-is never requested twice). The budget is checked before every LLM call; when it is reached the
-loop stops and still writes the report.
+Before round 0 the loop checks that candidate code can be isolated here (every required layer
+of :mod:`tts_gym.sandbox`, unless ``--unsafe-no-isolation``). Resumable: finished rounds are
+read back from the history and never redone; an unfinished round restarts from its saved
+prompt, and from its saved LLM response when there is one (a paid reply is never requested
+twice). On ``--resume`` nothing on disk is believed unchecked: a round record whose signature
+(keyed outside the run folder) does not verify is recomputed, its code linted and run again.
+The budget is checked before every LLM call; when it is reached the loop stops and still
+writes the report.
 """
 
 from __future__ import annotations
@@ -11,19 +15,22 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.synthesis.candidate import SweepSettings, evaluate_reply
-from agents.synthesis.history import History
+from agents.synthesis.history import History, run_key
 from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing
 from agents.synthesis.prompt import build_messages
-from agents.synthesis.sandbox import SandboxLimits
 from agents.synthesis.seeds import seed_round
 from tts_gym.io import write_json_atomic
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
+from tts_gym.sandbox.layers import require
+from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.sandbox.sanitize import clean_text
 from tts_gym.store import ReplayStore, load_store
 
 DEFAULT_BETAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
@@ -53,6 +60,7 @@ class DiscoveryConfig:
         budget_usd, max_tokens_total: Hard budget (None = unlimited).
         resume: Continue an existing run folder.
         prompt_chars: Cap of the prompt's history part.
+        run_id: Identifies the run's signing key (outside the run folder); set on creation.
     """
 
     out: Path
@@ -71,6 +79,7 @@ class DiscoveryConfig:
     max_tokens_total: int | None = None
     resume: bool = False
     prompt_chars: int = 60000
+    run_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (saved as ``config.json``)."""
@@ -114,7 +123,11 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
                 f"{cfg.out} already holds a discovery run; pass --resume to continue it or "
                 "choose a new --out."
             )
-        old = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        try:
+            old = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        except (OSError, ValueError, RecursionError):
+            old = {}
+        old = old if isinstance(old, dict) else {}
         new = json.loads(json.dumps(cfg.to_dict()))
         changed = [k for k in _FROZEN if k in old and old[k] != new[k]]
         if changed:
@@ -122,7 +135,10 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
                 f"--resume with different {changed} than the saved run ({cfg_path}); "
                 "the history would be inconsistent. Use the original settings."
             )
+        run_id = old.get("run_id")
+        cfg.run_id = run_id if isinstance(run_id, str) and run_id else ""
     else:
+        cfg.run_id = uuid.uuid4().hex
         write_json_atomic(cfg_path, cfg.to_dict())
 
 
@@ -173,11 +189,9 @@ def run_round(
         budget.add(response["usage"])
     else:
         log(f"round {r}: reusing the saved LLM response")
-    settings = SweepSettings(
-        betas=tuple(cfg.betas), seeds=tuple(range(cfg.seeds)), limits=cfg.limits
-    )
     start = time.monotonic()
-    evaluated = evaluate_reply(response["text"], stores, settings, history.get(0), f"round{r}")
+    evaluated = evaluate_reply(clean_text(response.get("text", ""), 200_000), stores,
+                               _settings(cfg), history.get(0), f"round{r}", gold_literals(stores))
     record = {
         "round": r,
         "kind": "candidate",
@@ -193,6 +207,40 @@ def run_round(
     return None
 
 
+def _settings(cfg: DiscoveryConfig) -> SweepSettings:
+    return SweepSettings(betas=tuple(cfg.betas), seeds=tuple(range(cfg.seeds)), limits=cfg.limits)
+
+
+def gold_literals(stores: dict[str, ReplayStore]) -> frozenset[str]:
+    """The search stores' gold answer strings (a candidate may not hard-code them)."""
+    return frozenset(g for s in stores.values() for q in range(s.n_questions)
+                     if (g := s.gold_string(q)) is not None)
+
+
+def _reverify(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplayStore],
+              log: Callable[[str], None]) -> None:
+    """Recompute every finished round whose record does not verify (see the module docstring)."""
+    history.load_replacements()
+    for r in history.finished():
+        raw = history.raw(r)
+        if r in history.replaced or history.verify(raw):
+            continue
+        log(f"round {r}: its record does not verify (edited, or its key is gone); recomputing")
+        if r == 0:
+            history.replace(0, seed_round(stores, list(range(cfg.seeds))))
+            continue
+        code = raw.get("code") if isinstance(raw.get("code"), str) else ""
+        reply = f"```python\n{code}```" if code else ""
+        evaluated = evaluate_reply(reply, stores, _settings(cfg), history.get(0), f"round{r}",
+                                   gold_literals(stores))
+        usage = (raw.get("response") or {}).get("usage") if isinstance(
+            raw.get("response"), dict) else None
+        history.replace(r, {"round": r, "kind": "candidate", **evaluated,
+                            "prompt": [], "recomputed": True,
+                            "response": {"text": reply,
+                                         "usage": usage if isinstance(usage, dict) else {}}})
+
+
 def run_discovery(
     cfg: DiscoveryConfig,
     client: LLMClient | None = None,
@@ -202,10 +250,16 @@ def run_discovery(
     from agents.synthesis.report import finalize
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    stores = load_search_stores(cfg)  # first: a run that cannot start must not claim --out
+    layers = require(cfg.limits)  # no isolation, no run (unless --unsafe-no-isolation)
+    if not layers["ok"]:
+        log(f"WARNING: candidates run WITHOUT operating-system isolation: {layers['error']}")
     cfg.out.mkdir(parents=True, exist_ok=True)
     history = History(cfg.out)
-    stores = load_search_stores(cfg)  # first: a run that cannot start must not claim --out
     _prepare_out(cfg, history)
+    history.key = run_key(cfg.run_id, create=True) if cfg.run_id else None
+    if cfg.resume:
+        _reverify(cfg, history, stores, log)
     if not history.has(0):
         log(f"round 0: scoring the seed controllers on {len(stores)} search store(s)")
         history.append(seed_round(stores, list(range(cfg.seeds))))

@@ -14,9 +14,9 @@ from typing import Any
 
 from agents.synthesis.history import History
 from agents.synthesis.llm import Budget
-from agents.synthesis.sandbox import run_in_sandbox
-from agents.synthesis.scoring import curve_point, score_answers
+from agents.synthesis.scoring import curve_point
 from agents.synthesis.seeds import SEED_SWEEPS
+from agents.synthesis.sweep import run_sweep
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate
 from tts_gym.io import write_json_atomic, write_text_atomic
@@ -67,24 +67,15 @@ def _final_numbers(
     log(f"final scoring: round {chosen['round']} at beta={beta:g}, {len(seeds)} seeds")
     # more stores and seeds than one search sweep: allow FINAL_TIMEOUT_FACTOR x the limit
     limits = dataclasses.replace(cfg.limits, timeout_s=cfg.limits.timeout_s * FINAL_TIMEOUT_FACTOR)
-    run = run_in_sandbox(chosen["code"], stores, [beta], seeds, limits)
+    run = run_sweep(chosen["code"], stores, [beta], seeds, limits, name=f"round{chosen['round']}",
+                    filename=f"round{chosen['round']}.py", schedules=False)
     table: dict[str, Any] = {}
     name = f"round {chosen['round']} (beta={beta:g})"
-    if run.get("status") != "ok":
-        table[name] = {"error": f"{run.get('status')}: {str(run.get('error'))[:300]}"}
+    if run.status != "ok":
+        err = run.error or {}
+        table[name] = {"error": f"{err.get('kind')}: {str(err.get('reason'))[:300]}"}
     else:
-        res = {
-            k: score_answers(
-                s,
-                seeds,
-                run["runs"][k][repr(float(beta))]["answers"],
-                run["runs"][k][repr(float(beta))]["tokens"],
-                name,
-                {"beta": beta},
-            )
-            for k, s in stores.items()
-        }
-        table[name] = curve_point(res, {"beta": beta})["per_store"]
+        table[name] = curve_point(run.results[float(beta)], {"beta": beta})["per_store"]
     for e in seed_record["seeds"]:
         if e["status"] != "ok":
             continue

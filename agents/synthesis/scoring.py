@@ -13,31 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tts_gym.evaluation import EvalResult, answer_ids, score
+from tts_gym.evaluation import EvalResult
 from tts_gym.store import ReplayStore
-
-
-def score_answers(
-    store: ReplayStore,
-    seeds: Sequence[int],
-    answers: Sequence[Sequence[str | None]],
-    tokens: Sequence[Sequence[int]],
-    name: str,
-    params: dict[str, Any],
-    seconds: float = 0.0,
-    cost_mode: str = "reference",
-) -> EvalResult:
-    """Score answer strings ``[S][Q]`` against ``store``'s gold (the protocol's rule).
-
-    Raises:
-        ValueError: Shapes do not match the store and seeds.
-    """
-    n_s, n_q = len(seeds), store.n_questions
-    if len(answers) != n_s or any(len(row) != n_q for row in answers):
-        raise ValueError(f"answers must be [{n_s}][{n_q}] for {store.name}.")
-    return score(
-        store, seeds, answer_ids(store, answers), np.asarray(tokens, np.int64).reshape(n_s, n_q),
-        controller=name, params=params, cost_mode=cost_mode, path="sandbox", seconds=seconds)
 
 
 def curve_point(results: Mapping[str, EvalResult], knob: dict[str, Any]) -> dict[str, Any]:
@@ -120,11 +97,12 @@ def compare_questions(
     return {"n_lost": len(lost), "n_won": len(won), "lost": lost[:10], "won": won[:10]}
 
 
-def trace_check(stats: Mapping[str, Sequence[Sequence[Any]]]) -> dict[str, Any]:
-    """Trace present and ending with exactly one finish event, per episode (fractions)."""
-    finish = np.asarray(stats["finish"])
-    last = np.asarray(stats["finish_last"], bool)
-    notes = np.asarray(stats["note"])
+def trace_check(traces: Sequence[Sequence[dict[str, Any]]]) -> dict[str, Any]:
+    """Per recorded episode trace: it ends with exactly one finish event, and the candidate's
+    own decision notes are present (fractions over episodes)."""
+    finish = np.asarray([sum(ev.get("op") == "finish" for ev in t) for t in traces], int)
+    last = np.asarray([bool(t) and t[-1].get("op") == "finish" for t in traces], bool)
+    notes = np.asarray([sum(ev.get("op") == "note" for ev in t) for t in traces], int)
     ok = (finish == 1) & last
     return {
         "episodes": int(ok.size),

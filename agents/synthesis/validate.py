@@ -1,4 +1,7 @@
-"""Static validation of a candidate controller before it runs (AST only, nothing executed).
+"""The discovery lint: static checks of a candidate before it runs (AST only, nothing executed).
+
+It gives the LLM early, readable feedback; it is not the security boundary (that is the
+operating system: :mod:`tts_gym.sandbox`).
 
 Checks, in order: the source parses; it imports only :data:`~agents.synthesis.contract.
 ALLOWED_IMPORTS`; it mentions no forbidden name (``eval``, ``open``, ``getattr``...), no
@@ -50,13 +53,18 @@ def _root_name(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+def _module_allowed(name: str) -> bool:
+    """Listed by its full name, or a submodule of a listed top-level module (not tts_gym's)."""
+    top = name.split(".")[0]
+    return name in ALLOWED_IMPORTS or (top in ALLOWED_IMPORTS and top != "tts_gym")
+
+
 def _check_imports(tree: ast.Module) -> tuple[Validation | None, set[str]]:
     aliases: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
-                top = a.name.split(".")[0]
-                if top not in ALLOWED_IMPORTS:
+                if not _module_allowed(a.name):
                     return _bad(
                         "forbidden_import",
                         node,
@@ -64,6 +72,8 @@ def _check_imports(tree: ast.Module) -> tuple[Validation | None, set[str]]:
                         f"(allowed: {', '.join(sorted(ALLOWED_IMPORTS))})",
                     ), aliases
                 bad = [p for p in a.name.split(".")[1:] if p in FORBIDDEN_ATTRS or p[:1] == "_"]
+                if a.name in ALLOWED_IMPORTS:
+                    bad = []
                 if bad:
                     return _bad(
                         "forbidden_import",
@@ -73,7 +83,7 @@ def _check_imports(tree: ast.Module) -> tuple[Validation | None, set[str]]:
                 aliases.add((a.asname or a.name).split(".")[0])
         elif isinstance(node, ast.ImportFrom):
             mod = node.module or ""
-            if node.level or mod.split(".")[0] not in ALLOWED_IMPORTS:
+            if node.level or not _module_allowed(mod):
                 return _bad(
                     "forbidden_import",
                     node,
@@ -81,7 +91,7 @@ def _check_imports(tree: ast.Module) -> tuple[Validation | None, set[str]]:
                     f"allowed (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})",
                 ), aliases
             for a in node.names:
-                parts = [*mod.split(".")[1:], a.name]
+                parts = [*([] if mod in ALLOWED_IMPORTS else mod.split(".")[1:]), a.name]
                 if a.name == "*" or any(p in FORBIDDEN_ATTRS or p[:1] == "_" for p in parts):
                     return _bad(
                         "forbidden_import", node, f"`from {mod} import {a.name}` is not allowed"
@@ -173,11 +183,32 @@ def _check_contract(tree: ast.Module) -> Validation | None:
     return None
 
 
-def validate_source(source: str) -> Validation:
-    """Check a candidate's source without running it.
+NOISE_LABELS = frozenset({"", "ERR", "?", "No", "None", "[Boxed Answer]"})
+"""Answer strings that are noise, never treated as hard-coded answers."""
+
+
+def _check_literals(tree: ast.Module, forbidden: frozenset[str]) -> Validation | None:
+    if not forbidden:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in forbidden and node.value not in NOISE_LABELS:
+                return _bad(
+                    "forbidden_code", node,
+                    f"the string literal {node.value[:40]!r} is a gold answer of the search "
+                    "questions; hard-coded answers are not allowed (answers must come from "
+                    "the primitives)",
+                )
+    return None
+
+
+def validate_source(source: str, forbidden_literals: frozenset[str] = frozenset()) -> Validation:
+    """Lint a candidate's source without running it (feedback for the LLM, not the boundary).
 
     Args:
         source: The full Python file.
+        forbidden_literals: Strings a literal may not equal (the search stores' gold answers;
+            :data:`NOISE_LABELS` are always allowed).
 
     Returns:
         :data:`OK` or the first problem found (kind and a one-line reason).
@@ -197,6 +228,9 @@ def validate_source(source: str) -> Validation:
     if bad is not None:
         return bad
     bad = _check_code(tree, imported)
+    if bad is not None:
+        return bad
+    bad = _check_literals(tree, forbidden_literals)
     if bad is not None:
         return bad
     bad = _check_contract(tree)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
+from tts_gym.cli import CliError
 from tts_gym.cli.common import (
     add_param_args,
     add_store_args,
@@ -15,7 +18,7 @@ from tts_gym.cli.common import (
     progress_bar,
 )
 from tts_gym.controller import make_controller
-from tts_gym.evaluation import evaluate
+from tts_gym.evaluation import EvalResult, evaluate
 from tts_gym.store import load_store
 
 
@@ -25,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="score a controller (accuracy, avg tokens) on one store",
         description="Run the 100-seed protocol for a controller: a registered "
-        "name (sc, asc, esc, parallel-probe, cmc), file:PATH.py or rl:MODEL.zip.",
+        "name (sc, asc, esc, parallel-probe, cmc), file:PATH.py or rl:MODEL.zip. A file: "
+        "controller runs in the sandbox (OS-isolated processes behind a broker that holds the "
+        "data; see `tts-gym sandbox-check`) unless --trusted.",
     )
     p.add_argument("controller", help="controller name, file:PATH or scheme:VALUE")
     add_store_args(p)
@@ -52,28 +57,93 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--detail", action="store_true", help="per-seed and per-question numbers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--trusted",
+        action="store_true",
+        help="file: only: import the file in this process (your own code: any imports, a "
+        "debugger); without it, the file runs in the sandbox",
+    )
+    p.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="file: only: run in the sandbox even where a required isolation layer is missing",
+    )
+    p.add_argument("--debug", action="store_true",
+                   help="on a controller error, print its traceback too")
     p.set_defaults(func=run)
+
+
+MAX_SOURCE_BYTES = 1 << 20
+
+
+def _sandboxed(args: argparse.Namespace, store: Any, workers: int, bar: Any) -> EvalResult:
+    """Score ``file:PATH`` in the sandbox (the default for files)."""
+    from tts_gym.sandbox.evaluate import evaluate_source
+    from tts_gym.sandbox.layers import require
+    from tts_gym.sandbox.limits import SandboxLimits
+
+    path = Path(args.controller.split(":", 1)[1])
+    if not path.is_file():
+        raise CliError(f"controller file {path} does not exist.")
+    if path.stat().st_size > MAX_SOURCE_BYTES:
+        raise CliError(f"controller file {path} is larger than {MAX_SOURCE_BYTES} bytes.")
+    limits = SandboxLimits(workers=workers, unsafe=args.unsafe_no_isolation)
+    require(limits)
+    return evaluate_source(
+        path.read_text(errors="replace"), store, args.seeds, params=params_from(args),
+        filename=path.name, limits=limits, traces=args.traces is not None,
+        cost_mode=args.cost_mode, name=f"file:{path.name}", progress=bar.update)
+
+
+def _report_failure(exc: Exception, args: argparse.Namespace) -> int:
+    print(f"tts-gym eval: error: {exc}", file=sys.stderr)
+    detail = getattr(exc, "detail", None) or (getattr(exc, "error", None) or {}).get("traceback")
+    if args.debug and detail:
+        print(detail, file=sys.stderr)
+    elif detail:
+        print("(run again with --debug for the traceback)", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the result."""
-    controller = make_controller(args.controller, params_from(args))
+    from tts_gym.evaluation.protocol import ControllerError
+    from tts_gym.sandbox.evaluate import CandidateFailed
+    from tts_gym.sandbox.zygote_client import SandboxUnavailable
+
+    is_file = args.controller.startswith("file:")
+    if not is_file and (args.trusted or args.unsafe_no_isolation):
+        raise CliError("--trusted and --unsafe-no-isolation apply to file: controllers only.")
+    sandboxed = is_file and not args.trusted
+    controller = None if sandboxed else make_controller(args.controller, params_from(args))
     store = load_store(args.model, args.benchmark, args.data_dir)
     workers = args.workers or default_workers()
-    with progress_bar(
-        args.seeds, f"{args.controller} {store.name}", enabled=sys.stderr.isatty()
-    ) as bar:
-        result = evaluate(
-            controller,
-            store,
-            args.seeds,
-            workers=workers,
-            traces=args.traces is not None,
-            cost_mode=args.cost_mode,
-            path=args.path,
-            progress=bar.update,
-        )
+    try:
+        with progress_bar(
+            args.seeds, f"{args.controller} {store.name}", enabled=sys.stderr.isatty()
+        ) as bar:
+            if sandboxed:
+                result = _sandboxed(args, store, workers, bar)
+            else:
+                result = evaluate(
+                    controller,
+                    store,
+                    args.seeds,
+                    workers=workers,
+                    traces=args.traces is not None,
+                    cost_mode=args.cost_mode,
+                    path=args.path,
+                    progress=bar.update,
+                )
+    except (ControllerError, CandidateFailed) as exc:
+        return _report_failure(exc, args)
+    except SandboxUnavailable as exc:
+        raise CliError(str(exc)) from None
     out = result.to_dict(detail=args.detail)
+    if is_file:
+        out["file"] = str(Path(args.controller.split(":", 1)[1]).resolve())
+        out["params"] = params_from(args)
+        out["sandboxed"] = sandboxed
     if args.traces:
         from tts_gym.io import write_json_atomic
 

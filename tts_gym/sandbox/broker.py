@@ -73,6 +73,8 @@ class UnitSpec:
         schedule_beta: Ask the candidate for ``schedule(beta)`` first (discovery), or None.
         imports: Modules the candidate may import (a subset of the pre-imported ones).
         max_branches, cost_mode: The env settings (the paper's 64 and ``"reference"``).
+        deadline: ``time.monotonic()`` by which the unit must end (a sweep's overall limit),
+            or None; the unit's own limit is ``SandboxLimits.timeout_s`` either way.
     """
 
     source: str
@@ -85,6 +87,7 @@ class UnitSpec:
     imports: tuple[str, ...] = CANDIDATE_MODULES
     max_branches: int = 64
     cost_mode: str = "reference"
+    deadline: float | None = None
 
 
 @dataclass
@@ -207,7 +210,7 @@ class Broker:
     def where(self, e: int) -> dict[str, Any]:
         """Store, question and seed of episode ``e`` (for error messages)."""
         k = int(np.searchsorted(self.offsets, e, side="right")) - 1
-        return {"store": self.parts[k].name, "question": int(e - self.offsets[k]),
+        return {"store": self.spec.store_keys[k], "question": int(e - self.offsets[k]),
                 "seed": self.spec.seed}
 
     # --- one round ---------------------------------------------------------------------------
@@ -329,11 +332,11 @@ class Broker:
     def outcome(self) -> dict[str, StoreOutcome]:
         """Per store, the recorded answers, tokens, statistics and traces."""
         out = {}
-        for k, part in enumerate(self.parts):
+        for k, key in enumerate(self.spec.store_keys):
             sl = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
             stats = {name: self.stats[sl, c].copy() for c, name in enumerate(STAT_OPS)}
             stats["opened"] = self.ep[5][sl, 0].copy()
-            out[part.name] = StoreOutcome(
+            out[key] = StoreOutcome(
                 answer_ids=self.answer_ids[sl].copy(),
                 answers=self.answers[sl],
                 revealed=self.revealed[sl].copy(),
@@ -487,7 +490,10 @@ class _Session:
 
     def converse(self) -> None:
         b = self.broker
-        self.guard.set_deadline(time.monotonic() + self.limits.timeout_s, "timeout")
+        deadline = time.monotonic() + self.limits.timeout_s
+        if b.spec.deadline is not None:
+            deadline = min(deadline, b.spec.deadline)
+        self.guard.set_deadline(deadline, "timeout")
         wire.send_frame(self.child.to_child, b.start_message())
         if b.spec.schedule_beta is not None:
             frame = self.read(1 << 20)
@@ -548,6 +554,10 @@ def run_unit(
     :class:`~tts_gym.sandbox.zygote_client.SandboxUnavailable`.
     """
     start = time.monotonic()
+    if spec.deadline is not None and start >= spec.deadline:
+        return UnitResult(status="error", error={
+            "kind": "timeout", "summary": f"the evaluation did not finish within "
+            f"{limits.timeout_s:g} s", "seed": spec.seed, "traceback": ""})
     broker = Broker(spec, stores, limits)
     child = client.spawn(limits.plan())
     guard = _Guard(child.pid, 2.0 * limits.watchdog_s + 10.0)

@@ -473,21 +473,28 @@ class Runtime:
         status = self.status
         runnable: list[tuple[_Episode, Any]] = [(ep, None) for ep in episodes]
         while True:
-            for ep, value in runnable:
+            waiting: list[tuple[_Episode, Any]] = []
+            for k, (ep, value) in enumerate(runnable):
                 self.current = ep
                 self.switches += 1
                 status[0] = ep.index
                 status[1] = self.switches
                 ep.greenlet.switch(value)
+                if ep.abandoned:  # the watchdog fired: report it now, run the rest after
+                    waiting = runnable[k + 1 :]
+                    break
             self.current = None
             status[0] = -1
             if not self.ops:
-                return
+                if not waiting:
+                    return
+                runnable = waiting
+                continue
             ops = self._flush()
             rows, pairs, texts = wire.decode_reply(self.reader.read())
             for k, text in enumerate(texts):
                 episodes[pairs[2 * k]].labels.append(text)
-            runnable = []
+            runnable = waiting
             for i, row in enumerate(rows):
                 if ops[3 * i + 1] > wire.OP_PRUNE:
                     continue  # answers, notes and failures are recorded, never answered
