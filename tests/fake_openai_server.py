@@ -32,6 +32,8 @@ class FakeOpenAI:
         self.script = script
         self.default = default or {"reply": "no script for this round"}
         self.calls: list[dict[str, Any]] = []
+        self.bodies: list[bytes] = []
+        """Every raw request body received (the red-team tests search them for secrets)."""
         self.count: dict[int, int] = defaultdict(int)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -93,7 +95,10 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 n = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(n) or b"{}")
+                raw = self.rfile.read(n)
+                with fake.lock:
+                    fake.bodies.append(raw)
+                body = json.loads(raw or b"{}")
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, {"error": {"message": "not found"}})
                     return

@@ -560,7 +560,7 @@ def run_unit(
             f"{limits.timeout_s:g} s", "seed": spec.seed, "traceback": ""})
     broker = Broker(spec, stores, limits)
     child = client.spawn(limits.plan())
-    guard = _Guard(child.pid, 2.0 * limits.watchdog_s + 10.0)
+    guard = _Guard(child.pid, limits.stall_limit_s)
     guard.start()
     session = _Session(broker, child, limits, guard)
     error: dict[str, Any] | None = None

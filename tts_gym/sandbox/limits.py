@@ -17,6 +17,9 @@ class SandboxLimits:
         watchdog_s: CPU seconds an episode may compute without calling a primitive before it
             is abandoned and blamed (the other episodes continue).
         max_steps: Primitives one episode may call (the env's episode limit, 20,000).
+        stall_s: Wall-clock seconds without any message from a candidate process before it is
+            killed and the running episode blamed (a stall outside Python's reach, e.g. one long
+            C call); None: ``2 * watchdog_s + 10``.
         netns: Also give each candidate a new network and IPC namespace (optional layer;
             seccomp already refuses every socket; costs a few ms per process).
         workers: Processes (each a broker with its own candidate process) working in
@@ -34,10 +37,16 @@ class SandboxLimits:
     cpu_s: float | None = None
     watchdog_s: float = 10.0
     max_steps: int = 20000
+    stall_s: float | None = None
     netns: bool = False
     workers: int = 1
     pin_cpu: bool = True
     unsafe: bool = False
+
+    @property
+    def stall_limit_s(self) -> float:
+        """The stall limit in effect."""
+        return float(self.stall_s if self.stall_s is not None else 2.0 * self.watchdog_s + 10.0)
 
     @property
     def process_cpu_s(self) -> float:
