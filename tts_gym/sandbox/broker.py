@@ -185,6 +185,11 @@ class Broker:
         self.error: dict[str, Any] | None = None
         self.offsets = np.cumsum([0] + [p.n_questions for p in parts])
         self.out = kernel.new_outputs(2 * n + 16)  # grown when a batch is larger
+        self.max_entries = 4 * n + 1_000_000
+        # compile (or load) the kernel now, before a candidate's clock starts
+        _SERVE(self.data, store.n_branches, self.qs, self.ep, self.book,
+               np.zeros((0, 3), np.int32), 0, self.done, self.steps, self.stats, self.sent,
+               self.slots, self.mode, self.conf, self.counts, 0, *self.out)
 
     # --- START -------------------------------------------------------------------------------
     def start_message(self) -> bytes:
@@ -221,34 +226,37 @@ class Broker:
             ProtocolError: The batch breaks the protocol (index, op, order).
             wire.WireError: The payload cannot be parsed.
         """
-        entries, strings = wire.decode_batch(payload, 4 * self.n + 1_000_000,
-                                             MAX_ANSWER_CHARS + 10)
+        entries, strings = wire.decode_batch(payload, self.max_entries, MAX_ANSWER_CHARS + 10)
         n = len(entries)
         if n > len(self.out[1]):
             self.out = kernel.new_outputs(max(n, 2 * len(self.out[1])))
         reply, answer_ids, new, others = self.out
-        err, n_new, n_others = kernel.serve_batch(
+        err, n_new, n_others = _SERVE(
             self.data, self.store.n_branches, self.qs, self.ep, self.book, entries,
             len(strings), self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
             self.conf, self.counts, self.limits.max_steps, reply, answer_ids, new, others,
         )
+        if err == kernel.ERR_FLOOD:
+            self._fail(int(others[0]), "step_limit",
+                       f"kept calling primitives after the limit of {self.limits.max_steps}", "")
+            return wire.encode_reply(reply[:0], [], [])
         if err != kernel.ERR_NONE:
             raise ProtocolError(kernel.PROTOCOL_ERRORS[err])
         pairs, texts = [], []
-        for j, e, lab in new[:n_new].tolist():
-            pairs.append((e, lab))
-            texts.append(self.store.answer_string(e, int(answer_ids[j])) or "")
+        if n_new:
+            answer_string = self.store.answer_string
+            for j, e, lab in new[:n_new].tolist():
+                pairs.append((e, lab))
+                texts.append(answer_string(e, int(answer_ids[j])) or "")
         if self.traces is not None:
             self._trace(entries, reply, answer_ids)
-        for j in others[:n_others].tolist():
-            e, op, arg = (int(x) for x in entries[j])
-            self._record(e, op, arg, strings)
-            if self.error is not None:
-                break
-        over = self.steps > self.limits.max_steps + 1000
-        if over.any() and self.error is None:
-            self._fail(int(np.argmax(over)), "step_limit",
-                       f"kept calling primitives after the limit of {self.limits.max_steps}", "")
+        if n_others:
+            rows = entries.tolist()
+            for j in others[:n_others].tolist():
+                e, op, arg = rows[j]
+                self._record(e, op, arg, strings)
+                if self.error is not None:
+                    break
         return wire.encode_reply(reply[:n], pairs, texts)
 
     def _trace(self, entries: np.ndarray, reply: np.ndarray, answer_ids: np.ndarray) -> None:
@@ -347,6 +355,7 @@ class Broker:
         return out
 
 
+_SERVE = kernel.FastCall(kernel.serve_batch)
 _COMBINED: dict[tuple[str, ...], ReplayStore] = {}
 
 
@@ -452,6 +461,9 @@ def _exit_error(code: int) -> dict[str, Any]:
     return {"kind": "crash", "summary": f"the candidate process exited early (code {code})"}
 
 
+_SETUP_FAILURE = (-1).to_bytes(4, "little", signed=True)
+
+
 class _Session:
     """The pipe conversation of one unit (the guard watches its clock)."""
 
@@ -523,9 +535,9 @@ class _Session:
 
     def _batch(self, frame: bytes) -> None:
         b = self.broker
-        if frame[:1] != bytes([wire.BATCH]):
+        if frame[0] != wire.BATCH:
             raise ProtocolError(f"unexpected message type {frame[:1]!r}")
-        if len(frame) >= 13 and int.from_bytes(frame[9:13], "little", signed=True) == -1:
+        if frame[9:13] == _SETUP_FAILURE:
             _entries, strings = wire.decode_batch(frame, 1, MAX_ERROR_CHARS + 2000)
             info = parse_json(strings[0], MAX_ERROR_CHARS + 2000) if strings else None
             info = info if isinstance(info, dict) else {}

@@ -68,12 +68,17 @@ ERR_EPISODE = 1
 ERR_OP = 2
 ERR_DONE = 3
 ERR_STRING = 4
+ERR_FLOOD = 5
 PROTOCOL_ERRORS = {
     ERR_EPISODE: "episode index out of range",
     ERR_OP: "unknown op",
     ERR_DONE: "a request for an episode that already ended",
     ERR_STRING: "string index out of range",
+    ERR_FLOOD: "kept calling primitives long after the episode's limit",
 }
+FLOOD_MARGIN = 1000
+"""Requests refused for the step limit before the unit is stopped (a candidate that ignores
+``StepLimitExceeded``)."""
 
 
 @njit(cache=True, inline="always")
@@ -161,7 +166,8 @@ def serve_batch(
 
     Returns:
         ``(error, n_new, n_others)``: ``error`` is ``ERR_NONE`` or a protocol error code (the
-        batch was served up to the offending entry).
+        batch was served up to the offending entry; for ``ERR_FLOOD`` the episode is in
+        ``others[0]``).
     """
     n_new = 0
     n_others = 0
@@ -201,6 +207,9 @@ def serve_batch(
         )
         steps[i] += 1
         if steps[i] > max_steps:
+            if steps[i] > max_steps + FLOOD_MARGIN:
+                others[0] = i
+                return ERR_FLOOD, n_new, n_others
             status, slot, action, second = ST_STEP_LIMIT, arg, -1, -1
         else:
             status, slot, action, second = plan_primitive(op, arg, q, ep, book, n_branches, slots)
@@ -239,3 +248,23 @@ def new_outputs(n: int) -> tuple[np.ndarray, ...]:
         np.zeros((n, 3), np.int64),
         np.zeros(n, np.int64),
     )
+
+
+class FastCall:
+    """Calls a numba kernel through its compiled entry point once the first (typed) call has
+    compiled or loaded it: ~2 µs instead of ~8 µs of argument typing per call, which matters
+    when a broker answers a round of requests in ~20 µs. Falls back to the dispatcher (e.g.
+    under ``NUMBA_DISABLE_JIT``)."""
+
+    def __init__(self, dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.entry = None
+
+    def __call__(self, *args):
+        if self.entry is not None:
+            return self.entry(*args)
+        out = self.dispatcher(*args)
+        overloads = getattr(self.dispatcher, "overloads", None)
+        if overloads is not None and len(overloads) == 1:
+            self.entry = next(iter(overloads.values())).entry_point
+        return out

@@ -322,7 +322,7 @@ class Runtime:
 
     def request(self, ep: _Episode, op: int, arg: int) -> Any:
         """Queue a primitive and wait (switch to the scheduler) for its reply."""
-        self.ops.extend((ep.index, op, arg))
+        self.queue((ep.index, op, arg))
         return self.main.switch()
 
     def note(self, ep: _Episode, event: Any, fields: dict[str, Any]) -> None:
@@ -458,14 +458,15 @@ class Runtime:
 
     def _send_setup_error(self, stage: str, error: dict[str, Any]) -> None:
         info = {"kind": stage, **error}
-        self.ops[:] = [-1, wire.OP_FAIL, 0]
+        self.ops[:] = [-1, wire.OP_FAIL, 0]  # the broker reads episode -1 as "did not load"
         self.strings = [json.dumps(info)]
         self._flush()
 
     def _flush(self) -> list[int]:
-        ops = self.ops[:]
+        ops = self.ops
         wire.send_frame(self.wfd, wire.encode_batch(array.array("i", ops), self.strings))
-        self.ops.clear()
+        self.ops = []
+        self.queue = self.ops.extend
         self.strings = []
         return ops
 
@@ -478,7 +479,6 @@ class Runtime:
                 self.current = ep
                 self.switches += 1
                 status[0] = ep.index
-                status[1] = self.switches
                 ep.greenlet.switch(value)
                 if ep.abandoned:  # the watchdog fired: report it now, run the rest after
                     waiting = runnable[k + 1 :]

@@ -109,7 +109,7 @@ class FrameReader:
                 want = end - len(buf)
             else:
                 want = 4
-            chunk = os.read(self.fd, max(want, 1 << 16))
+            chunk = os.read(self.fd, max(want, 4096))
             if not chunk:
                 self.buf = buf
                 raise EOFError("the peer closed the pipe")
@@ -140,9 +140,14 @@ def recv_frame(fd: int, max_bytes: int = MAX_FRAME) -> bytes:
     return _read_exact(fd, length)
 
 
+_EMPTY_TABLE = b"\0" * 8  # count 0, offsets [0]
+
+
 def encode_strings(strings: list[str]) -> bytes:
     """``<u32 count><u32 byte offsets [count + 1]><UTF-8 blob>``; unencodable code points (lone
     surrogates) are replaced."""
+    if not strings:
+        return _EMPTY_TABLE
     blobs = [s.encode("utf-8", "replace") for s in strings]
     offsets = [0]
     for b in blobs:
@@ -207,6 +212,10 @@ def decode_batch(buf: bytes, max_entries: int, max_chars: int) -> tuple[np.ndarr
     if pos + 12 * n > len(buf):
         raise WireError("truncated batch body")
     entries = np.frombuffer(buf, np.int32, 3 * n, pos).reshape(n, 3)
+    if n_str == 0:
+        if buf[pos + 12 * n :] != _EMPTY_TABLE:
+            raise WireError("malformed empty string table")
+        return entries, []
     strings, end = decode_strings(buf, pos + 12 * n, n_str, max_chars)
     if end != len(buf):
         raise WireError("trailing bytes after the batch")
@@ -220,15 +229,11 @@ REPLY_FIELDS = 6
 def encode_reply(values: np.ndarray, new: list[tuple[int, int]], new_strings: list[str]) -> bytes:
     """A REPLY payload (broker side): ``values`` int64 ``[n, 6]``; ``new`` the (episode,
     label) of each newly revealed answer string in ``new_strings``."""
-    flat = [x for pair in new for x in pair]
-    return b"".join(
-        (
-            _REPLY_HEAD.pack(REPLY, len(values), len(new_strings)),
-            np.ascontiguousarray(values, np.int64).tobytes(),
-            np.asarray(flat, np.int32).tobytes(),
-            encode_strings(new_strings),
-        )
-    )
+    head = _REPLY_HEAD.pack(REPLY, len(values), len(new_strings))
+    if not new:
+        return head + values.tobytes() + _EMPTY_TABLE
+    flat = array.array("i", [x for pair in new for x in pair])
+    return head + values.tobytes() + flat.tobytes() + encode_strings(new_strings)
 
 
 def decode_reply(buf: bytes) -> tuple[list[list[int]], list[int], list[str]]:
@@ -239,8 +244,10 @@ def decode_reply(buf: bytes) -> tuple[list[list[int]], list[int], list[str]]:
         raise WireError(f"expected a reply, got message type {kind}")
     pos = _REPLY_HEAD.size
     rows = np.frombuffer(buf, np.int64, REPLY_FIELDS * n, pos).reshape(n, REPLY_FIELDS).tolist()
+    if not m:
+        return rows, [], []
     pos += 8 * REPLY_FIELDS * n
-    pairs = np.frombuffer(buf, np.int32, 2 * m, pos).tolist() if m else []
+    pairs = np.frombuffer(buf, np.int32, 2 * m, pos).tolist()
     strings, _ = decode_strings(buf, pos + 8 * m, m, 1 << 30)
     return rows, pairs, strings
 
