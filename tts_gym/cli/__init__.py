@@ -49,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tts-gym`` console script."""
+    from tts_gym.executor.base import ExecutorError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, OSError, ValueError) as exc:
+    except (CliError, ExecutorError, OSError, ValueError) as exc:
         print(f"tts-gym {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

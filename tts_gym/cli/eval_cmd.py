@@ -19,6 +19,7 @@ from tts_gym.cli.common import (
 )
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import EvalResult, evaluate
+from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.store import load_store
 
 
@@ -70,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--debug", action="store_true",
                    help="on a controller error, print its traceback too")
+    add_executor_args(p)
     p.set_defaults(func=run)
 
 
@@ -114,12 +116,13 @@ def run(args: argparse.Namespace) -> int:
     is_file = args.controller.startswith("file:")
     if not is_file and (args.trusted or args.unsafe_no_isolation):
         raise CliError("--trusted and --unsafe-no-isolation apply to file: controllers only.")
+    check_executor_args(args)
     sandboxed = is_file and not args.trusted
     controller = None if sandboxed else make_controller(args.controller, params_from(args))
     store = load_store(args.model, args.benchmark, args.data_dir)
     workers = args.workers or default_workers()
     try:
-        with progress_bar(
+        with executor_from_args(args, args.workers), progress_bar(
             args.seeds, f"{args.controller} {store.name}", enabled=sys.stderr.isatty()
         ) as bar:
             if sandboxed:

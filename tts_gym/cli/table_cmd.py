@@ -8,20 +8,24 @@ import sys
 from tqdm import tqdm
 
 from tts_gym.cli.common import positive_int
+from tts_gym.executor.options import add_executor_args, executor_from_args
 from tts_gym.paths import BENCHMARKS, MODELS
 
 
 def add_grid_args(p: argparse.ArgumentParser) -> None:
     """``--models``, ``--benchmarks``, ``--seeds``, ``--workers``, ``--data-dir``,
-    ``--csv``, ``--json``, ``--no-progress``."""
+    ``--csv``, ``--json``, ``--no-progress``, ``--executor``, ``--ray-address``."""
     p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
     p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH")
     p.add_argument(
         "--seeds", type=positive_int, default=100, help="shuffle seeds per cell (default 100)"
     )
     p.add_argument(
-        "--workers", type=positive_int, default=None, help="processes (default: every core)"
+        "--workers", type=positive_int, default=None,
+        help="processes (default: every core); with --executor ray, the CPUs of a local Ray "
+        "instance"
     )
+    add_executor_args(p)
     p.add_argument(
         "--data-dir",
         default=None,
@@ -130,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     bar = CellBar("table", enabled=not args.no_progress)
     try:
-        table = main_table(args.models, args.benchmarks, **grid_run_kwargs(args, bar))
+        with executor_from_args(args, args.workers):
+            table = main_table(args.models, args.benchmarks, **grid_run_kwargs(args, bar))
     finally:
         bar.close()
     print(table.to_markdown())

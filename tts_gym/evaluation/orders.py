@@ -19,15 +19,26 @@ def protocol_orders(store: ReplayStore, seeds: Sequence[int]) -> np.ndarray:
     Columns past a question's own branch count hold the identity (never opened). Results are
     cached per (branch counts, seeds) and returned read-only.
     """
-    key = (store.n_branches.tobytes(), store.width, tuple(int(s) for s in seeds))
-    got = _CACHE.get(key)
+    got = _CACHE.get(_key(store, seeds))
     if got is None:
         got = _build(store, seeds)
-        got.setflags(write=False)
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = got
+        remember_orders(store, seeds, got)
     return got
+
+
+def remember_orders(store: ReplayStore, seeds: Sequence[int], orders: np.ndarray) -> None:
+    """Cache ``orders`` (computed elsewhere, e.g. shipped to a worker) as this store's and seeds'
+    protocol orders (made read-only)."""
+    if orders.flags.writeable:
+        orders.setflags(write=False)
+    key = _key(store, seeds)
+    if key not in _CACHE and len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = orders
+
+
+def _key(store: ReplayStore, seeds: Sequence[int]) -> tuple:
+    return (store.n_branches.tobytes(), store.width, tuple(int(s) for s in seeds))
 
 
 def _build(store: ReplayStore, seeds: Sequence[int]) -> np.ndarray:

@@ -7,11 +7,10 @@ avg_tokens = mean over seeds of the average tokens per question.
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import contextlib
 import time
 import traceback
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.evaluation.result import EvalResult
 from tts_gym.evaluation.scoring import score
+from tts_gym.executor import Executor, Job, LocalExecutor, current
 from tts_gym.handle import QuestionHandle
 from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.store import ReplayStore
@@ -131,9 +131,43 @@ def run_handle_episodes(
     return answers, tokens, all_traces, unrevealed
 
 
-def _worker(args: tuple) -> Chunk:
-    controller, store, seeds, cost_mode, traces, max_branches = args
-    return run_handle_episodes(controller, store, seeds, cost_mode, traces, max_branches)
+@contextlib.contextmanager
+def _chunk_context(shared: dict[str, Any], slot: int | None) -> Iterator[dict[str, Any]]:
+    yield shared
+
+
+def _run_chunk(ctx: dict[str, Any], rows: list[int]) -> Chunk:
+    """Seeds ``ctx["seeds"][rows]``: the handle path, or (``ctx["orders"]`` set) the batch
+    kernel on those rows of the protocol orders."""
+    store, controller = ctx["store"], ctx["controller"]
+    if ctx["orders"] is not None:
+        orders = np.ascontiguousarray(ctx["orders"][rows])
+        answers, tokens = controller.batch_solve(store, orders, COST_MODES[ctx["cost_mode"]])
+        return answers, tokens, None, np.zeros(answers.shape, bool)
+    seeds = [ctx["seeds"][i] for i in rows]
+    return run_handle_episodes(controller, store, seeds, ctx["cost_mode"], ctx["traces"],
+                               ctx["max_branches"])
+
+
+SEED_CHUNK_JOB = Job("tts-gym-seeds", _chunk_context, _run_chunk)
+"""Some shuffle seeds of one controller on one store per item (rows of the seed list)."""
+
+CHUNKS_PER_SLOT = 4
+"""Seed chunks per parallel slot on a distributed executor: enough for load balance and cheap
+retries, few enough that each task plays many episodes (a Ray task costs ~1-2 ms, a chunk of
+one 30-question store 25 seeds x 30 episodes, 10 ms on the batch kernel and ~1 s on the handle
+path)."""
+
+
+def seed_chunks(n_seeds: int, executor: Executor) -> list[list[int]]:
+    """Rows of the seed list per chunk: strided, one chunk per worker of a local pool;
+    consecutive, ``CHUNKS_PER_SLOT`` per slot of a distributed executor."""
+    if not executor.distributed:
+        n = min(executor.slots(), n_seeds)
+        return [list(range(i, n_seeds, n)) for i in range(n)]
+    n = min(n_seeds, CHUNKS_PER_SLOT * executor.slots())
+    bounds = np.linspace(0, n_seeds, n + 1).round().astype(int)
+    return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def _run_parallel(
@@ -143,24 +177,30 @@ def _run_parallel(
     cost_mode: str,
     traces: bool,
     max_branches: int,
-    workers: int,
+    executor: Executor,
     progress: Any,
+    batch: bool = False,
 ) -> Chunk:
-    chunks = [seeds[i::workers] for i in range(workers) if seeds[i::workers]]
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
-        parts = list(
-            pool.map(
-                _worker, [(controller, store, c, cost_mode, traces, max_branches) for c in chunks]
-            )
-        )
-    pos = {s: (k, j) for k, c in enumerate(chunks) for j, s in enumerate(c)}
-    answers = np.stack([parts[pos[s][0]][0][pos[s][1]] for s in seeds])
-    tokens = np.stack([parts[pos[s][0]][1][pos[s][1]] for s in seeds])
-    all_traces = [parts[pos[s][0]][2][pos[s][1]] for s in seeds] if traces else None
-    unrevealed = np.stack([parts[pos[s][0]][3][pos[s][1]] for s in seeds])
-    if progress is not None:
-        progress(len(seeds))
+    chunks = seed_chunks(len(seeds), executor)
+    orders = None
+    if batch:
+        orders = executor.share(protocol_orders(store, seeds),
+                                ("orders", store.name, store.sha256, tuple(seeds)))
+    shared = {
+        "store": executor.share(store, ("store", store.name, store.sha256)),
+        "controller": controller, "orders": orders, "seeds": seeds,
+        "cost_mode": cost_mode, "traces": traces, "max_branches": max_branches,
+    }
+    tick = None if progress is None else (lambda part: progress(len(part[0])))
+    parts = executor.map(SEED_CHUNK_JOB, shared, chunks, progress=tick)
+    where = [(0, 0)] * len(seeds)
+    for k, rows in enumerate(chunks):
+        for j, i in enumerate(rows):
+            where[i] = (k, j)
+    answers = np.stack([parts[k][0][j] for k, j in where])
+    tokens = np.stack([parts[k][1][j] for k, j in where])
+    all_traces = [parts[k][2][j] for k, j in where] if traces else None
+    unrevealed = np.stack([parts[k][3][j] for k, j in where])
     return answers, tokens, all_traces, unrevealed
 
 
@@ -175,6 +215,7 @@ def evaluate(
     path: str = "auto",
     max_branches: int = 64,
     progress: Any = None,
+    executor: Executor | None = None,
 ) -> EvalResult:
     """Score ``controller`` on ``store`` with the published 100-shuffle protocol.
 
@@ -189,6 +230,9 @@ def evaluate(
             ``"batch"`` or ``"handle"``.
         max_branches: Slots of the env on the handle path (the paper's ceiling, 64).
         progress: Optional callable ``progress(n_seeds_done)``.
+        executor: Where seed chunks run (:mod:`tts_gym.executor`). Default: the command's
+            executor when it is distributed (then the batch path is split into seed chunks
+            too), else a local pool of ``workers`` for the handle path.
 
     Returns:
         An :class:`EvalResult`.
@@ -216,25 +260,24 @@ def evaluate(
     if path == "batch" and traces:
         raise ValueError("Traces are recorded on the handle path only; use path='handle'.")
     use_batch = has_batch and not traces and path != "handle"
+    ex = executor if executor is not None else current()
+    spread = ex is not None and ex.distributed and len(seed_list) > 1
+    if ex is None or not ex.distributed:
+        ex = executor if executor is not None else LocalExecutor(min(workers, len(seed_list)))
     start = time.perf_counter()
     unrevealed = None
-    if use_batch:
+    if use_batch and not spread:
         orders = protocol_orders(store, seed_list)
         answers, tokens = controller.batch_solve(store, orders, COST_MODES[cost_mode])
         all_traces = None
         if progress is not None:
             progress(len(seed_list))
-    elif workers > 1 and len(seed_list) > 1:
+    elif spread or (ex.slots() > 1 and len(seed_list) > 1):
         answers, tokens, all_traces, unrevealed = _run_parallel(
-            controller,
-            store,
-            seed_list,
-            cost_mode,
-            traces,
-            max_branches,
-            min(workers, len(seed_list)),
-            progress,
-        )
+            controller, store, seed_list, cost_mode, traces, max_branches, ex, progress,
+            batch=use_batch)
+        if use_batch:
+            unrevealed = None
     else:
         answers, tokens, all_traces, unrevealed = run_handle_episodes(
             controller, store, seed_list, cost_mode, traces, max_branches, progress

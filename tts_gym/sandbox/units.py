@@ -1,33 +1,32 @@
-"""Running many units of work: one broker per worker process, each with its own fork server.
+"""Running many units of work on an executor: one broker per worker process, each with its own
+fork server.
 
-This is the local executor of sandboxed work (the process pool): ``workers`` processes, each
-pinned to one CPU together with the candidate processes it serves (a round trip between a
-broker and its candidate then never wakes a second CPU), each running units one after the
-other. Units are independent, so the result does not depend on the number of workers.
+Each worker of the executor (:mod:`tts_gym.executor`) is a broker: pinned to one CPU together
+with the candidate processes it serves (a round trip between a broker and its candidate then
+never wakes a second CPU), it runs units one after the other with its own fork server. Units are
+independent, so the result depends neither on the number of workers nor on the executor.
+
+On a distributed executor (Ray) the stores move once per command (:meth:`Executor.share`), each
+worker checks the isolation layers of its own machine before its first unit (a node lacking a
+required layer refuses, naming itself), and a unit's deadline travels as wall-clock time (another
+machine's monotonic clock has another origin).
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
+from tts_gym.executor import Executor, Job, resolve
+from tts_gym.executor.node import cpus as _cpus
 from tts_gym.sandbox.broker import UnitResult, UnitSpec, run_unit
 from tts_gym.sandbox.limits import SandboxLimits
-from tts_gym.sandbox.zygote_client import ZygoteClient
+from tts_gym.sandbox.zygote_client import SandboxUnavailable, ZygoteClient
 from tts_gym.store import ReplayStore
-
-_WORKER: dict[str, Any] = {}
-
-
-def _cpus() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return []
 
 
 @contextlib.contextmanager
@@ -44,20 +43,58 @@ def pinned(cpu: int | None):
         os.sched_setaffinity(0, before)
 
 
-def _init_worker(stores: dict[str, ReplayStore], limits: SandboxLimits, counter: Any) -> None:
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
+def node_guard(limits: SandboxLimits) -> None:
+    """Refuse to run units on this machine when it lacks a required isolation layer.
+
+    Raises:
+        SandboxUnavailable: Naming this machine (host, address, Ray node) and the missing layer.
+    """
+    from tts_gym.executor.node import node_label
+    from tts_gym.sandbox.layers import check
+
+    report = check(limits)
+    if not report["ok"] and not limits.unsafe:
+        raise SandboxUnavailable(
+            f"node {node_label()} refuses candidate code: {report['error']}; run `tts-gym "
+            "sandbox-check` on that node and fix it, or remove it from the cluster")
+
+
+@contextlib.contextmanager
+def _broker(shared: dict[str, Any], slot: int | None) -> Iterator[dict[str, Any]]:
+    limits: SandboxLimits = shared["limits"]
     cpus = _cpus()
-    if cpus and limits.pin_cpu:
-        os.sched_setaffinity(0, {cpus[index % len(cpus)]})
-    client = ZygoteClient(limits.startup_s)
-    _WORKER.update(stores=stores, limits=limits, client=client)
-    mp.util.Finalize(None, client.close, exitpriority=10)
+    cpu = cpus[slot % len(cpus)] if slot is not None and cpus and limits.pin_cpu else None
+    with pinned(cpu):
+        if shared["guard"]:
+            node_guard(limits)
+        ctx = {"stores": shared["stores"], "limits": limits,
+               "client": ZygoteClient(limits.startup_s)}
+        try:
+            yield ctx
+        finally:
+            ctx["client"].close()
 
 
-def _work(spec: UnitSpec) -> UnitResult:
-    return run_unit(spec, _WORKER["stores"], _WORKER["limits"], _WORKER["client"])
+def _unit(ctx: dict[str, Any], item: tuple[UnitSpec, float | None]) -> UnitResult:
+    spec, wall_deadline = item
+    if wall_deadline is not None:
+        spec = replace(spec, deadline=time.monotonic() + (wall_deadline - time.time()))
+    try:
+        return run_unit(spec, ctx["stores"], ctx["limits"], ctx["client"])
+    except BaseException:  # e.g. a cancelled task: the next unit gets a fresh fork server
+        ctx["client"].close()
+        ctx["client"] = ZygoteClient(ctx["limits"].startup_s)
+        raise
+
+
+UNIT_JOB = Job("tts-gym-unit", _broker, _unit)
+"""A sandboxed unit of work per item (``(spec, deadline as time.time() or None)``)."""
+
+
+def _portable(spec: UnitSpec) -> tuple[UnitSpec, float | None]:
+    if spec.deadline is None:
+        return spec, None
+    return replace(spec, deadline=None), time.time() + (spec.deadline - time.monotonic())
 
 
 def run_units(
@@ -67,55 +104,26 @@ def run_units(
     *,
     stop_on_error: bool = True,
     progress: Callable[[UnitResult], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[UnitResult | None]:
-    """Run ``specs`` (with ``limits.workers`` brokers) and return their results in order.
+    """Run ``specs`` and return their results in order.
 
     Args:
         specs: The units.
         stores: Every store the units name (with gold; they stay on the trusted side).
-        limits: Sandbox limits, including ``workers``.
+        limits: Sandbox limits (``workers``: brokers of the local pool).
         stop_on_error: Stop at the first unit that fails (the rest stay None).
         progress: Called with each result as it arrives.
+        executor: Where the units run (default: the command's executor, else a local pool of
+            ``limits.workers``).
 
     Raises:
-        tts_gym.sandbox.zygote_client.SandboxUnavailable: The sandbox cannot start.
+        tts_gym.sandbox.zygote_client.SandboxUnavailable: The sandbox cannot start, or a node
+            refuses candidate code.
     """
-    results: list[UnitResult | None] = [None] * len(specs)
-    workers = max(1, min(int(limits.workers), len(specs)))
-    if workers == 1:
-        cpus = _cpus()
-        client = ZygoteClient(limits.startup_s)
-        try:
-            with pinned(cpus[0] if cpus and limits.pin_cpu else None):
-                for i, spec in enumerate(specs):
-                    results[i] = run_unit(spec, stores, limits, client)
-                    if progress is not None:
-                        progress(results[i])
-                    if stop_on_error and results[i].status != "ok":
-                        break
-        finally:
-            client.close()
-        return results
-    ctx = mp.get_context("fork")
-    counter = ctx.Value("i", 0)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(stores, limits, counter)) as pool:
-        pending = {pool.submit(_work, spec): i for i, spec in enumerate(specs)}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = pending.pop(fut)
-                    results[i] = fut.result()
-                    if progress is not None:
-                        progress(results[i])
-                    if stop_on_error and results[i].status != "ok":
-                        for other in pending:
-                            other.cancel()
-                        pending.clear()
-                        break
-        except BaseException:
-            for other in pending:
-                other.cancel()
-            raise
-    return results
+    ex = resolve(executor, limits.workers)
+    key = ("stores", *sorted((k, s.sha256) for k, s in stores.items()))
+    shared = {"stores": ex.share(dict(stores), key), "limits": limits,
+              "guard": ex.distributed}
+    stop = (lambda r: r.status != "ok") if stop_on_error else None
+    return ex.map(UNIT_JOB, shared, [_portable(s) for s in specs], progress=progress, stop=stop)

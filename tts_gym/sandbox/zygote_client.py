@@ -45,6 +45,21 @@ pools pinned to one thread before numpy loads (a refused thread makes OpenBLAS s
 hash seed so set iteration is reproducible, and nothing inherited from the caller."""
 
 
+WORKDIR_PREFIX = "tts-sandbox-"
+"""Working folders of fork servers: ``<tmp>/tts-sandbox-<broker pid>-<random>`` (empty)."""
+
+
+def remove_stale_workdirs() -> None:
+    """Remove the empty working folders of fork servers whose broker died without cleaning up
+    (a killed worker: Ray stops its workers with SIGKILL)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 class SandboxUnavailable(RuntimeError):
     """The fork server could not start or died (the message says why)."""
 
@@ -121,7 +136,8 @@ class ZygoteClient:
         self.proc = None  # a fork of the owner must not use the owner's server
         self.owner = os.getpid()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.workdir = tempfile.mkdtemp(prefix="tts-sandbox-")
+        remove_stale_workdirs()
+        self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         os.chmod(self.workdir, 0o711)
         err = tempfile.TemporaryFile()
         try:

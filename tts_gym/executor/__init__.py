@@ -1,0 +1,15 @@
+"""Executors: where evaluation, reporting and discovery run their independent work.
+
+- :mod:`.base`: the interface (:class:`Job`, :class:`Executor`) and the command's executor
+  (:func:`using`, :func:`current`);
+- :mod:`.local`: a fork process pool on this machine (the default);
+- :mod:`.ray_executor`: Ray tasks on a cluster or a local Ray instance (the ``ray`` extra);
+- :mod:`.options`: ``--executor`` / ``--ray-address`` for the command line.
+
+The cluster page of the docs (docs/ray.md) says how to run on several machines.
+"""
+
+from tts_gym.executor.base import Executor, ExecutorError, Job, current, resolve, using
+from tts_gym.executor.local import LocalExecutor
+
+__all__ = ["Executor", "ExecutorError", "Job", "LocalExecutor", "current", "resolve", "using"]

@@ -1,0 +1,272 @@
+"""The Ray executor: jobs as Ray tasks on a cluster, or on a local Ray instance.
+
+Data moves once. :meth:`RayExecutor.share` puts an object (stores, protocol orders) into Ray's
+object store once per command (memoised by its key); a map puts its small ``shared`` dict (the
+handles plus settings) once, and every task gets a reference to it. A worker process resolves
+each reference once, keeps the objects (numpy arrays are read straight from the node's shared
+memory, not copied) and enters the job's context once; its later tasks reuse both.
+
+Faults. A task whose worker process or node is lost is run again (``max_retries``, Ray's own
+retry of system failures), and since a task is a pure function of its item and the shared data,
+the command's numbers equal an undisturbed run's. An exception raised by the work itself (a
+controller error, a node that refuses to run candidates) is never retried: it stops the map and
+is raised here with its own type. A candidate's failure in the sandbox is not an exception at
+all (a unit result with status ``"error"``), so it is never retried either. Ctrl-C (or any
+exception) while a map waits cancels its remaining tasks, killing the workers that run them
+(their sandbox fork servers and candidate processes die with them); a local instance started by
+the executor is shut down by :meth:`RayExecutor.close`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import ray
+from ray.exceptions import RayError, RayTaskError
+
+import tts_gym
+from tts_gym.executor.base import Executor, ExecutorError, Job
+from tts_gym.executor.node import claim_slot, node_label
+
+LOCAL_OBJECT_STORE_MB = 512
+"""Object store of a local instance (MiB): the published 12 stores and 100-seed orders for all
+of them take ~35 MB; Ray spills to disk beyond this."""
+
+MAX_RETRIES = 3
+"""Times a task is run again after its worker process or node was lost."""
+
+
+class Shared:
+    """A handle on an object in Ray's object store (see :meth:`RayExecutor.share`)."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: ray.ObjectRef) -> None:
+        self.ref = ref
+
+
+# --- the worker side ---------------------------------------------------------------------------
+_OBJECTS: OrderedDict[str, Any] = OrderedDict()
+_CONTEXTS: dict[str, tuple[str, Any, Any]] = {}
+_KEEP_OBJECTS = 16
+
+
+def _resolve(value: Any) -> Any:
+    if not isinstance(value, Shared):
+        return value
+    key = value.ref.hex()
+    if key not in _OBJECTS:
+        _OBJECTS[key] = ray.get(value.ref)
+        while len(_OBJECTS) > _KEEP_OBJECTS:
+            _OBJECTS.popitem(last=False)
+    _OBJECTS.move_to_end(key)
+    return _OBJECTS[key]
+
+
+def _close_contexts() -> None:
+    for _key, cm, _ctx in list(_CONTEXTS.values()):
+        try:
+            cm.__exit__(None, None, None)
+        except Exception:  # noqa: S110 - best effort at process exit
+            pass
+    _CONTEXTS.clear()
+
+
+atexit.register(_close_contexts)
+
+
+def _context(job: Job, ref: ray.ObjectRef) -> Any:
+    """The job's context in this worker for the map whose shared dict is ``ref`` (entered once;
+    the context of an earlier map of the same job is closed first)."""
+    key = ref.hex()
+    got = _CONTEXTS.get(job.name)
+    if got is not None and got[0] == key:
+        return got[2]
+    if got is not None:
+        del _CONTEXTS[job.name]
+        got[1].__exit__(None, None, None)
+    shared = {k: _resolve(v) for k, v in ray.get(ref).items()}
+    cm = job.open(shared, claim_slot())
+    ctx = cm.__enter__()
+    _CONTEXTS[job.name] = (key, cm, ctx)
+    return ctx
+
+
+def _task(job: Job, box: list[Any], item: Any) -> Any:
+    """One item of a map, in a Ray worker. ``box`` is ``[shared ref, driver's version]`` (in a
+    list so Ray passes the reference instead of resolving it for every task)."""
+    ref, version = box
+    if version != tts_gym.__version__:
+        raise ExecutorError(
+            f"node {node_label()} runs tts-gym {tts_gym.__version__}, the command runs "
+            f"{version}; install the same version on every node of the cluster")
+    return job.run(_context(job, ref), item)
+
+
+_REMOTE = ray.remote(_task)
+
+
+# --- the driver side ---------------------------------------------------------------------------
+def _start_local(num_cpus: int | None, object_store_mb: int) -> None:
+    """Start a private Ray instance on this machine, listening on 127.0.0.1 only."""
+    from ray._private import ray_constants
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report leaves the machine
+    # Ray resolves 127.0.0.1 to the machine's reachable address unless clusters are off; a
+    # command's own instance has no other nodes, so it stays on the loopback interface.
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 object_store_memory=object_store_mb * 2**20, logging_level=logging.ERROR,
+                 log_to_driver=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def _unwrap(exc: RayTaskError) -> BaseException:
+    """The exception the work raised, with its own type and message."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and not isinstance(cause, RayError):
+        return cause
+    return ExecutorError(f"a Ray task failed: {str(exc).strip().splitlines()[-1][:500]}")
+
+
+class RayExecutor(Executor):
+    """Ray tasks (see the module docstring).
+
+    Args:
+        address: ``None`` starts a local instance for this executor's lifetime (loopback only);
+            ``"auto"`` joins the cluster this machine belongs to; ``"HOST:PORT"`` or
+            ``"ray://HOST:PORT"`` joins that cluster. When this process is already connected
+            to Ray (``ray.init`` was called), that connection is used and left open.
+        num_cpus: CPUs of a local instance (default: every core).
+        object_store_mb: Object store of a local instance (MiB).
+        max_retries: Runs of a task after its worker or node was lost.
+    """
+
+    name = "ray"
+    distributed = True
+
+    def __init__(self, address: str | None = None, *, num_cpus: int | None = None,
+                 object_store_mb: int = LOCAL_OBJECT_STORE_MB, max_retries: int = MAX_RETRIES
+                 ) -> None:
+        self.max_retries = int(max_retries)
+        self.started = False
+        if ray.is_initialized():
+            pass
+        elif address is None:
+            _start_local(num_cpus, object_store_mb)
+            self.started = True
+        else:
+            try:
+                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ExecutorError(
+                    f"cannot join the Ray cluster at {address!r} ({exc}); start it with `ray "
+                    "start --head` (then `ray start --address HEAD:6379` on the other nodes) "
+                    "or check the address") from None
+        self._shared: dict[Hashable, Shared] = {}
+        self._inflight: set[ray.ObjectRef] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def slots(self) -> int:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def nodes(self) -> int:
+        """Live nodes of the cluster."""
+        return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+    def share(self, obj: Any, key: Hashable) -> Shared:
+        with self._lock:
+            got = self._shared.get(key)
+            if got is None:
+                got = self._shared[key] = Shared(ray.put(obj))
+            return got
+
+    def map(
+        self,
+        job: Job,
+        shared: dict[str, Any],
+        items: Sequence[Any],
+        *,
+        progress: Callable[[Any], None] | None = None,
+        stop: Callable[[Any], bool] | None = None,
+    ) -> list[Any]:
+        results: list[Any] = [None] * len(items)
+        if not items:
+            return results
+        box = [ray.put(shared), tts_gym.__version__]
+        remote = _REMOTE.options(name=job.name, num_cpus=1, max_retries=self.max_retries,
+                                 retry_exceptions=False)
+        index = {remote.remote(job, box, item): i for i, item in enumerate(items)}
+        pending = list(index)
+        with self._lock:
+            self._inflight.update(pending)
+        cutoff = len(items)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                if pending:  # everything else finished by now, in one call
+                    more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+                    done += more
+                for ref in sorted(done, key=index.__getitem__):
+                    i = index[ref]
+                    results[i] = value = self._get(ref, job)
+                    if progress is not None:
+                        progress(value)
+                    if stop is not None and i < cutoff and stop(value):
+                        cutoff = i
+                late = [ref for ref in pending if index[ref] > cutoff]
+                if late:
+                    self._cancel(late, force=False)
+                    pending = [ref for ref in pending if index[ref] < cutoff]
+        except BaseException:
+            self._cancel(pending, force=True)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.difference_update(index)
+        return results
+
+    def _get(self, ref: ray.ObjectRef, job: Job) -> Any:
+        try:
+            return ray.get(ref)
+        except RayTaskError as exc:
+            raise _unwrap(exc) from None
+        except RayError as exc:  # worker or node lost more than max_retries times, ...
+            raise ExecutorError(
+                f"Ray could not finish a {job.name!r} task ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0][:300]}) after {self.max_retries} "
+                "retries") from None
+
+    @staticmethod
+    def _cancel(refs: Sequence[ray.ObjectRef], force: bool) -> None:
+        for ref in refs:
+            try:
+                ray.cancel(ref, force=force)
+            except Exception:  # noqa: S110 - already finished or gone
+                pass
+
+    def cancel_all(self) -> None:
+        """Cancel every task of this executor still running (from any thread)."""
+        with self._lock:
+            refs = list(self._inflight)
+        self._cancel(refs, force=True)
+
+    def close(self) -> None:
+        """Cancel what still runs; shut the local instance down if this executor started it."""
+        if self._closed:
+            return
+        self._closed = True
+        self.cancel_all()
+        self._shared.clear()
+        if self.started and ray.is_initialized():
+            ray.shutdown()
