@@ -2,7 +2,10 @@
 
 Replies are chosen by the round named in the last user message (``"Round N of R"``, as
 :func:`agents.synthesis.prompt.build_messages` writes it), so a resumed run gets the same reply
-for the same round however often it asks. Each round's script is a list of steps used in order
+for the same round however often it asks; in a population round (``"Proposal P of K"``) a
+script key ``(N, P)`` picks the proposal's own steps (else those of round N, counted per
+proposal), so concurrent siblings get their replies whatever order their requests arrive in.
+Each script entry is a list of steps used in order
 (the last one repeats): ``{"reply": text}``, ``{"status": 429}`` (or any HTTP error code),
 ``{"sleep": seconds, "reply": text}`` (a hang past the client's timeout).
 """
@@ -18,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ROUND_RE = re.compile(r"Round (\d+) of \d+")
+PROPOSAL_RE = re.compile(r"Proposal (\d+) of \d+")
 
 
 class FakeOpenAI:
@@ -28,13 +32,13 @@ class FakeOpenAI:
         default: Step used for rounds missing from the script.
     """
 
-    def __init__(self, script: dict[int, list[dict[str, Any]]], default: dict | None = None):
+    def __init__(self, script: dict[Any, list[dict[str, Any]]], default: dict | None = None):
         self.script = script
         self.default = default or {"reply": "no script for this round"}
         self.calls: list[dict[str, Any]] = []
         self.bodies: list[bytes] = []
         """Every raw request body received (the red-team tests search them for secrets)."""
-        self.count: dict[int, int] = defaultdict(int)
+        self.count: dict[Any, int] = defaultdict(int)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -58,14 +62,17 @@ class FakeOpenAI:
         users = [m["content"] for m in body.get("messages", []) if m.get("role") == "user"]
         m = ROUND_RE.search(users[-1]) if users else None
         r = int(m.group(1)) if m else -1
+        mp = PROPOSAL_RE.search(users[-1]) if users else None
+        key = r if mp is None else (r, int(mp.group(1)))
         with self.lock:
-            i = self.count[r]
-            self.count[r] += 1
-            steps = self.script.get(r) or [self.default]
+            i = self.count[key]
+            self.count[key] += 1
+            steps = self.script.get(key) or self.script.get(r) or [self.default]
             step = steps[min(i, len(steps) - 1)]
             self.calls.append(
                 {
                     "round": r,
+                    **({} if mp is None else {"proposal": int(mp.group(1))}),
                     "attempt": i,
                     "model": body.get("model"),
                     "step": {k: v for k, v in step.items() if k != "reply"},

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from agents.synthesis.llm import DEFAULT_API_KEY_ENV, LLMConfig, Pricing
 from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
+from tts_gym.cli import CliError
 from tts_gym.cli.common import default_workers
+from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
 from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.sandbox.zygote_client import SandboxUnavailable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--rounds", type=int, required=True, help="proposal rounds after round 0")
+    p.add_argument(
+        "--candidates-per-round",
+        type=int,
+        default=1,
+        metavar="K",
+        help="sibling proposals per round, asked concurrently with the same history and "
+        "evaluated in parallel on the executor",
+    )
     p.add_argument(
         "--base-url",
         default=None,
@@ -111,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=60000,
         help="cap on the history part of the prompt (characters)",
     )
+    add_executor_args(p)
     p.set_defaults(func=run)
 
 
@@ -122,6 +134,8 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
     """
     if args.rounds < 0:
         raise ValueError("--rounds must be >= 0.")
+    if args.candidates_per_round < 1:
+        raise ValueError("--candidates-per-round must be >= 1.")
     if args.seeds < 1 or args.final_seeds < 1:
         raise ValueError("--seeds and --final-seeds must be >= 1.")
     betas = tuple(sorted(set(float(b) for b in args.betas)))
@@ -160,14 +174,20 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
         max_tokens_total=args.max_tokens_total,
         resume=args.resume,
         prompt_chars=args.prompt_chars,
+        candidates_per_round=args.candidates_per_round,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run or resume the loop; exit 0 when it completed or hit its budget, 1 when the LLM
     endpoint failed (the report is written either way; ``--resume`` continues)."""
+    check_executor_args(args)
     cfg = config_from(args)
-    summary = run_discovery(cfg)
+    try:
+        with executor_from_args(args, args.candidate_workers):
+            summary = run_discovery(cfg)
+    except SandboxUnavailable as exc:
+        raise CliError(str(exc)) from None
     chosen = summary["chosen"]
     print(f"report: {cfg.out / 'report.md'}")
     if chosen:

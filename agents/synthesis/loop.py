@@ -7,11 +7,13 @@ prompt, and from its saved LLM response when there is one (a paid reply is never
 twice). On ``--resume`` nothing on disk is believed unchecked: a round record whose signature
 (keyed outside the run folder) does not verify is recomputed, its code linted and run again.
 The budget is checked before every LLM call; when it is reached the loop stops and still
-writes the report.
+writes the report. With ``candidates_per_round`` K > 1 a round asks for K sibling proposals
+from the same history (:mod:`agents.synthesis.population`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -37,7 +39,8 @@ DEFAULT_BETAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 """The paper's sweep: 0.0, 0.1, ..., 1.0."""
 
 # settings that must not change between a run and its resume (the history depends on them)
-_FROZEN = ("models", "search_benchmarks", "betas", "seeds")
+_FROZEN = ("models", "search_benchmarks", "betas", "seeds", "candidates_per_round")
+_NO_LOCK = contextlib.nullcontext()
 
 
 @dataclass
@@ -61,6 +64,8 @@ class DiscoveryConfig:
         resume: Continue an existing run folder.
         prompt_chars: Cap of the prompt's history part.
         run_id: Identifies the run's signing key (outside the run folder); set on creation.
+        candidates_per_round: Sibling proposals per round (K), asked concurrently with the same
+            history and evaluated in parallel on the executor.
     """
 
     out: Path
@@ -80,6 +85,7 @@ class DiscoveryConfig:
     resume: bool = False
     prompt_chars: int = 60000
     run_id: str = ""
+    candidates_per_round: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (saved as ``config.json``)."""
@@ -168,43 +174,110 @@ def run_round(
     log: Callable[[str], None],
 ) -> str | None:
     """Do round ``r`` (resuming its saved stages). Returns a stop reason, or None."""
-    messages = history.load_partial(r, "prompt")
-    if messages is None:
-        messages = build_messages(
-            r, cfg.rounds, history.entries(), _setting_line(cfg, stores), cfg.prompt_chars
-        )
-        history.save_partial(r, "prompt", messages)
-    response = history.load_partial(r, "response")
+    if cfg.candidates_per_round > 1:
+        from agents.synthesis.population import run_population_round
+
+        return run_population_round(r, cfg, history, stores, client, budget, log)
+    messages = round_prompt(r, 0, cfg, history, history.entries(), stores)
+    response, stop = ask(r, 0, messages, cfg, history, client, budget, log)
     if response is None:
+        return stop
+    history.append(evaluate_proposal(r, 0, messages, response, cfg, history, stores, log))
+    return None
+
+
+def round_prompt(r: int, k: int, cfg: DiscoveryConfig, history: History,
+                 entries: list[dict[str, Any]], stores: dict[str, ReplayStore]
+                 ) -> list[dict[str, str]]:
+    """The saved prompt of round ``r`` (sibling ``k``), else a new one from ``entries``
+    (saved before it is sent)."""
+    messages = history.load_partial(r, "prompt", k)
+    if messages is None:
+        kk = cfg.candidates_per_round
+        messages = build_messages(r, cfg.rounds, entries, _setting_line(cfg, stores),
+                                  cfg.prompt_chars, proposal=(k, kk) if kk > 1 else None)
+        history.save_partial(r, "prompt", messages, k)
+    return messages
+
+
+def ask(
+    r: int,
+    k: int,
+    messages: list[dict[str, str]],
+    cfg: DiscoveryConfig,
+    history: History,
+    client: LLMClient,
+    budget: Budget,
+    log: Callable[[str], None],
+    lock: Any = _NO_LOCK,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The saved LLM response of round ``r`` (sibling ``k``), else a new, paid one (the budget
+    is checked first; the reply is saved before anything else). Returns ``(response, None)``
+    or ``(None, stop reason)``. ``lock`` guards the budget and the history (sibling threads)."""
+    response = history.load_partial(r, "response", k)
+    if response is not None:
+        log(f"{_label(r, k, cfg)}: reusing the saved LLM response")
+        return response, None
+    with lock:
         stop = budget.exhausted()
-        if stop:
-            return stop
-        log(f"round {r}: asking {cfg.llm.model} ({sum(len(m['content']) for m in messages)} chars)")
-        try:
-            reply = client.complete(messages)
-        except LLMError as exc:
-            return f"LLM endpoint failed in round {r}: {exc}"
-        response = reply.to_dict()
-        history.save_partial(r, "response", response)
+    if stop:
+        return None, stop
+    log(f"{_label(r, k, cfg)}: asking {cfg.llm.model} "
+        f"({sum(len(m['content']) for m in messages)} chars)")
+    try:
+        reply = client.complete(messages)
+    except LLMError as exc:
+        return None, f"LLM endpoint failed in {_label(r, k, cfg)}: {exc}"
+    response = reply.to_dict()
+    with lock:
+        history.save_partial(r, "response", response, k)
         budget.add(response["usage"])
-    else:
-        log(f"round {r}: reusing the saved LLM response")
+    return response, None
+
+
+def evaluate_proposal(
+    r: int,
+    k: int,
+    messages: list[dict[str, str]],
+    response: dict[str, Any],
+    cfg: DiscoveryConfig,
+    history: History,
+    stores: dict[str, ReplayStore],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Lint, run and score one reply; the round record (sibling ``k`` of ``candidates_per_round``
+    when there are several)."""
     start = time.monotonic()
     evaluated = evaluate_reply(clean_text(response.get("text", ""), 200_000), stores,
-                               _settings(cfg), history.get(0), f"round{r}", gold_literals(stores))
+                               _settings(cfg), history.get(0), _name(r, k),
+                               gold_literals(stores))
     record = {
         "round": r,
+        **_sibling(k, cfg),
         "kind": "candidate",
         **evaluated,
         "prompt": messages,
         "response": response,
         "eval_seconds": round(time.monotonic() - start, 2),
     }
-    history.append(record)
     best = (record.get("metrics") or {}).get("best")
     what = best or record["reason"]
-    log(f"round {r}: {record['status']} {record.get('failure_kind') or ''} {what}")
-    return None
+    log(f"{_label(r, k, cfg)}: {record['status']} {record.get('failure_kind') or ''} {what}")
+    return record
+
+
+def _sibling(k: int, cfg: DiscoveryConfig) -> dict[str, int]:
+    kk = cfg.candidates_per_round
+    return {"sibling": k, "siblings": kk} if kk > 1 else {}
+
+
+def _name(r: int, k: int) -> str:
+    return f"round{r}" + (f"k{k}" if k else "")
+
+
+def _label(r: int, k: int, cfg: DiscoveryConfig) -> str:
+    kk = cfg.candidates_per_round
+    return f"round {r}" + (f" proposal {k + 1}/{kk}" if kk > 1 else "")
 
 
 def _settings(cfg: DiscoveryConfig) -> SweepSettings:
@@ -221,24 +294,25 @@ def _reverify(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplaySt
               log: Callable[[str], None]) -> None:
     """Recompute every finished round whose record does not verify (see the module docstring)."""
     history.load_replacements()
-    for r in history.finished():
-        raw = history.raw(r)
-        if r in history.replaced or history.verify(raw):
+    for r, k in history.keys():
+        raw = history.raw(r, k)
+        if (r if not k else (r, k)) in history.replaced or history.verify(raw):
             continue
-        log(f"round {r}: its record does not verify (edited, or its key is gone); recomputing")
+        log(f"{_label(r, k, cfg)}: its record does not verify (edited, or its key is gone); "
+            "recomputing")
         if r == 0:
             history.replace(0, seed_round(stores, list(range(cfg.seeds))))
             continue
         code = raw.get("code") if isinstance(raw.get("code"), str) else ""
         reply = f"```python\n{code}```" if code else ""
-        evaluated = evaluate_reply(reply, stores, _settings(cfg), history.get(0), f"round{r}",
+        evaluated = evaluate_reply(reply, stores, _settings(cfg), history.get(0), _name(r, k),
                                    gold_literals(stores))
         usage = (raw.get("response") or {}).get("usage") if isinstance(
             raw.get("response"), dict) else None
-        history.replace(r, {"round": r, "kind": "candidate", **evaluated,
+        history.replace(r, {"round": r, **_sibling(k, cfg), "kind": "candidate", **evaluated,
                             "prompt": [], "recomputed": True,
                             "response": {"text": reply,
-                                         "usage": usage if isinstance(usage, dict) else {}}})
+                                         "usage": usage if isinstance(usage, dict) else {}}}, k)
 
 
 def run_discovery(
@@ -269,7 +343,7 @@ def run_discovery(
     budget = Budget(cfg.budget_usd, cfg.max_tokens_total, usd, tok)
     stop = None
     for r in range(1, cfg.rounds + 1):
-        if history.has(r):
+        if all(history.has(r, k) for k in range(cfg.candidates_per_round)):
             continue
         stop = run_round(r, cfg, history, stores, client, budget, log)
         if stop:

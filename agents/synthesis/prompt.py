@@ -59,7 +59,9 @@ def _curve_text(curve: Sequence[dict[str, Any]], knob: str) -> str:
 
 
 def _candidate_text(rec: dict[str, Any], with_code: bool) -> str:
-    head = f"## Round {rec['round']}: {rec['status']}"
+    sibling = (f" (proposal {rec['sibling'] + 1} of {rec['siblings']})"
+               if rec.get("siblings", 1) > 1 else "")
+    head = f"## Round {rec['round']}{sibling}: {rec['status']}"
     lines = [head]
     if rec.get("status") != "ok":
         lines.append(f"Rejected/failed ({rec.get('failure_kind')}): {rec.get('reason')}")
@@ -133,6 +135,7 @@ def build_messages(
     entries: Sequence[dict[str, Any]],
     setting: str,
     max_chars: int = 60000,
+    proposal: tuple[int, int] | None = None,
 ) -> list[dict[str, str]]:
     """The chat messages asking for round ``round_no``'s candidate.
 
@@ -142,6 +145,8 @@ def build_messages(
         entries: Finished rounds (any order); round 0 must be among them.
         setting: One line naming the search stores, betas and seeds.
         max_chars: Cap on the user message (oldest candidate rounds dropped first).
+        proposal: ``(k, K)`` when the round asks for K sibling proposals (k from 0), all from
+            the same history.
 
     Returns:
         ``[{"role": "system", ...}, {"role": "user", ...}]``.
@@ -152,8 +157,10 @@ def build_messages(
     )
     best = _best_round(cands)
     latest_ok = next((int(e["round"]) for e in cands if e.get("status") == "ok"), None)
+    sibling = ("" if proposal is None else f"Proposal {proposal[0] + 1} of {proposal[1]} this "
+               "round (the other proposals see the same history; make yours differ).\n")
     head = (
-        f"Round {round_no} of {total_rounds}. {setting}\n"
+        f"Round {round_no} of {total_rounds}. {setting}\n{sibling}"
         "History, latest first. Propose a NEW controller that beats the best so far "
         "(accuracy first, then tokens), learning from the failures and traces below."
     )

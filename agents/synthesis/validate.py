@@ -15,6 +15,7 @@ defines the contract: ``class Controller`` with ``__init__(self, beta)``,
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 
 from agents.synthesis.contract import (
@@ -202,6 +203,13 @@ def _check_literals(tree: ast.Module, forbidden: frozenset[str]) -> Validation |
     return None
 
 
+_PARSE = threading.Lock()
+"""One ``ast.parse`` at a time in this process: CPython before 3.13 keeps the AST constructor's
+recursion depth per interpreter, not per thread, so parses in concurrent threads (the sibling
+proposals of a population round) can fail with ``SystemError: AST constructor recursion depth
+mismatch`` (CPython gh-106905)."""
+
+
 def validate_source(source: str, forbidden_literals: frozenset[str] = frozenset()) -> Validation:
     """Lint a candidate's source without running it (feedback for the LLM, not the boundary).
 
@@ -219,7 +227,8 @@ def validate_source(source: str, forbidden_literals: frozenset[str] = frozenset(
     'line 1'
     """
     try:
-        tree = ast.parse(source)
+        with _PARSE:
+            tree = ast.parse(source)
     except SyntaxError as exc:
         return Validation(False, "syntax_error", f"line {exc.lineno}: {exc.msg}")
     except (ValueError, RecursionError, MemoryError) as exc:
