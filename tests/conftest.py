@@ -9,6 +9,11 @@ import pytest
 
 from tts_gym.testing import tiny_store
 
+# Ray (the ray extra's tests) on the loopback interface only, and no usage report: read by Ray
+# when it is imported, so set before any test module imports it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 
 def real_data_dir() -> Path | None:
     """The real replay stores' folder, if configured and present."""

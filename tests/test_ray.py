@@ -99,6 +99,18 @@ def test_ray_address_needs_the_ray_executor(capsys):
     assert "--ray-address needs --executor ray" in capsys.readouterr().err
 
 
+def test_unreachable_cluster_is_one_sentence(capsys):
+    import socket
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["table", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err
+    assert not ray.is_initialized()
+
+
 # --- table, sweep: the CLI under both executors --------------------------------------------------
 @requires_data
 def test_table_subset_identical(ray_ex, tmp_path, capsys):

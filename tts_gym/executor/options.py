@@ -10,6 +10,7 @@ from tts_gym.cli import CliError
 from tts_gym.executor.base import Executor, ExecutorError, using
 
 RAY_MISSING = '--executor ray needs Ray, which is not installed: pip install "tts-gym[ray]"'
+"""The one sentence a command prints when Ray is asked for and missing."""
 
 
 def add_executor_args(parser: argparse.ArgumentParser) -> None:

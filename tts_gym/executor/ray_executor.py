@@ -22,17 +22,22 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-import ray
-from ray.exceptions import RayError, RayTaskError
-
 import tts_gym
 from tts_gym.executor.base import Executor, ExecutorError, Job
 from tts_gym.executor.node import claim_slot, node_label
+
+try:
+    import ray
+except ImportError:  # the ray extra is missing: RayExecutor() says so
+    ray = None
+
+RAY_MISSING = 'the Ray executor needs Ray, which is not installed: pip install "tts-gym[ray]"'
 
 LOCAL_OBJECT_STORE_MB = 512
 """Object store of a local instance (MiB): the published 12 stores and 100-seed orders for all
@@ -47,7 +52,7 @@ class Shared:
 
     __slots__ = ("ref",)
 
-    def __init__(self, ref: ray.ObjectRef) -> None:
+    def __init__(self, ref: Any) -> None:
         self.ref = ref
 
 
@@ -81,7 +86,7 @@ def _close_contexts() -> None:
 atexit.register(_close_contexts)
 
 
-def _context(job: Job, ref: ray.ObjectRef) -> Any:
+def _context(job: Job, ref: Any) -> Any:
     """The job's context in this worker for the map whose shared dict is ``ref`` (entered once;
     the context of an earlier map of the same job is closed first)."""
     key = ref.hex()
@@ -109,7 +114,13 @@ def _task(job: Job, box: list[Any], item: Any) -> Any:
     return job.run(_context(job, ref), item)
 
 
-_REMOTE = ray.remote(_task)
+_REMOTE: list[Any] = []
+
+
+def _remote() -> Any:
+    if not _REMOTE:
+        _REMOTE.append(ray.remote(_task))
+    return _REMOTE[0]
 
 
 # --- the driver side ---------------------------------------------------------------------------
@@ -130,10 +141,25 @@ def _start_local(num_cpus: int | None, object_store_mb: int) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
-def _unwrap(exc: RayTaskError) -> BaseException:
-    """The exception the work raised, with its own type and message."""
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when a ``HOST:PORT`` address does not answer (``ray.init`` would retry for
+    minutes)."""
+    host, sep, port = address.rpartition(":")
+    if address.startswith("ray://") or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it with "
+            "`ray start --head` (then `ray start --address HEAD:6379` on the other nodes) or "
+            "check the address") from None
+
+
+def _unwrap(exc: Exception) -> BaseException:
+    """The exception a Ray task's work raised, with its own type and message."""
     cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException) and not isinstance(cause, RayError):
+    if isinstance(cause, BaseException) and not isinstance(cause, ray.exceptions.RayError):
         return cause
     return ExecutorError(f"a Ray task failed: {str(exc).strip().splitlines()[-1][:500]}")
 
@@ -157,6 +183,8 @@ class RayExecutor(Executor):
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None,
                  object_store_mb: int = LOCAL_OBJECT_STORE_MB, max_retries: int = MAX_RETRIES
                  ) -> None:
+        if ray is None:
+            raise ExecutorError(RAY_MISSING)
         self.max_retries = int(max_retries)
         self.started = False
         if ray.is_initialized():
@@ -165,6 +193,7 @@ class RayExecutor(Executor):
             _start_local(num_cpus, object_store_mb)
             self.started = True
         else:
+            _check_reachable(address)
             try:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -173,7 +202,7 @@ class RayExecutor(Executor):
                     "start --head` (then `ray start --address HEAD:6379` on the other nodes) "
                     "or check the address") from None
         self._shared: dict[Hashable, Shared] = {}
-        self._inflight: set[ray.ObjectRef] = set()
+        self._inflight: set[Any] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -204,7 +233,7 @@ class RayExecutor(Executor):
         if not items:
             return results
         box = [ray.put(shared), tts_gym.__version__]
-        remote = _REMOTE.options(name=job.name, num_cpus=1, max_retries=self.max_retries,
+        remote = _remote().options(name=job.name, num_cpus=1, max_retries=self.max_retries,
                                  retry_exceptions=False)
         index = {remote.remote(job, box, item): i for i, item in enumerate(items)}
         pending = list(index)
@@ -236,19 +265,19 @@ class RayExecutor(Executor):
                 self._inflight.difference_update(index)
         return results
 
-    def _get(self, ref: ray.ObjectRef, job: Job) -> Any:
+    def _get(self, ref: Any, job: Job) -> Any:
         try:
             return ray.get(ref)
-        except RayTaskError as exc:
+        except ray.exceptions.RayTaskError as exc:
             raise _unwrap(exc) from None
-        except RayError as exc:  # worker or node lost more than max_retries times, ...
+        except ray.exceptions.RayError as exc:  # a worker or node lost max_retries + 1 times
             raise ExecutorError(
                 f"Ray could not finish a {job.name!r} task ({type(exc).__name__}: "
                 f"{str(exc).strip().splitlines()[0][:300]}) after {self.max_retries} "
                 "retries") from None
 
     @staticmethod
-    def _cancel(refs: Sequence[ray.ObjectRef], force: bool) -> None:
+    def _cancel(refs: Sequence[Any], force: bool) -> None:
         for ref in refs:
             try:
                 ray.cancel(ref, force=force)
