@@ -37,7 +37,7 @@ from tests.ray_support import (
 )
 from tts_gym.cli import main
 from tts_gym.controller import make_controller
-from tts_gym.evaluation import evaluate
+from tts_gym.evaluation import evaluate, protocol
 from tts_gym.executor import using
 from tts_gym.sandbox.evaluate import evaluate_source, unit_specs
 from tts_gym.sandbox.limits import SandboxLimits
@@ -150,7 +150,12 @@ def _same_result(a, b) -> None:
         np.testing.assert_array_equal(a.unrevealed, b.unrevealed)
 
 
-def test_evaluate_seed_chunks_identical(ray_ex):
+def test_evaluate_seed_chunks_identical(ray_ex, monkeypatch):
+    monkeypatch.setattr(protocol, "BATCH_SPREAD_EPISODES", 100)  # spread the batch path too
+    parallel = protocol._run_parallel
+    calls = []
+    monkeypatch.setattr(protocol, "_run_parallel",
+                        lambda *a, **k: calls.append(a[6].name) or parallel(*a, **k))
     store = tiny_store(5, questions=10, branches=16)
     seeds = list(range(3, 40))
     for name, params, kw in [("asc", {"max_samples": 16}, {"path": "handle", "traces": True}),
@@ -163,6 +168,8 @@ def test_evaluate_seed_chunks_identical(ray_ex):
             current = evaluate(ctrl, store, seeds, **kw)
         for got in (pooled, distributed, current):
             _same_result(inproc, got)
+    # pooled: asc and sc (handle path; cmc's batch path runs here); distributed: all three twice
+    assert sorted(calls) == ["local"] * 2 + ["ray"] * 6
 
 
 # --- the sandbox under Ray -----------------------------------------------------------------------

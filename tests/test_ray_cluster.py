@@ -90,12 +90,13 @@ def test_sweep_on_two_nodes_identical(cluster):
         (r.accuracy, r.avg_tokens, r.seeds, r.path) for r in local]
 
 
-def test_batch_seed_chunks_on_two_nodes_identical(cluster):
+def test_batch_seed_chunks_on_two_nodes_identical(cluster, monkeypatch):
+    from tts_gym.evaluation import evaluate, protocol
+
+    monkeypatch.setattr(protocol, "BATCH_SPREAD_EPISODES", 100)
     _c, _second, ex = cluster
     store = tiny_store(9, questions=12, branches=32)
     ctrl = make_controller("cmc", {"beta": 0.8})
-    from tts_gym.evaluation import evaluate
-
     a, b = evaluate(ctrl, store, 60), evaluate(ctrl, store, 60, executor=ex)
     assert (a.accuracy, a.avg_tokens) == (b.accuracy, b.avg_tokens)
     assert (a.correct == b.correct).all() and (a.tokens == b.tokens).all()

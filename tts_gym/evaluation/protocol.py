@@ -153,10 +153,16 @@ SEED_CHUNK_JOB = Job("tts-gym-seeds", _chunk_context, _run_chunk)
 """Some shuffle seeds of one controller on one store per item (rows of the seed list)."""
 
 CHUNKS_PER_SLOT = 4
-"""Seed chunks per parallel slot on a distributed executor: enough for load balance and cheap
-retries, few enough that each task plays many episodes (a Ray task costs ~1-2 ms, a chunk of
-one 30-question store 25 seeds x 30 episodes, 10 ms on the batch kernel and ~1 s on the handle
-path)."""
+"""Seed chunks per parallel slot on a distributed executor: enough to balance the load and to
+make a lost worker cheap (its chunk is a quarter of its share), few enough that each task plays
+many episodes (100 seeds of a 30-question store on 2 CPUs: 8 chunks of ~375 episodes, ~1 s on
+the handle path, against ~5 ms of Ray's time per task)."""
+
+
+BATCH_SPREAD_EPISODES = 200_000
+"""Episodes (seeds x questions) from which the batch path is split over a distributed executor:
+the batch kernels play ~10^5-10^6 episodes/s, so the published 100 seeds x 30 questions take
+milliseconds here and would only pay the trip; a 10,000-question store is worth spreading."""
 
 
 def seed_chunks(n_seeds: int, executor: Executor) -> list[list[int]]:
@@ -232,7 +238,8 @@ def evaluate(
         progress: Optional callable ``progress(n_seeds_done)``.
         executor: Where seed chunks run (:mod:`tts_gym.executor`). Default: the command's
             executor when it is distributed (then the batch path is split into seed chunks
-            too), else a local pool of ``workers`` for the handle path.
+            too, from :data:`BATCH_SPREAD_EPISODES` episodes on), else a local pool of
+            ``workers`` for the handle path.
 
     Returns:
         An :class:`EvalResult`.
@@ -261,7 +268,8 @@ def evaluate(
         raise ValueError("Traces are recorded on the handle path only; use path='handle'.")
     use_batch = has_batch and not traces and path != "handle"
     ex = executor if executor is not None else current()
-    spread = ex is not None and ex.distributed and len(seed_list) > 1
+    spread = ex is not None and ex.distributed and len(seed_list) > 1 and (
+        not use_batch or len(seed_list) * store.n_questions >= BATCH_SPREAD_EPISODES)
     if ex is None or not ex.distributed:
         ex = executor if executor is not None else LocalExecutor(min(workers, len(seed_list)))
     start = time.perf_counter()

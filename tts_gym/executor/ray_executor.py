@@ -114,13 +114,23 @@ def _task(job: Job, box: list[Any], item: Any) -> Any:
     return job.run(_context(job, ref), item)
 
 
-_REMOTE: list[Any] = []
+def _warm() -> int:
+    """Import tts-gym and load the env's kernels in a worker (the prewarm of a new executor)."""
+    import tts_gym.evaluation
+    import tts_gym.reporting.cells
+    import tts_gym.sandbox.units  # noqa: F401
+
+    tts_gym.warmup()
+    return os.getpid()
 
 
-def _remote() -> Any:
-    if not _REMOTE:
-        _REMOTE.append(ray.remote(_task))
-    return _REMOTE[0]
+_REMOTE: dict[str, Any] = {}
+
+
+def _remote(fn: Callable[..., Any] = _task) -> Any:
+    if fn.__name__ not in _REMOTE:
+        _REMOTE[fn.__name__] = ray.remote(fn)
+    return _REMOTE[fn.__name__]
 
 
 # --- the driver side ---------------------------------------------------------------------------
@@ -165,7 +175,8 @@ def _unwrap(exc: Exception) -> BaseException:
 
 
 class RayExecutor(Executor):
-    """Ray tasks (see the module docstring).
+    """Ray tasks (see the module docstring). On creation one prewarm task per CPU of the cluster
+    imports tts-gym and loads its kernels in a worker, while the caller loads its data.
 
     Args:
         address: ``None`` starts a local instance for this executor's lifetime (loopback only);
@@ -205,6 +216,9 @@ class RayExecutor(Executor):
         self._inflight: set[Any] = set()
         self._lock = threading.Lock()
         self._closed = False
+        # workers import tts-gym and load kernels while this process loads stores
+        warm = _remote(_warm).options(name="tts-gym-warm", num_cpus=1)
+        self._warming = [warm.remote() for _ in range(self.slots())]
 
     def slots(self) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
