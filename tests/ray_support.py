@@ -114,3 +114,29 @@ def strip(obj: Any) -> Any:
     if isinstance(obj, list):
         return [strip(v) for v in obj]
     return obj
+
+
+def interrupt_when_running(argv: list[str], units: int) -> tuple[int, str, set[int]]:
+    """Run the ``tts-gym`` command ``argv`` in a subprocess, send it SIGINT once ``units``
+    sandboxed units run, and wait for it. Returns its exit code, the end of its stderr, and the
+    processes it had started by then (Ray's, workers, fork servers, candidates)."""
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "import sys; from tts_gym.cli import main; sys.exit(main())"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([*cli, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(task_processes("tts-gym-unit")) < units and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.1)
+        assert len(task_processes("tts-gym-unit")) >= units, "the units did not start"
+        started = descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return rc, proc.stderr.read().decode()[-2000:], started

@@ -12,9 +12,6 @@ instance. No Ray process outlives the module.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -28,11 +25,10 @@ from tests.conftest import requires_data
 from tests.fake_openai_server import FakeOpenAI
 from tests.ray_support import (
     candidate_processes,
-    descendants,
+    interrupt_when_running,
     kill_when_running,
     ray_processes,
     strip,
-    task_processes,
     wait_gone,
 )
 from tts_gym.cli import main
@@ -49,7 +45,6 @@ ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra")
 from tts_gym.executor.ray_executor import RayExecutor  # noqa: E402
 
 LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=2.0, workers=2)
-CLI = [sys.executable, "-c", "import sys; from tts_gym.cli import main; sys.exit(main())"]
 
 
 @pytest.fixture(scope="module")
@@ -305,25 +300,11 @@ def test_ctrl_c_stops_the_work_and_the_local_instance(tiny_dir, tmp_path):
     gone."""
     path = tmp_path / "slow.py"
     path.write_text(C.INFINITE_LOOP)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [*CLI, "eval", f"file:{path}", "--model", "tiny-a", "--benchmark", "aime24",
-         "--data-dir", str(tiny_dir), "--param", "beta=0.5", "--seeds", "20",
-         "--executor", "ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not task_processes("tts-gym-unit") and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            time.sleep(0.1)
-        assert task_processes("tts-gym-unit"), "no unit started"
-        started = descendants(proc.pid)
-        assert len(started) > 5  # GCS, raylet, agents, workers, fork servers, candidates
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert rc == 130, proc.stderr.read().decode()[-2000:]
+    rc, err, started = interrupt_when_running(
+        ["eval", f"file:{path}", "--model", "tiny-a", "--benchmark", "aime24", "--data-dir",
+         str(tiny_dir), "--param", "beta=0.5", "--seeds", "20", "--executor", "ray"], units=1)
+    assert rc == 130, err
+    assert len(started) > 5  # GCS, raylet, agents, workers, fork servers, candidates
     deadline = time.monotonic() + 30
     while (alive := [p for p in started if Path(f"/proc/{p}").exists()]) and (
             time.monotonic() < deadline):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,13 @@ import pytest
 
 from tests import synthesis_candidates as C
 from tests.conftest import requires_data
-from tests.ray_support import candidate_processes, ray_processes, task_processes, wait_gone
+from tests.ray_support import (
+    candidate_processes,
+    interrupt_when_running,
+    ray_processes,
+    task_processes,
+    wait_gone,
+)
 from tts_gym.controller import make_controller
 from tts_gym.executor import Job, using
 from tts_gym.reporting import evaluate_cells, sweep_cells
@@ -40,7 +45,6 @@ from tts_gym.executor.ray_executor import RayExecutor  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 150 * 2**20, "node_ip_address": "127.0.0.1"}
 """Each simulated node: 1 CPU, a small object store, on the loopback interface."""
-CLI = [sys.executable, "-c", "import sys; from tts_gym.cli import main; sys.exit(main())"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,7 @@ def _node_id(shared, slot):
 
 
 def _where(_ctx, item):
-    time.sleep(0.3)
+    time.sleep(0.5)
     return ray.get_runtime_context().get_node_id()
 
 
@@ -75,8 +79,14 @@ WHERE = Job("tts-gym-where", _node_id, _where)
 
 
 def test_work_spreads_over_the_nodes(cluster):
+    """Tasks the head node cannot take at once go to the second node (once its worker process
+    is up: a few seconds on a loaded machine, hence a few tries)."""
     c, second, ex = cluster
-    nodes = set(ex.map(WHERE, {}, list(range(8))))
+    nodes: set[str] = set()
+    for _ in range(5):
+        nodes |= set(ex.map(WHERE, {}, list(range(6))))
+        if len(nodes) == 2:
+            break
     assert nodes == {c.head_node.node_id, second.node_id}
 
 
@@ -154,24 +164,11 @@ def test_ctrl_c_cancels_the_commands_tasks_and_leaves_the_cluster(cluster, tmp_p
     write_store_json(tmp_path / "data" / "tiny" / "aime24.json",
                      tiny_questions(4, questions=4, branches=12))
     (tmp_path / "slow.py").write_text(C.INFINITE_LOOP)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [*CLI, "eval", f"file:{tmp_path / 'slow.py'}", "--model", "tiny", "--benchmark",
-         "aime24", "--data-dir", str(tmp_path / "data"), "--param", "beta=0.5", "--seeds",
-         "20", "--executor", "ray", "--ray-address", c.address],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while len(task_processes("tts-gym-unit")) < 2 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            time.sleep(0.1)
-        assert len(task_processes("tts-gym-unit")) == 2, "the units did not start"
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert rc == 130, proc.stderr.read().decode()[-2000:]
+    rc, err, _started = interrupt_when_running(
+        ["eval", f"file:{tmp_path / 'slow.py'}", "--model", "tiny", "--benchmark", "aime24",
+         "--data-dir", str(tmp_path / "data"), "--param", "beta=0.5", "--seeds", "20",
+         "--executor", "ray", "--ray-address", c.address], units=2)
+    assert rc == 130, err
     deadline = time.monotonic() + 30
     while (task_processes("tts-gym-unit") or candidate_processes()
            or ray.available_resources().get("CPU", 0) < 2) and time.monotonic() < deadline:

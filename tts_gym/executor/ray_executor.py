@@ -313,3 +313,6 @@ class RayExecutor(Executor):
         self._shared.clear()
         if self.started and ray.is_initialized():
             ray.shutdown()
+            from tts_gym.sandbox.zygote_client import remove_stale_workdirs
+
+            remove_stale_workdirs()  # of the workers the shutdown killed
