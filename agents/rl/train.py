@@ -83,9 +83,8 @@ class Args:
     checkpoint_every: int = 25_000
     """Save a checkpoint every this many steps (0: never)."""
     torch_threads: int = 1
-    """Threads torch may use. 1 is fastest for these small networks: with torch's default (one
-    per core) MaskablePPO on the atomic env took 2.1 s instead of 0.44 s per 1,024 steps on a
-    2-core machine (the issue that prompted this measured 22 s vs 1.5 s on a larger one)."""
+    """Threads torch may use; 1 is fastest for networks this small (torch's default, one per
+    core, made MaskablePPO ~5x slower here: docs/rl.md)."""
     progress: bool = True
     """Show a progress bar."""
     store: Any = field(default=None, repr=False)

@@ -45,10 +45,11 @@ def curves(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("tts-gym plot needs matplotlib: pip install 'tts-gym[plot]'.") from exc
+    from tts_gym.extras import require_extra
+
+    require_extra("plot", "Plotting (tts_gym.reporting.plot)")
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
