@@ -1,0 +1,265 @@
+"""Async HTTP client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp), built on aiohttp.
+
+aiohttp rather than httpx: the collector sends hundreds of thousands of small requests and the
+client's own CPU per request must stay far below the server's time; aiohttp's HTTP/1.1 keep-alive
+path costs a fraction of httpx's per request on this machine (``benchmarks/bench_collect.py``).
+The ``openai`` package is not used: it has no token-id prompts, ``/tokenize`` or per-request
+``seed`` checks, and adds its own retry layer.
+
+Every request goes through one :class:`~tts_gym.retry.RetryPolicy` and one
+:class:`~tts_gym.collect.dispatch.Dispatcher`: a transient failure (429, 5xx, timeout, refused or
+dropped connection, a body that is not the JSON promised, a reply that fails the caller's
+``check``) is retried on the least-loaded server after the policy's wait; anything else, or the
+last attempt, raises :class:`~tts_gym.collect.errors.CollectError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tts_gym.collect.dispatch import Dispatcher
+from tts_gym.collect.errors import CollectError
+from tts_gym.retry import RetryPolicy, parse_retry_after, retryable_status
+
+
+class BadReply(Exception):
+    """A reply that parsed but breaks the protocol (raised by a ``check``; retried)."""
+
+
+class _Failure(Exception):
+    def __init__(self, what: str, *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(what)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+def api_roots(url: str) -> tuple[str, str]:
+    """``(api_root, server_root)`` of a base URL given with or without ``/v1``.
+
+    >>> api_roots("http://127.0.0.1:8000/v1/"), api_roots("http://h:8000")
+    (('http://127.0.0.1:8000/v1', 'http://127.0.0.1:8000'), ('http://h:8000/v1', 'http://h:8000'))
+    """
+    url = url.rstrip("/")
+    if url.endswith("/v1"):
+        return url, url[: -len("/v1")]
+    return url + "/v1", url
+
+
+def _server_message(raw: bytes) -> str:
+    """The error message of an OpenAI-style error body (both vLLM layouts), else the text."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw[:200].decode("utf-8", "replace").strip()
+    if isinstance(obj, dict):
+        inner = obj.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+        if isinstance(obj.get("message"), str):
+            return obj["message"]
+        if isinstance(inner, str):
+            return inner
+    return raw[:200].decode("utf-8", "replace").strip()
+
+
+@dataclass
+class Reply:
+    """A successful reply: the decoded JSON object, the server index and the attempts made."""
+
+    data: dict[str, Any]
+    server: int
+    attempts: int
+
+
+@dataclass
+class Stats:
+    """Request accounting over the whole run (goes to the metadata)."""
+
+    requests: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def retries(self) -> int:
+        """Failed attempts that were retried or ended the run."""
+        return sum(self.failures.values())
+
+
+class ServerPool:
+    """Sessions to one or more servers, least-loaded dispatch, one retry policy.
+
+    Args:
+        urls: Base URLs (``http://host:port/v1``; the ``/v1`` may be left out).
+        limit: Requests in flight per server.
+        policy: Retry policy.
+        api_key: Bearer token for every request (None: no header).
+        sleep: Injected in tests.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        limit: int,
+        policy: RetryPolicy,
+        api_key: str | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.urls = [u.rstrip("/") for u in urls]
+        self.roots = [api_roots(u) for u in urls]
+        self.policy = policy
+        self.dispatcher = Dispatcher(len(urls), limit)
+        self.stats = Stats()
+        self._limit = limit
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._sleep = sleep
+        self._sessions: list[Any] = []
+
+    async def __aenter__(self) -> ServerPool:
+        import aiohttp
+
+        for _ in self.urls:
+            connector = aiohttp.TCPConnector(limit=self._limit + 2, force_close=False)
+            self._sessions.append(
+                aiohttp.ClientSession(connector=connector, headers=self._headers)
+            )
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for session in self._sessions:
+            await session.close()
+        self._sessions.clear()
+
+    def url(self, server: int, path: str) -> str:
+        """Absolute URL of ``path``: ``/v1/...`` paths under the API root, others at the root."""
+        api, root = self.roots[server]
+        return api + path[3:] if path.startswith("/v1/") else root + path
+
+    async def _once(self, server: int, method: str, path: str, body: bytes | None,
+                    timeout: float) -> dict[str, Any]:
+        import aiohttp
+
+        url = self.url(server, path)
+        self.stats.requests += 1
+        try:
+            async with self._sessions[server].request(
+                method, url, data=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise _Failure(f"no complete answer from {url} within {timeout:g} s",
+                           retryable=True) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _Failure(f"cannot connect to {url} ({exc.os_error or exc})",
+                           retryable=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            kind = type(exc).__name__
+            raise _Failure(f"the connection to {url} broke mid-reply ({kind}: {exc})",
+                           retryable=True) from None
+        if status != 200:
+            message = _server_message(raw)
+            raise _Failure(
+                f"{url} answered HTTP {status}: {message}",
+                retryable=retryable_status(status),
+                retry_after=retry_after,
+                status=status,
+            )
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            head = raw[:60].decode("utf-8", "replace")
+            raise _Failure(f"{url} answered with a body that is not JSON ({head!r}...)",
+                           retryable=True) from None
+        if not isinstance(data, dict):
+            raise _Failure(f"{url} answered JSON that is not an object", retryable=True)
+        return data
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        what: str,
+        timeout: float,
+        prefer: int | None = None,
+        server: int | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
+        fatal: Callable[[str, int | None], str] | None = None,
+        tolerate: Collection[int] = (),
+    ) -> Reply | None:
+        """Send one request, retrying transient failures.
+
+        Args:
+            method: ``"GET"`` or ``"POST"``.
+            path: ``/v1/completions``, ``/tokenize``, ...
+            body: JSON bytes (POST).
+            what: How errors name the request ("the generation of question 3, branch 7").
+            timeout: Seconds for the whole exchange.
+            prefer: Server to use when it is among the least loaded.
+            server: Use exactly this server, outside the dispatcher (start-up checks).
+            check: Raises :class:`BadReply` on a reply that breaks the protocol (retried).
+            fatal: Turns a non-retryable failure (message, HTTP status) into the sentence
+                raised; default: the message and "check the server".
+            tolerate: HTTP statuses that mean "not supported here": return None for them.
+
+        Raises:
+            CollectError: A non-retryable failure, or the last attempt failed.
+        """
+        last = ""
+        for attempt in range(1, self.policy.max_attempts + 1):
+            i = await self.dispatcher.acquire(prefer) if server is None else server
+            try:
+                data = await self._once(i, method, path, body, timeout)
+                if check is not None:
+                    check(data)
+                return Reply(data, i, attempt)
+            except _Failure as exc:
+                self.stats.failures[exc.status or "network"] += 1
+                if not exc.retryable:
+                    if exc.status in tolerate:
+                        return None
+                    if fatal is not None:
+                        raise CollectError(fatal(str(exc), exc.status)) from None
+                    raise CollectError(
+                        f"Giving up on {what}: {exc}; check the server and the arguments "
+                        "(progress is saved: rerun the same command to continue)."
+                    ) from None
+                last, retry_after = str(exc), exc.retry_after
+            except BadReply as exc:
+                self.stats.failures["bad reply"] += 1
+                last, retry_after = f"{self.url(i, path)} sent a reply that {exc}", None
+            finally:
+                if server is None:
+                    self.dispatcher.release(i)
+            if attempt < self.policy.max_attempts:
+                wait = self.policy.delay(attempt, retry_after)
+                self.dispatcher.cool(i, wait)
+                await self._sleep(wait)
+        raise CollectError(
+            f"Giving up on {what} after {self.policy.max_attempts} attempts: {last}; check the "
+            "server (progress is saved: rerun the same command to continue)."
+        )
+
+
+def api_key_from(env_var: str | None) -> str | None:
+    """The key in ``env_var`` (``--api-key-env``); a named but unset variable is an error."""
+    if not env_var:
+        return None
+    key = os.environ.get(env_var)
+    if not key:
+        raise CollectError(
+            f"--api-key-env names {env_var}, which is not set; export it or drop the option "
+            "(a local server takes no key)."
+        )
+    return key
