@@ -110,8 +110,13 @@ class Journal:
         return self.gen_dir / f"q{q}-b{b}.json"
 
     def write_blob(self, q: int, b: int, blob: bytes) -> None:
-        """Atomically write a trajectory blob (before its "gen" record)."""
-        write_bytes_atomic(self.blob_path(q, b), blob)
+        """Write a trajectory blob (before its "gen" record): temporary file and rename, no
+        fsync (a blob lost to a power cut fails its digest check and the branch is sampled
+        again; a killed process loses nothing)."""
+        path = self.blob_path(q, b)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
 
     def drop_blob(self, q: int, b: int) -> None:
         """Delete a trajectory blob (after its "branch" record)."""

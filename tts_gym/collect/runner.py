@@ -214,18 +214,34 @@ class Collector:
         if not ids:
             raise CollectError(f"The server could not tokenize the prompt of question "
                                f"{self.problems[q].id!r}; use --token-mode text.")
-        need = len(ids) + self.config.max_tokens + len(self.suffix_ids or []) + \
-            self.config.probe_max_tokens
-        if self.max_model_len is not None and need > self.max_model_len:
-            raise CollectError(
-                f"Question {self.problems[q].id!r} needs {need} tokens of context (prompt "
-                f"{len(ids)} + --max-tokens {self.config.max_tokens} + probe suffix and answer) "
-                f"but the server's max_model_len is {self.max_model_len}; lower --max-tokens or "
-                f"restart the server with a larger --max-model-len."
-            )
+        self._check_context(q, len(ids))
         import numpy as np
 
         return Prompt(text, np.asarray(ids, dtype=np.int64))
+
+    def _check_context(self, q: int, prompt_tokens: int) -> None:
+        cfg = self.config
+        need = prompt_tokens + cfg.max_tokens + len(self.suffix_ids or []) + cfg.probe_max_tokens
+        if self.max_model_len is not None and need > self.max_model_len:
+            raise CollectError(
+                f"Question {self.problems[q].id!r} needs {need} tokens of context (prompt "
+                f"{prompt_tokens} + --max-tokens {cfg.max_tokens} + probe suffix and answer) "
+                f"but the server's max_model_len is {self.max_model_len}; lower --max-tokens or "
+                f"restart the server with a larger --max-model-len."
+            )
+
+    async def _check_all_contexts(self, pool: ServerPool) -> None:
+        """Every prompt fits the context with a full trajectory and a probe (before any
+        generation; the token counts are not kept)."""
+        if self.config.token_mode == "text" or self.max_model_len is None:
+            return
+
+        async def one(q: int) -> None:
+            text = self.template.render(self.problems[q].problem)
+            ids = await tokenize(pool, self.config.model_name, text, self.options.timeout_s)
+            self._check_context(q, len(ids or []))
+
+        await asyncio.gather(*(one(q) for q in range(len(self.problems))))
 
     # --- requests -----------------------------------------------------------------------------
     def _charge(self, tokens: int) -> None:
@@ -429,6 +445,15 @@ class Collector:
             fatal = [e for e in failures if not isinstance(e, BudgetReached)]
             raise (fatal or failures)[0]
 
+    def _check_resume(self, saved: CollectConfig, now: CollectConfig) -> None:
+        diff = differences(saved, now)
+        if diff:
+            raise CollectError(
+                f"A collection into {self.store} was started with other settings "
+                f"({'; '.join(diff)}); rerun with the saved settings to continue it, or "
+                f"delete {self.journal.folder} to start over."
+            )
+
     async def run(self) -> dict[str, Any]:
         """Check the servers, resume or start the journal, collect, build; return the metadata."""
         from tqdm import tqdm
@@ -442,19 +467,16 @@ class Collector:
             except (KeyError, TypeError):
                 raise CollectError(f"{self.journal.path} has an unreadable header; delete "
                                    f"{self.journal.folder} to start over.") from None
+        if saved is not None:  # refuse changed settings before talking to any server
+            self._check_resume(saved, cfg if opts.token_mode != "auto" else
+                               dataclasses.replace(cfg, token_mode=saved.token_mode))
         async with ServerPool(opts.base_urls, opts.max_in_flight, opts.policy,
                               opts.api_key) as pool:
             caps = await self._check_servers(pool)
             mode = self._resolve_mode(caps, saved.token_mode if saved else None)
             self.config = cfg = dataclasses.replace(cfg, token_mode=mode)
             if saved is not None:
-                diff = differences(saved, cfg)
-                if diff:
-                    raise CollectError(
-                        f"A collection into {self.store} was started with other settings "
-                        f"({'; '.join(diff)}); rerun with the saved settings to continue it, or "
-                        f"delete {self.journal.folder} to start over."
-                    )
+                self._check_resume(saved, cfg)
             self.request_fields = self._request_fields(caps)
             self.suffix_ids = self.marker_ids = None
             if mode != "text":
@@ -466,6 +488,7 @@ class Collector:
             self.probe_head = dumps({"model": cfg.model_name, "max_tokens": cfg.probe_max_tokens,
                                      "temperature": 0.0, "top_p": 1.0, "n": 1})[:-1] + \
                 b',"prompt":'
+            await self._check_all_contexts(pool)
             if resumed is None:
                 created = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 self.journal.create({"config": cfg.to_dict(), "created": created})
