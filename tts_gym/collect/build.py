@@ -30,30 +30,9 @@ from tts_gym.collect.canonical import canonical_labels
 from tts_gym.collect.config import CollectConfig
 from tts_gym.collect.errors import CollectError
 from tts_gym.collect.journal import Journal
+from tts_gym.collect.meta import META_FORMAT, RAW_FORMAT, meta_path, raw_path
 from tts_gym.collect.problems import Problem
 from tts_gym.io import _umask, write_json_atomic
-
-META_FORMAT = "tts-gym-collect/1"
-RAW_FORMAT = "tts-gym-collect-raw/1"
-
-
-def meta_path(store: Path) -> Path:
-    """``<benchmark>.meta.json`` beside ``<benchmark>.json``."""
-    return store.with_name(store.stem + ".meta.json")
-
-
-def raw_path(store: Path) -> Path:
-    """``<benchmark>.raw.json`` beside ``<benchmark>.json``."""
-    return store.with_name(store.stem + ".raw.json")
-
-
-def read_meta(store: Path) -> dict[str, Any] | None:
-    """The collection metadata beside a store, or None (absent, unreadable or foreign)."""
-    try:
-        meta = json.loads(meta_path(store).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == META_FORMAT else None
 
 
 @dataclass

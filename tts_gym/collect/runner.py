@@ -28,12 +28,13 @@ from tts_gym.collect.api import (
     served_models,
     tokenize,
 )
-from tts_gym.collect.build import build, read_meta
+from tts_gym.collect.build import build
 from tts_gym.collect.client import BadReply, ServerPool
 from tts_gym.collect.config import CollectConfig, differences
 from tts_gym.collect.errors import BudgetReached, CollectError
 from tts_gym.collect.extract import open_braces, probe_answer
 from tts_gym.collect.journal import Journal, Pending
+from tts_gym.collect.meta import read_meta
 from tts_gym.collect.problems import Problem
 from tts_gym.collect.protocol import branch_seed, probe_positions
 from tts_gym.collect.templates import Template
