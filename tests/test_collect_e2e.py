@@ -103,10 +103,10 @@ def test_missing_extra_is_one_sentence_and_creates_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     problems = write_problems(tmp_path / "toy.jsonl")
-    monkeypatch.setitem(sys.modules, "aiohttp", None)  # import aiohttp -> ImportError
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # import math_verify -> ImportError
     assert main(cli_args(problems, ["http://127.0.0.1:9/v1"], tmp_path / "out")) == 2
     err = capsys.readouterr().err
-    assert "needs aiohttp, which is not installed: pip install tts-gym[collect]" in err
+    assert "needs math-verify, which is not installed: pip install tts-gym[collect]" in err
     assert not (tmp_path / "out").exists()
 
 

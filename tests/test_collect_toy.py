@@ -16,6 +16,7 @@ import pytest
 
 from tests.collect_helpers import (
     MODEL,
+    PROBLEMS,
     cli_args,
     expected_store,
     read_store,
@@ -117,12 +118,19 @@ TRANSIENT = [
 ]
 
 
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """Two of the toy problems (the fault tests run with 3 branches each)."""
+    return write_problems(tmp_path / "toy.jsonl", PROBLEMS[:2])
+
+
 @pytest.mark.parametrize("fault", TRANSIENT, ids=lambda f: f"{f.what}-{f.kind}")
-def test_each_fault_is_survived(problems: Path, tmp_path: Path, fault: Fault) -> None:
+def test_each_fault_is_survived(small: Path, tmp_path: Path, fault: Fault) -> None:
     with FakeVLLM(toy=TOY, faults=[fault]) as srv:
-        assert run(problems, [srv.base_url], tmp_path / "o", timeout=0.6, max_in_flight=4) == 0
+        assert run(small, [srv.base_url], tmp_path / "o", timeout=0.6, max_in_flight=4,
+                   branches=3) == 0
         assert any(c.fault == fault.what for c in srv.calls)
-    assert read_store(tmp_path / "o") == expected_store(TOY)
+    assert read_store(tmp_path / "o") == expected_store(TOY, PROBLEMS[:2], branches=3)
     if fault.kind == "probe" or fault.kind == "gen" and fault.nth > 2:  # (2 start-up checks)
         assert meta_of(tmp_path / "o")["counts"]["failed_attempts"] >= 1
 
@@ -139,17 +147,17 @@ PERSISTENT = [
 
 @pytest.mark.parametrize(("fault", "needle"), PERSISTENT, ids=lambda x: getattr(x, "what", ""))
 def test_a_fault_that_persists_is_one_sentence_and_a_rerun_finishes(
-    problems: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: Fault, needle: str
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: Fault, needle: str
 ) -> None:
     out = tmp_path / "o"
     with FakeVLLM(toy=TOY, faults=[fault]) as srv:
-        assert run(problems, [srv.base_url], out, timeout=0.3, retries=2) == 2
+        assert run(small, [srv.base_url], out, timeout=0.3, retries=2, branches=3) == 2
     line = error_line(capsys)
     assert "Giving up on" in line and needle in line and "rerun the same command" in line
     assert not store_path(out).exists() and (out / "Toy-1B" / ".toy.collect").is_dir()
     with FakeVLLM(toy=TOY) as srv:
-        assert run(problems, [srv.base_url], out) == 0
-    assert read_store(out) == expected_store(TOY)
+        assert run(small, [srv.base_url], out, branches=3) == 0
+    assert read_store(out) == expected_store(TOY, PROBLEMS[:2], branches=3)
 
 
 def test_retry_after_is_honoured(problems: Path, tmp_path: Path) -> None:

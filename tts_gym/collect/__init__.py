@@ -9,15 +9,16 @@ prompts), :mod:`~tts_gym.collect.api` (the completions protocol),
 dispatch, retries), :mod:`~tts_gym.collect.journal` (resume), :mod:`~tts_gym.collect.build`
 (store, raw sidecar, metadata), :mod:`~tts_gym.collect.runner` (the loop).
 
-Needs the ``collect`` extra (aiohttp, math-verify): ``pip install tts-gym[collect]``. Importing
-this package does not import them; :func:`require_extra` checks for them.
+Needs the ``collect`` extra (math-verify and its LaTeX parser): ``pip install tts-gym[collect]``;
+the HTTP client is the standard library's asyncio (:mod:`~tts_gym.collect.http`). Importing this
+package does not import them; :func:`require_extra` checks for them.
 """
 
 from __future__ import annotations
 
 from tts_gym.collect.errors import BudgetReached, CollectError
 
-EXTRA_MODULES: tuple[str, ...] = ("aiohttp", "math_verify")
+EXTRA_MODULES: tuple[str, ...] = ("math_verify", "latex2sympy2_extended")
 
 
 def require_extra() -> None:

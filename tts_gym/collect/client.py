@@ -1,10 +1,9 @@
-"""Async HTTP client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp), built on aiohttp.
+"""Requests to one or more OpenAI-compatible servers (vLLM, SGLang, llama.cpp): least-loaded
+dispatch, bounded requests in flight per server, one retry policy.
 
-aiohttp rather than httpx: the collector sends hundreds of thousands of small requests and the
-client's own CPU per request must stay far below the server's time; aiohttp's HTTP/1.1 keep-alive
-path costs a fraction of httpx's per request on this machine (``benchmarks/bench_collect.py``).
-The ``openai`` package is not used: it has no token-id prompts, ``/tokenize`` or per-request
-``seed`` checks, and adds its own retry layer.
+Transport: :mod:`tts_gym.collect.http` (keep-alive HTTP/1.1 on asyncio; why not aiohttp or
+httpx is said there). The ``openai`` package is not used either: it has no token-id prompts or
+``/tokenize``, and adds its own retry layer.
 
 Every request goes through one :class:`~tts_gym.retry.RetryPolicy` and one
 :class:`~tts_gym.collect.dispatch.Dispatcher`: a transient failure (429, 5xx, timeout, refused or
@@ -22,9 +21,17 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from tts_gym.collect.dispatch import Dispatcher
 from tts_gym.collect.errors import CollectError
+from tts_gym.collect.http import (
+    BadResponse,
+    ConnectFailed,
+    Disconnected,
+    HostClient,
+    Timeout,
+)
 from tts_gym.retry import RetryPolicy, parse_retry_after, retryable_status
 
 
@@ -72,11 +79,13 @@ def _server_message(raw: bytes) -> str:
 
 @dataclass
 class Reply:
-    """A successful reply: the decoded JSON object, the server index and the attempts made."""
+    """A successful reply: the decoded JSON object, the server index, the attempts made and what
+    the caller's ``check`` returned."""
 
     data: dict[str, Any]
     server: int
     attempts: int
+    checked: Any = None
 
 
 @dataclass
@@ -116,68 +125,57 @@ class ServerPool:
         self.policy = policy
         self.dispatcher = Dispatcher(len(urls), limit)
         self.stats = Stats()
-        self._limit = limit
-        self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._clients: list[HostClient] = []
+        for api, _root in self.roots:
+            try:
+                self._clients.append(HostClient(api, limit, headers))
+            except ValueError:
+                raise CollectError(
+                    f"--base-url {api!r} is not an http:// or https:// URL; give the server as "
+                    "http://HOST:PORT/v1."
+                ) from None
         self._sleep = sleep
-        self._sessions: list[Any] = []
 
     async def __aenter__(self) -> ServerPool:
-        import aiohttp
-
-        for _ in self.urls:
-            connector = aiohttp.TCPConnector(limit=self._limit + 2, force_close=False)
-            self._sessions.append(
-                aiohttp.ClientSession(connector=connector, headers=self._headers)
-            )
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        for session in self._sessions:
-            await session.close()
-        self._sessions.clear()
+        for client in self._clients:
+            client.close()
 
     def url(self, server: int, path: str) -> str:
         """Absolute URL of ``path``: ``/v1/...`` paths under the API root, others at the root."""
         api, root = self.roots[server]
         return api + path[3:] if path.startswith("/v1/") else root + path
 
-    async def _once(self, server: int, method: str, path: str, body: bytes | None,
-                    timeout: float) -> dict[str, Any]:
-        import aiohttp
-
+    async def _once(self, server: int, method: str, path: str,
+                    body: bytes | tuple[bytes | memoryview, ...] | None, timeout: float
+                    ) -> dict[str, Any]:
         url = self.url(server, path)
         self.stats.requests += 1
         try:
-            async with self._sessions[server].request(
-                method, url, data=body, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        except (asyncio.TimeoutError, TimeoutError):
+            resp = await self._clients[server].request(method, urlsplit(url).path, body, timeout)
+        except Timeout:
             raise _Failure(f"no complete answer from {url} within {timeout:g} s",
                            retryable=True) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise _Failure(f"cannot connect to {url} ({exc.os_error or exc})",
-                           retryable=True) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            kind = type(exc).__name__
-            raise _Failure(f"the connection to {url} broke mid-reply ({kind}: {exc})",
-                           retryable=True) from None
-        if status != 200:
-            message = _server_message(raw)
+        except ConnectFailed as exc:
+            raise _Failure(f"{exc} for {url}", retryable=True) from None
+        except Disconnected:
+            raise _Failure(f"the connection to {url} broke mid-reply", retryable=True) from None
+        except BadResponse as exc:
+            raise _Failure(f"{url} did not answer in HTTP ({exc})", retryable=True) from None
+        if resp.status != 200:
             raise _Failure(
-                f"{url} answered HTTP {status}: {message}",
-                retryable=retryable_status(status),
-                retry_after=retry_after,
-                status=status,
+                f"{url} answered HTTP {resp.status}: {_server_message(resp.body)}",
+                retryable=retryable_status(resp.status),
+                retry_after=parse_retry_after(resp.headers.get("retry-after")),
+                status=resp.status,
             )
         try:
-            data = json.loads(raw)
+            data = json.loads(resp.body)
         except (ValueError, UnicodeDecodeError):
-            head = raw[:60].decode("utf-8", "replace")
+            head = resp.body[:60].decode("utf-8", "replace")
             raise _Failure(f"{url} answered with a body that is not JSON ({head!r}...)",
                            retryable=True) from None
         if not isinstance(data, dict):
@@ -188,13 +186,13 @@ class ServerPool:
         self,
         method: str,
         path: str,
-        body: bytes | None,
+        body: bytes | tuple[bytes | memoryview, ...] | None,
         *,
         what: str,
         timeout: float,
         prefer: int | None = None,
         server: int | None = None,
-        check: Callable[[dict[str, Any]], None] | None = None,
+        check: Callable[[dict[str, Any]], Any] | None = None,
         fatal: Callable[[str, int | None], str] | None = None,
         tolerate: Collection[int] = (),
     ) -> Reply | None:
@@ -203,12 +201,13 @@ class ServerPool:
         Args:
             method: ``"GET"`` or ``"POST"``.
             path: ``/v1/completions``, ``/tokenize``, ...
-            body: JSON bytes (POST).
+            body: JSON bytes, or its pieces (POST).
             what: How errors name the request ("the generation of question 3, branch 7").
             timeout: Seconds for the whole exchange.
             prefer: Server to use when it is among the least loaded.
             server: Use exactly this server, outside the dispatcher (start-up checks).
-            check: Raises :class:`BadReply` on a reply that breaks the protocol (retried).
+            check: Raises :class:`BadReply` on a reply that breaks the protocol (retried); what
+                it returns is kept in :attr:`Reply.checked`.
             fatal: Turns a non-retryable failure (message, HTTP status) into the sentence
                 raised; default: the message and "check the server".
             tolerate: HTTP statuses that mean "not supported here": return None for them.
@@ -221,9 +220,7 @@ class ServerPool:
             i = await self.dispatcher.acquire(prefer) if server is None else server
             try:
                 data = await self._once(i, method, path, body, timeout)
-                if check is not None:
-                    check(data)
-                return Reply(data, i, attempt)
+                return Reply(data, i, attempt, None if check is None else check(data))
             except _Failure as exc:
                 self.stats.failures[exc.status or "network"] += 1
                 if not exc.retryable:

@@ -131,10 +131,6 @@ def check_target(store: Path, config: CollectConfig, options: RunOptions) -> dic
     return None
 
 
-def _check(data: dict[str, Any], max_tokens: int) -> None:
-    parse_completion(data, max_tokens)
-
-
 class Collector:
     """One collection run (see :func:`collect`)."""
 
@@ -273,10 +269,11 @@ class Collector:
         }
         need_ids = cfg.token_mode == "ids"
 
-        def check(data: dict[str, Any]) -> None:
+        def check(data: dict[str, Any]) -> Completion:
             done = parse_completion(data, cfg.max_tokens)
             if need_ids and done.token_ids is None:
                 raise BadReply("carries no generated token ids")
+            return done
 
         self._budget()
         reply = await pool.request(
@@ -285,7 +282,7 @@ class Collector:
             fatal=self._fatal(q, b, None),
         )
         assert reply is not None
-        done = parse_completion(reply.data, cfg.max_tokens)
+        done = reply.checked
         traj = await self._trajectory(pool, done)
         blob = traj.blob()
         self.journal.write_blob(q, b, blob)
@@ -313,12 +310,12 @@ class Collector:
         k = self.config.probe_max_tokens
         self._budget()
         reply = await pool.request(
-            "POST", "/v1/completions", bodies.body(at), what=self._what(q, b, at),
+            "POST", "/v1/completions", bodies.parts(at), what=self._what(q, b, at),
             timeout=self.options.timeout_s, prefer=home,
-            check=lambda data: _check(data, k), fatal=self._fatal(q, b, at),
+            check=lambda data: parse_completion(data, k), fatal=self._fatal(q, b, at),
         )
         assert reply is not None
-        done = parse_completion(reply.data, k)
+        done = reply.checked
         answer, closed = probe_answer(done.text, self.opened)
         rec = {
             "kind": "probe", "q": q, "b": b, "at": at, "output": done.text, "answer": answer,

@@ -168,6 +168,7 @@ class ProbeBodies:
             full = np.concatenate([prompt.ids, traj.ids])
             self._full = json.dumps(full.tolist(), separators=(",", ":")).encode()
             self._commas = np.flatnonzero(np.frombuffer(self._full, np.uint8) == ord(","))
+            self._view = memoryview(self._full)
             tail = ",".join(map(str, suffix_ids))
             self._tail = (("," + tail) if tail else "").encode() + b"]}"
         else:
@@ -182,11 +183,15 @@ class ProbeBodies:
             return int(traj.offsets[p])
         return round(p * len(text) / max(1, traj.generated))
 
-    def body(self, p: int) -> bytes:
-        """The body of the probe after ``p`` generated tokens."""
+    def parts(self, p: int) -> tuple[bytes | memoryview, ...]:
+        """The body of the probe after ``p`` generated tokens, as pieces (no 100 KB copy)."""
         if self.traj.ids is not None:
             n = self.n_prompt + p  # elements kept (>= 1: the prompt is never empty)
             end = self._commas[n - 1] if n - 1 < len(self._commas) else len(self._full) - 1
-            return self.head + self._full[:end] + self._tail
+            return self.head, self._view[:end], self._tail
         text = self.prompt_text + (self.traj.text or "")[: self._char_cut(p)] + self.suffix_text
-        return self.head + dumps(text) + b"}"
+        return (self.head + dumps(text) + b"}",)
+
+    def body(self, p: int) -> bytes:
+        """The body of the probe after ``p`` generated tokens, as one bytes object."""
+        return b"".join(self.parts(p))
