@@ -157,6 +157,23 @@ def test_gold_fallback_catches_forms_with_other_normal_forms() -> None:
         r"2\sqrt{2}": r"\sqrt{8}", r"\sqrt{8}": r"\sqrt{8}"}
 
 
+def test_fast_paths_agree_with_the_latex_parser() -> None:
+    from tts_gym.collect import canonical as c
+
+    strings = ["160 + 3 + 10", "2^{10}", "(3 + 1) \\cdot 2", "1/2 + 1/3", "0.5*4", "-3 - -2",
+               "10/4", "1 + 2 * 3", "2^{64}", "(1)", "3.25", "7 \\times 6", "1.5^2", "204",
+               "-12", "0.125", "\\frac{3}{4}", "-\\dfrac{10}{4}", "7/21", "2^-1", "1/0",
+               "2^{1000}", "12(3)"]
+    fast = 0
+    for s in strings:
+        t = c._unwrap(s)
+        quick = c._fast_number(t) or c._fast_arith(t)
+        if quick is not None:
+            fast += 1
+            assert quick == c._parse_key(t)[0], s
+    assert fast == 19  # the last four are left to the parser
+
+
 def test_grouping_does_not_depend_on_arrival_order() -> None:
     base = {"0.5": 2, r"\frac{1}{2}": 2, "1/2": 1, "3": 2, "3.0": 2, "x=3": 1, "?": 1,
             r"\sqrt{8}": 1, r"2\sqrt{2}": 1, "No": 1}
