@@ -279,6 +279,11 @@ def test_journal_resume_cuts_a_torn_last_line(tmp_path: Path) -> None:
     assert r.done == {(0, 1)} and list(r.pending) == [(0, 0)] and r.spent == 13
     assert list(r.pending[(0, 0)].probes) == [4]
     assert j.path.read_bytes().endswith(b"}\n")  # the torn tail is gone
+    j.open()  # the branch is sampled again (say its blob was lost): old probes do not count
+    j.append({"kind": "gen", "q": 0, "b": 0, "generated": 7})
+    j.close()
+    r = j.resume()
+    assert r.pending[(0, 0)].probes == {} and r.pending[(0, 0)].gen["generated"] == 7
     lines = j.path.read_bytes().splitlines()
     j.path.write_bytes(b"\n".join(lines[:2] + [b"garbage"] + lines[2:]) + b"\n")
     with pytest.raises(CollectError, match="damaged at line 3"):

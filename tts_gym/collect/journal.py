@@ -166,8 +166,8 @@ class Journal:
                 header = rec
                 continue
             key = (rec["q"], rec["b"])
-            if kind == "gen":
-                pending.setdefault(key, Pending()).gen = rec
+            if kind == "gen":  # a branch sampled again (its blob was lost) starts afresh
+                pending[key] = Pending(gen=rec)
                 spent += rec["generated"]
             elif kind == "probe":
                 pending.setdefault(key, Pending()).probes[rec["at"]] = rec
