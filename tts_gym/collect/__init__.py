@@ -4,10 +4,12 @@ Modules, one idea each: :mod:`~tts_gym.collect.problems` (the problem file),
 :mod:`~tts_gym.collect.templates` (prompts), :mod:`~tts_gym.collect.protocol` (probe positions,
 seeds), :mod:`~tts_gym.collect.extract` (boxed answers), :mod:`~tts_gym.collect.canonical`
 (equivalent answers share a label), :mod:`~tts_gym.collect.trajectory` (token-exact probe
-prompts), :mod:`~tts_gym.collect.api` (the completions protocol),
-:mod:`~tts_gym.collect.client` and :mod:`~tts_gym.collect.dispatch` (async requests, least-loaded
-dispatch, retries), :mod:`~tts_gym.collect.journal` (resume), :mod:`~tts_gym.collect.build`
-(store, raw sidecar, metadata), :mod:`~tts_gym.collect.runner` (the loop).
+prompts), :mod:`~tts_gym.collect.api` (the completions protocol), :mod:`~tts_gym.collect.http`
+(keep-alive HTTP/1.1), :mod:`~tts_gym.collect.client` and :mod:`~tts_gym.collect.dispatch`
+(least-loaded dispatch, retries), :mod:`~tts_gym.collect.servers` (start-up checks, token mode),
+:mod:`~tts_gym.collect.target` (where the store goes, refusals), :mod:`~tts_gym.collect.journal`
+(resume), :mod:`~tts_gym.collect.build` and :mod:`~tts_gym.collect.meta` (store, sidecars,
+metadata), :mod:`~tts_gym.collect.runner` (the loop).
 
 Needs the ``collect`` extra (math-verify and its LaTeX parser): ``pip install tts-gym[collect]``;
 the HTTP client is the standard library's asyncio (:mod:`~tts_gym.collect.http`). Importing this

@@ -1,11 +1,11 @@
 """The collection loop: sample every branch, probe its prefixes, journal everything, build.
 
-Per branch (one asyncio task; at most ``max_active`` branches are open at a time, so memory does
-not grow with the number of questions): one generation request (seeded, ``--max-tokens``), its
-trajectory kept in the journal's work folder, then one greedy probe per probe position, sent
-concurrently and preferably to the server that sampled the branch (its prefix cache holds the
-trajectory). Every finished request is journaled at once; a rerun skips what the journal holds.
-"""
+Per branch (one asyncio task; at most ``max_in_flight`` × servers branches are open at a time,
+so memory does not grow with the number of questions): one generation request (seeded,
+``--max-tokens``), its trajectory kept in the journal's work folder, then one greedy probe per
+probe position, sent concurrently and preferably to the server that sampled the branch (its
+prefix cache holds the trajectory). Every finished request is journaled at once; a rerun skips
+what the journal holds."""
 
 from __future__ import annotations
 
@@ -19,24 +19,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tts_gym.collect.api import (
-    Capabilities,
-    Completion,
-    detect,
-    dumps,
-    parse_completion,
-    served_models,
-    tokenize,
-)
+from tts_gym.collect.api import Completion, dumps, parse_completion, tokenize
 from tts_gym.collect.build import build
 from tts_gym.collect.client import BadReply, ServerPool
 from tts_gym.collect.config import CollectConfig, differences
 from tts_gym.collect.errors import BudgetReached, CollectError
 from tts_gym.collect.extract import open_braces, probe_answer
 from tts_gym.collect.journal import Journal, Pending
-from tts_gym.collect.meta import read_meta
 from tts_gym.collect.problems import Problem
 from tts_gym.collect.protocol import branch_seed, probe_positions
+from tts_gym.collect.servers import check_servers, request_fields, resolve_mode
+from tts_gym.collect.target import check_target, store_file, work_folder
 from tts_gym.collect.templates import Template
 from tts_gym.collect.trajectory import (
     ProbeBodies,
@@ -80,57 +73,6 @@ class RunOptions:
     progress: bool = False
 
 
-def store_file(out_dir: str | Path, config: CollectConfig) -> Path:
-    """``DIR/<store-model>/<benchmark>.json``."""
-    return Path(out_dir).expanduser() / config.store_model / f"{config.benchmark}.json"
-
-
-def work_folder(store: Path) -> Path:
-    """The journal's folder beside the store: ``.<benchmark>.collect``."""
-    return store.with_name(f".{store.stem}.collect")
-
-
-def _settings_differ(meta: dict[str, Any], config: CollectConfig, mode: str) -> list[str]:
-    saved = dict(meta.get("settings", {}))
-    saved["template_text"] = meta.get("template_text")
-    if mode == "auto":
-        saved["token_mode"] = config.token_mode
-    try:
-        return differences(CollectConfig.from_dict(saved), config)
-    except (KeyError, TypeError):
-        return ["the metadata's settings (unreadable)"]
-
-
-def check_target(store: Path, config: CollectConfig, options: RunOptions) -> dict | None:
-    """Refuse to replace a store this command did not write; return its metadata when the
-    same collection is already complete (nothing to do), else None."""
-    if not store.exists():
-        return None
-    from tts_gym.download import SHA256, file_sha256
-
-    meta = read_meta(store)
-    digest = file_sha256(store)
-    if meta is None or meta.get("store_sha256") != digest:
-        what = (
-            "is a published store"
-            if digest in SHA256.values()
-            else "was not written by tts-gym collect (no matching metadata beside it)"
-        )
-        raise CollectError(
-            f"{store} {what}; collect never overwrites it: choose another --out, "
-            "--store-model or --benchmark."
-        )
-    diff = _settings_differ(meta, config, options.token_mode)
-    if not diff:
-        return meta
-    if not options.overwrite:
-        raise CollectError(
-            f"{store} was collected with other settings ({'; '.join(diff)}); pass --overwrite "
-            "to replace it, or choose another --out, --store-model or --benchmark."
-        )
-    return None
-
-
 class Collector:
     """One collection run (see :func:`collect`)."""
 
@@ -151,49 +93,6 @@ class Collector:
         self._left: dict[int, int] = {}
         self._bar: Any = None
         self.max_model_len: int | None = None
-
-    # --- start-up -----------------------------------------------------------------------------
-    async def _check_servers(self, pool: ServerPool) -> list[Capabilities]:
-        caps = []
-        name = self.config.model_name
-        for i, url in enumerate(pool.urls):
-            models = await served_models(pool, i, self.options.timeout_s)
-            if name not in models:
-                raise CollectError(
-                    f"{url} serves {', '.join(map(repr, models)) or 'no model'}, not {name!r}; "
-                    "pass --model-name with the served name."
-                )
-            if models[name] is not None:
-                mml = models[name]
-                self.max_model_len = mml if self.max_model_len is None else min(
-                    self.max_model_len, mml)
-            caps.append(await detect(pool, i, name, self.options.timeout_s))
-        return caps
-
-    def _resolve_mode(self, caps: list[Capabilities], saved: str | None) -> str:
-        wanted = self.options.token_mode
-        if wanted == "auto":
-            order = ("text", "tokenize", "ids")
-            best = min((c.best_mode() for c in caps), key=order.index)
-            wanted = saved if saved is not None and all(c.supports(saved) for c in caps) else best
-        bad = [self.options.base_urls[i] for i, c in enumerate(caps) if not c.supports(wanted)]
-        if bad:
-            raise CollectError(
-                f"--token-mode {wanted} needs what {', '.join(bad)} does not offer (token-id "
-                "prompts and returned token ids for ids, /tokenize for tokenize); use "
-                "--token-mode auto."
-            )
-        return wanted
-
-    def _request_fields(self, caps: list[Capabilities]) -> dict[str, Any]:
-        mode = self.config.token_mode
-        if mode == "ids":
-            if all(c.token_ids for c in caps):
-                return {"return_token_ids": True}
-            return {"logprobs": 0, "return_tokens_as_token_ids": True}
-        if mode == "text" and all(c.offsets for c in caps):
-            return {"logprobs": 0}
-        return {}
 
     # --- prompts ------------------------------------------------------------------------------
     async def _prompt(self, pool: ServerPool, q: int) -> Prompt:
@@ -470,12 +369,13 @@ class Collector:
                                dataclasses.replace(cfg, token_mode=saved.token_mode))
         async with ServerPool(opts.base_urls, opts.max_in_flight, opts.policy,
                               opts.api_key) as pool:
-            caps = await self._check_servers(pool)
-            mode = self._resolve_mode(caps, saved.token_mode if saved else None)
+            caps, self.max_model_len = await check_servers(pool, cfg.model_name, opts.timeout_s)
+            mode = resolve_mode(opts.token_mode, caps, saved.token_mode if saved else None,
+                                opts.base_urls)
             self.config = cfg = dataclasses.replace(cfg, token_mode=mode)
             if saved is not None:
                 self._check_resume(saved, cfg)
-            self.request_fields = self._request_fields(caps)
+            self.request_fields = request_fields(mode, caps)
             self.suffix_ids = self.marker_ids = None
             if mode != "text":
                 self.suffix_ids = await tokenize(pool, cfg.model_name, cfg.probe_suffix,
@@ -543,7 +443,7 @@ def collect(problems: Sequence[Problem], config: CollectConfig, template: Templa
             keeps failing (progress is kept), or the token budget (:class:`BudgetReached`).
     """
     store = store_file(out_dir, config)
-    meta = check_target(store, config, options)
+    meta = check_target(store, config, options.token_mode, options.overwrite)
     if meta is not None:
         return store, meta, False
     collector = Collector(problems, config, template, options, store, log)
