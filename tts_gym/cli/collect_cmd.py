@@ -20,34 +20,28 @@ DEFAULTS = {
 }
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _ranged(cast: type, low: float, high: float | None = None, *, above: bool = False):
+    """argparse type: ``cast(text)`` within ``[low, high]`` (``(low, high]`` when ``above``)."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (above and value == low) or (high is not None and value > high):
+            bound = f"> {low}" if above else f">= {low}"
+            raise argparse.ArgumentTypeError(
+                f"must be {bound}{'' if high is None else f' and <= {high}'}, got {value}"
+            )
+        return value
+
+    return parse
 
 
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+_non_negative_int = _ranged(int, 0)
+_temperature = _ranged(float, 0.0, 2.0)
+_top_p = _ranged(float, 0.0, 1.0, above=True)
+_seconds = _ranged(float, 0.0, above=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="probe every D generated thinking tokens (default 500)")
     p.add_argument("--max-tokens", type=positive_int, default=DEFAULTS["max_tokens"],
                    help="generation budget per trajectory (default 40000)")
-    p.add_argument("--temperature", type=_unit_float, default=DEFAULTS["temperature"],
+    p.add_argument("--temperature", type=_temperature, default=DEFAULTS["temperature"],
                    help="sampling temperature (default 0.7, the paper's)")
-    p.add_argument("--top-p", type=_unit_float, default=DEFAULTS["top_p"],
+    p.add_argument("--top-p", type=_top_p, default=DEFAULTS["top_p"],
                    help="nucleus sampling (default 0.95)")
     p.add_argument("--probe-suffix", default=None,
                    help="text appended to a prefix to ask for the answer (default: Dynasor's "
