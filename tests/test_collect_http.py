@@ -177,3 +177,34 @@ def test_refused_and_bad_urls() -> None:
         ask(f"http://127.0.0.1:{port}")
     with pytest.raises(ValueError, match="not an http"):
         HostClient("ftp://host/v1", 1)
+
+
+def test_api_key_goes_in_the_authorization_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tts_gym.collect.client import CollectError, api_key_from
+
+    heads: list[bytes] = []
+
+    def script(conn: socket.socket, i: int) -> bool:
+        conn.sendall(ok(b"{}"))
+        return True
+
+    class Recording(RawServer):
+        def _serve(self, conn: socket.socket) -> None:
+            data = conn.recv(65536)
+            heads.append(data.partition(b"\r\n\r\n")[0])
+            conn.sendall(ok(b"{}"))
+            conn.close()
+
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    with Recording(script) as srv:
+
+        async def go():
+            client = HostClient(srv.url, 1, {"Authorization": f"Bearer {api_key_from('MY_KEY')}"})
+            await client.request("GET", "/v1/models", None, 2.0)
+            client.close()
+
+        asyncio.run(go())
+    assert b"Authorization: Bearer sk-test" in heads[0] and b"GET /v1/models HTTP/1.1" in heads[0]
+    monkeypatch.delenv("MY_KEY")
+    with pytest.raises(CollectError, match="--api-key-env names MY_KEY, which is not set"):
+        api_key_from("MY_KEY")
