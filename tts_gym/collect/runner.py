@@ -13,11 +13,11 @@ import asyncio
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tts_gym.collect.api import Completion, dumps, parse_completion, tokenize
 from tts_gym.collect.build import build
@@ -40,6 +40,8 @@ from tts_gym.collect.trajectory import (
     from_text,
 )
 from tts_gym.retry import RetryPolicy
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,19 @@ class RunOptions:
     overwrite: bool = False
     keep_work: bool = False
     progress: bool = False
+
+
+async def gather_or_cancel(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather``, but the first failure cancels the others (and waits for them), so
+    no request outlives the branch that asked for it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class Collector:
@@ -137,7 +152,7 @@ class Collector:
             ids = await tokenize(pool, self.config.model_name, text, self.options.timeout_s)
             self._check_context(q, len(ids or []))
 
-        await asyncio.gather(*(one(q) for q in range(len(self.problems))))
+        await gather_or_cancel([one(q) for q in range(len(self.problems))])
 
     # --- requests -----------------------------------------------------------------------------
     def _charge(self, tokens: int) -> None:
@@ -263,8 +278,8 @@ class Collector:
         if missing:
             bodies = ProbeBodies(self.probe_head, prompt, traj, self.suffix_ids,
                                  self.config.probe_suffix)
-            recs = await asyncio.gather(
-                *(self._probe(pool, q, b, p, bodies, home) for p in missing)
+            recs = await gather_or_cancel(
+                [self._probe(pool, q, b, p, bodies, home) for p in missing]
             )
             probes.update({r["at"]: r for r in recs})
         answers = [probes[p]["answer"] for p in positions]
