@@ -414,7 +414,11 @@ class FakeVLLM:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client hanging up (a timeout, a cancelled run) is normal here: no traceback."""
+    """A client hanging up (a timeout, a cancelled run) is normal here: no traceback. The listen
+    backlog is uvicorn's (socketserver's default of 5 drops the SYNs of a client opening 64
+    connections at once, and TCP retries them 1 s and 3 s later)."""
+
+    request_queue_size = 2048
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass
