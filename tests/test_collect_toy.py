@@ -195,7 +195,7 @@ def test_kill_9_then_resume_gives_the_identical_store(problems: Path, tmp_path: 
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     journaled = []
-    with FakeVLLM(toy=TOY, delay_s=0.01) as srv:
+    with FakeVLLM(toy=TOY, delay_s=0.02) as srv:
         argv = [sys.executable, "-m", "tts_gym"] + cli_args(problems, [srv.base_url], out,
                                                             max_in_flight=2)
         for stop_at in (15, 60, 110):
