@@ -368,6 +368,10 @@ class Broker:
             sl = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
             stats = {name: self.stats[sl, c].copy() for c, name in enumerate(STAT_OPS)}
             stats["opened"] = self.ep[5][sl, 0].copy()
+            maj = self.parts[k].majority_final
+            label_of = self.book[4][sl]
+            stats["majority_revealed"] = np.array(
+                [m >= 0 and label_of[q, m] >= 0 for q, m in enumerate(maj)], np.int64)
             out[key] = StoreOutcome(
                 answer_ids=self.answer_ids[sl].copy(),
                 answers=self.answers[sl],
