@@ -414,3 +414,27 @@ def test_endpoint_failure_stops_with_report_and_exit_code_1(tmp_path, data_dir, 
     assert "Stopped early: LLM endpoint failed" in (out / "report.md").read_text()
     # the CLI refuses held-out benchmarks during search
     assert main([*argv, "--search-benchmarks", "hmmt25", "--resume"]) == 2
+
+
+def test_preflight_names_the_key_the_url_and_the_model(tmp_path, data_dir, monkeypatch):
+    """discover checks the key, the endpoint and the model before round 0 (nothing claimed)."""
+    import socket as _socket
+    import time as _time
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    out = tmp_path / "p"
+    remote = _cfg(out, data_dir, "https://llm.example.invalid/v1", 1)
+    with pytest.raises(ValueError, match="no API key: set OPENAI_API_KEY"):
+        run_discovery(remote, log=lambda m: None)
+    sock = _socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    start = _time.monotonic()
+    with pytest.raises(ValueError, match=f"cannot reach http://127.0.0.1:{port}/v1"):
+        run_discovery(_cfg(out, data_dir, f"http://127.0.0.1:{port}/v1", 1), log=lambda m: None)
+    assert _time.monotonic() - start < 30
+    with FakeOpenAI({}, models=["other-model"]) as srv:
+        with pytest.raises(ValueError, match="does not serve the model 'fake-model'.*other-model"):
+            run_discovery(_cfg(out, data_dir, srv.base_url, 1), log=lambda m: None)
+    assert not out.exists()  # nothing was created before the checks passed

@@ -304,6 +304,12 @@ def run_discovery(
     layers = require(cfg.limits)  # no isolation, no run (unless --unsafe-no-isolation)
     if not layers["ok"]:
         log(f"WARNING: candidates run WITHOUT operating-system isolation: {layers['error']}")
+    if client is None:  # the real endpoint: key, reachability and model before anything else
+        client = LLMClient(cfg.llm, cfg.pricing)
+        try:
+            log(client.preflight())
+        except LLMError as exc:
+            raise ValueError(str(exc)) from None
     cfg.out.mkdir(parents=True, exist_ok=True)
     history = History(cfg.out)
     _prepare_out(cfg, history)

@@ -121,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
     if not is_file and (args.trusted or args.unsafe_no_isolation):
         raise CliError("--trusted and --unsafe-no-isolation apply to file: controllers only.")
     sandboxed = is_file and not args.trusted
+    if sandboxed:
+        from tts_gym.sandbox.precheck import precheck_source
+
+        path = Path(args.controller.split(":", 1)[1])
+        if not path.is_file():
+            raise CliError(f"controller file {path} does not exist.")
+        precheck_source(path.read_text(errors="replace"), str(path))
     controller = None if sandboxed else make_controller(args.controller, params_from(args))
     store = load_store(args.model, args.benchmark, args.data_dir)
     workers = args.workers or default_workers()
