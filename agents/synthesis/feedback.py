@@ -114,29 +114,32 @@ def diagnostics(
     beta: float,
     best: Mapping[str, Any] | None,
 ) -> dict[str, float]:
-    """The diagnostics of :data:`~agents.synthesis.scoring.DIAGNOSTICS` at ``beta``."""
-    betas = sorted(results)
+    """The diagnostics of :data:`~agents.synthesis.scoring.DIAGNOSTICS` at ``beta`` (the
+    early-stop figure over every step of the sweep)."""
+    values = list(results)  # the sweep's order (cheap to expensive)
     here = results[beta]
-    higher = results[betas[betas.index(beta) + 1]] if beta != betas[-1] else None
     best_correct = correct_of(best["detail"]) if best else {}
-    n = wrong = early = vs_best = seen = unrevealed = 0
+    n = wrong = vs_best = seen = unrevealed = 0
     for key, r in here.items():
         w = ~r.correct
         n += w.size
         wrong += int(w.sum())
-        if higher is not None:
-            early += int((w & higher[key].correct).sum())
         b = best_correct.get(key)
         if b is not None and b.shape == w.shape:
             vs_best += int((w & b).sum())
-        maj = stats[beta][key].get("majority_revealed")
-        if maj is not None:
-            seen += int((w & (np.asarray(maj) > 0)).sum())
+        missed = stats[beta][key].get("majority_missed")
+        if missed is not None:
+            seen += int((w & (np.asarray(missed) > 0)).sum())
         unrevealed += r.unrevealed_answers
+    early = pairs = 0  # over every step of the sweep: wrong here, right one step up
+    for lo, hi in zip(values, values[1:], strict=False):
+        for key, r in results[lo].items():
+            early += int((~r.correct & results[hi][key].correct).sum())
+            pairs += r.correct.size
     spent = [overspend(t) for ts in traces.get(beta, {}).values() for t in ts]
     return {
         "wrong": round(wrong / max(1, n), 3),
-        "wrong_but_higher_beta_right": round(early / max(1, n), 3),
+        "wrong_but_higher_beta_right": round(early / max(1, pairs), 3),
         "wrong_but_best_right": round(vs_best / max(1, n), 3),
         "majority_seen_not_chosen": round(seen / max(1, n), 3),
         "overspend_tokens": round(float(np.mean(spent)), 1) if spent else 0.0,

@@ -233,11 +233,11 @@ def overspend(trace: Sequence[dict[str, Any]]) -> int:
 
 DIAGNOSTICS = {
     "wrong": "share of episodes answered wrong",
-    "wrong_but_higher_beta_right": "wrong, while this candidate at the next larger beta is "
-    "right on the same episode (it stopped too early)",
+    "wrong_but_higher_beta_right": "over every step of the sweep, episodes wrong at one beta "
+    "but right at the next larger one (stopping too early)",
     "wrong_but_best_right": "wrong, while the best so far is right on the same episode",
-    "majority_seen_not_chosen": "wrong, although the 128-branch majority answer had been "
-    "revealed in the episode (it chose another)",
+    "majority_seen_not_chosen": "wrong, and the 128-branch majority answer had been revealed "
+    "in the episode but another was chosen",
     "overspend_tokens": "mean tokens charged after the final answer had become, for good, the "
     "most frequent revealed answer (seed-0 episodes)",
     "unrevealed": "answers that no primitive of the episode returned (scored wrong)",

@@ -370,8 +370,10 @@ class Broker:
             stats["opened"] = self.ep[5][sl, 0].copy()
             maj = self.parts[k].majority_final
             label_of = self.book[4][sl]
-            stats["majority_revealed"] = np.array(
-                [m >= 0 and label_of[q, m] >= 0 for q, m in enumerate(maj)], np.int64)
+            given = self.answer_ids[sl]
+            stats["majority_missed"] = np.array(  # the 128-branch majority was seen, not chosen
+                [m >= 0 and label_of[q, m] >= 0 and given[q] != m for q, m in enumerate(maj)],
+                np.int64)
             out[key] = StoreOutcome(
                 answer_ids=self.answer_ids[sl].copy(),
                 answers=self.answers[sl],
