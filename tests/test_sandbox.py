@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -126,6 +127,7 @@ def test_every_layer_reports_and_a_failing_required_layer_refuses(monkeypatch):
     program = syscall_filter.compile_policy()
 
     def full(w):
+        os.chdir(tempfile.mkdtemp())  # the fork server's working directory is empty too
         report = isolation.apply({"memory_mb": 256, "cpu_s": 30, "keep_fds": [w]},
                                  program, os.getppid())
         try:
@@ -150,13 +152,13 @@ def test_every_layer_reports_and_a_failing_required_layer_refuses(monkeypatch):
 
     monkeypatch.setattr(landlock, "restrict_self", broken)
     if landlock.abi_version() >= 1:
-        code, text = in_child(lambda w: isolation.apply(
-            {"memory_mb": 256, "cpu_s": 30, "keep_fds": [w]}, program, os.getppid()))
+        code, text = in_child(lambda w: (os.chdir(tempfile.mkdtemp()), isolation.apply(
+            {"memory_mb": 256, "cpu_s": 30, "keep_fds": [w]}, program, os.getppid()))[1])
         assert code == 1 and "landlock" in text and "not supported here" in text
         # unsafe: the failure is reported, nothing is refused
-        code, text = in_child(lambda w: isolation.apply(
+        code, text = in_child(lambda w: (os.chdir(tempfile.mkdtemp()), isolation.apply(
             {"memory_mb": 256, "cpu_s": 30, "keep_fds": [w], "unsafe": True}, program,
-            os.getppid())["landlock"])
+            os.getppid())["landlock"])[1])
         assert code == 0 and json.loads(text)["on"] is False
 
 
@@ -412,3 +414,25 @@ def test_runtime_module_imports_no_tts_gym():
                 assert not node.module.startswith("tts_gym"), (path, node.module)
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("tts_gym") for a in node.names), path
+
+
+CMC_ROWS = [("Qwen3-0.6B", 0.0), ("Qwen3-1.7B", 0.0), ("Qwen3-4B", 0.0), ("Qwen3-8B", 0.0),
+            ("Qwen3-8B", 0.5)]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("model, beta", CMC_ROWS)
+def test_published_cmc_rows_reproduce_as_a_sandboxed_candidate(model, beta):
+    """The paper's CMC figures, printed digits, with CMC as a candidate file in the sandbox."""
+    from tests.conftest import real_data_dir
+    from tts_gym.published import published_row
+    from tts_gym.store import load_store
+
+    if real_data_dir() is None:
+        pytest.skip("needs the real stores")
+    row = published_row("cmc", model, beta=beta)
+    src = open("agents/synthesis/seed_files/cmc.py").read()
+    got = evaluate_source(src, load_store(model, "aime24"), 100, params={"beta": beta},
+                          limits=SandboxLimits(workers=2))
+    assert (got.accuracy, int(got.avg_tokens)) == (row.accuracy, row.avg_tokens)
+    assert got.unrevealed_answers == 0

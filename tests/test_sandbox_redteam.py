@@ -292,6 +292,31 @@ def test_hostile_strings_are_sanitised(secret):
     assert len(err["summary"]) <= 500 and "broken" in err["summary"]
 
 
+def test_hard_coded_answers_are_rejected_by_the_lint(secret):
+    """The discovery lint refuses a string literal equal to a gold answer of the search stores
+    (noise labels stay allowed); and a hard-coded answer would score wrong anyway."""
+    from agents.synthesis.loop import gold_literals
+    from agents.synthesis.validate import validate_source
+
+    _path, store = secret
+    gold = store.gold_string(0)
+    src = C.GOOD.replace('question.note("stop", reason="no branch")',
+                         f'return "{gold}"').replace("    def solve", "    def solve", 1)
+    v = validate_source(src, gold_literals({"s": store}))
+    assert not v.ok and "gold answer" in v.reason and gold[:10] in v.reason
+    noisy = C.GOOD.replace('reason="budget"', 'reason="ERR"')
+    assert validate_source(noisy, gold_literals({"s": store}) | {"ERR"}).ok
+    hard = f"""class Controller:
+    def __init__(self, beta):
+        pass
+
+    def solve(self, question):
+        return {gold!r}
+"""
+    result = evaluate_source(hard, store, 1, params={"beta": 0.5}, limits=LIMITS)
+    assert result.unrevealed_answers == store.n_questions and not result.correct.any()
+
+
 def test_eval_file_cli_is_sandboxed(tmp_path, secret, capsys):
     path, _store = secret
     canary = tmp_path / "canary"

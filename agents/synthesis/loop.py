@@ -169,6 +169,9 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
             )
         run_id = old.get("run_id")
         cfg.run_id = run_id if isinstance(run_id, str) and run_id else ""
+        if not cfg.run_id and old:  # a folder written before records were signed
+            cfg.run_id = uuid.uuid4().hex
+            write_json_atomic(cfg_path, {**old, "run_id": cfg.run_id})
     else:
         cfg.run_id = uuid.uuid4().hex
         write_json_atomic(cfg_path, cfg.to_dict())

@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         else "  [exact cost mode: NOT comparable with the paper]"
     )
     print(
-        f"{result.controller} {result.params} on {store.name} ({store.split}), "
+        f"{result.controller} {params_from(args) if is_file else result.params} on "
+        f"{store.name} ({store.split}), "
         f"{len(result.seeds)} seeds{label}"
     )
     print(f"  accuracy   {result.accuracy:.2f} %")
