@@ -211,12 +211,20 @@ def test_dispatcher_least_loaded_fifo_and_cooling() -> None:
 
 
 def test_dispatcher_serves_every_waiter_under_churn() -> None:
-    d = Dispatcher(2, 3)
+    picks: list[tuple[list[int], int | None]] = []
+
+    class Recording(Dispatcher):
+        def _pick(self, prefer):  # the loads each grant saw, and what it chose
+            i = super()._pick(prefer)
+            picks.append((list(self.in_flight), i))
+            return i
+
+    d = Recording(2, 3)
     order: list[int] = []
 
     async def worker(i: int) -> None:
         s = await d.acquire()
-        assert d.in_flight[s] <= 3 and max(d.in_flight) - min(d.in_flight) <= 1  # least loaded
+        assert d.in_flight[s] <= 3
         await asyncio.sleep(0.001 * (i % 3))
         order.append(i)
         d.release(s)
@@ -227,6 +235,11 @@ def test_dispatcher_serves_every_waiter_under_churn() -> None:
     asyncio.run(main())
     assert sorted(order) == list(range(50)) and d.in_flight == [0, 0]
     assert sum(d.served) == 50
+    # every grant went to a least-loaded server (checked when it was granted: by the time a
+    # waiter resumes, other requests may have finished and unbalanced the loads legitimately)
+    granted = [(loads, i) for loads, i in picks if i is not None]
+    assert len(granted) == 50
+    assert all(loads[i] == min(loads) for loads, i in granted)
 
 
 def test_retry_policy_matches_discovery_defaults() -> None:

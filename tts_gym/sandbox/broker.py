@@ -187,12 +187,17 @@ class Broker:
         self.labels = _label_table(store)
         self._allocate(2 * n + 16)  # grown when a batch is larger
         self.max_entries = 4 * n + 1_000_000
+        # each broker calls the kernels through entry points typed by its own first calls
+        # (its arrays' dtypes), made below before a candidate's clock starts
+        self._serve = kernel.FastCall(kernel.serve_batch)
+        self._loop = kernel.FastCall(serve_loop.serve_loop)
         if not limits.python_loop:  # a read on fd -1 fails at once: compiles (or loads) only
             self.loop(-1, -1, np.zeros(1, np.int64))
-        # compile (or load) the kernels now, before a candidate's clock starts
-        _SERVE(self.data, store.n_branches, self.qs, self.ep, self.book,
-               np.zeros((0, 3), np.int32), 0, self.done, self.steps, self.stats, self.sent,
-               self.slots, self.mode, self.conf, self.counts, 0, *self.out)
+        # the entries are read-only like those wire.decode_batch makes
+        no_entries = np.frombuffer(b"", np.int32).reshape(0, 3)
+        self._serve(self.data, store.n_branches, self.qs, self.ep, self.book, no_entries, 0,
+                    self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
+                    self.conf, self.counts, 0, *self.out)
 
     def _allocate(self, cap: int) -> None:
         """Output and loop buffers for batches of up to ``cap`` entries (kept together)."""
@@ -207,7 +212,7 @@ class Broker:
     def loop(self, rfd: int, wfd: int, progress: np.ndarray) -> tuple[int, int, int]:
         """Run the compiled loop (:func:`~tts_gym.sandbox.serve_loop.serve_loop`)."""
         reply, answer_ids, new, others = self.out
-        return _LOOP(
+        return self._loop(
             rfd, wfd, self.inbuf, self.outbuf, self.entries, progress, self.data,
             self.store.n_branches, self.qs, self.ep, self.book, self.done, self.steps,
             self.stats, self.sent, self.slots, self.mode, self.conf, self.counts,
@@ -255,7 +260,7 @@ class Broker:
         if n > len(self.out[1]):
             self._allocate(max(n, 2 * len(self.out[1])))
         reply, answer_ids, new, others = self.out
-        err, n_new, n_others = _SERVE(
+        err, n_new, n_others = self._serve(
             self.data, self.store.n_branches, self.qs, self.ep, self.book, entries,
             len(strings), self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
             self.conf, self.counts, self.limits.max_steps, reply, answer_ids, new, others,
@@ -385,8 +390,6 @@ class Broker:
         return out
 
 
-_SERVE = kernel.FastCall(kernel.serve_batch)
-_LOOP = kernel.FastCall(serve_loop.serve_loop)
 _COMBINED: dict[tuple[str, ...], ReplayStore] = {}
 _LABELS: dict[str, tuple[np.ndarray, ...]] = {}
 
