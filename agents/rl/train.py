@@ -256,9 +256,13 @@ def train(args: Args) -> dict[str, Any]:
     stores = load_training_stores(args)
     venv = make_vec_env(args, stores)
     model = build_model(args, venv)
-    model.set_logger(configure(str(out), ["csv"]))
+    logger = configure(str(out), ["csv"])
+    model.set_logger(logger)
     start = time.perf_counter()
-    model.learn(total_timesteps=args.timesteps, callback=make_callbacks(args, out))
+    try:
+        model.learn(total_timesteps=args.timesteps, callback=make_callbacks(args, out))
+    finally:
+        logger.close()  # flushes and closes progress.csv, also when training is interrupted
     seconds = time.perf_counter() - start
     model.save(out / "model.zip")
     recent = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []
