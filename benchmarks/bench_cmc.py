@@ -2,8 +2,8 @@
 
 Needs the real stores (``TTS_GYM_DATA``). Run::
 
-    TTS_GYM_DATA=../shared/replay python -m pytest benchmarks/bench_cmc.py --benchmark-only -s
-    TTS_GYM_DATA=../shared/replay python benchmarks/bench_cmc.py        # plain report
+    TTS_GYM_DATA=/path/to/replay python -m pytest benchmarks/bench_cmc.py --benchmark-only -s
+    TTS_GYM_DATA=/path/to/replay python benchmarks/bench_cmc.py        # plain report
 
 The batch path runs the 100-seed protocol (100 seeds × 30 questions) on Qwen3-8B/aime24 after
 one untimed call (compile / cache load excluded). The handle path is slow, so it runs

@@ -2,9 +2,9 @@
 
 Needs the real stores (``TTS_GYM_DATA``). Run::
 
-    TTS_GYM_DATA=../shared/replay python -m pytest benchmarks/bench_controllers.py \
+    TTS_GYM_DATA=/path/to/replay python -m pytest benchmarks/bench_controllers.py \
         --benchmark-only -s          # -s shows the printed ratios
-    TTS_GYM_DATA=../shared/replay python benchmarks/bench_controllers.py     # plain report
+    TTS_GYM_DATA=/path/to/replay python benchmarks/bench_controllers.py     # plain report
 
 Per controller: the jitted batch kernel over 100 seeds × 30 questions (Qwen3-8B/aime24) against
 the question-handle path over ``HANDLE_SEEDS`` seeds (the handle path is slow; its time is scaled

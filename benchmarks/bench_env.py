@@ -2,8 +2,8 @@
 
 Run (compile time excluded: every measured function is called once before timing)::
 
-    TTS_GYM_DATA=../shared/replay python -m pytest benchmarks/bench_env.py --benchmark-only -q
-    TTS_GYM_DATA=../shared/replay python benchmarks/bench_env.py        # just print the figures
+    TTS_GYM_DATA=/path/to/replay python -m pytest benchmarks/bench_env.py --benchmark-only -q
+    TTS_GYM_DATA=/path/to/replay python benchmarks/bench_env.py        # just print the figures
 
 (a) a bare ``ReplayEnv.step`` loop (a fixed legal action sequence, resets included) against
 Gymnasium's ``CartPole-v1`` step, both unwrapped, measured in the same run; target: no worse

@@ -4,7 +4,7 @@ Trains on the search split (AIME24 of all four Qwen3 models) with the macro-acti
 (:mod:`agents.rl.macro`), then scores the policy on the held-out AIME25 and HMMT25 stores of one
 model with the published 100-seed protocol, next to the CMC controller (if installed)::
 
-    TTS_GYM_DATA=../shared/replay python examples/train_maskable_ppo.py --model Qwen3-8B
+    TTS_GYM_DATA=/path/to/replay python examples/train_maskable_ppo.py --model Qwen3-8B
 
 Writes ``OUT/model.zip``, ``OUT/config.json`` and ``OUT/heldout.json``.
 """

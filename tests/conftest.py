@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated stores everywhere; the real stores when TTS_GYM_DATA is set."""
+"""Shared fixtures: tiny generated stores everywhere; the real stores when they are there
+(``TTS_GYM_DATA``, else the folder ``tts-gym download`` fills)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tts_gym.paths import resolve_data_dir
 from tts_gym.testing import tiny_store
 
 # Ray (the ray extra's tests) on the loopback interface only, and no usage report: read by Ray
@@ -16,15 +18,17 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def real_data_dir() -> Path | None:
-    """The real replay stores' folder, if configured and present."""
-    env = os.environ.get("TTS_GYM_DATA")
-    if env and (Path(env) / "Qwen3-8B" / "aime24.json").is_file():
-        return Path(env)
+    """The real replay stores' folder (``TTS_GYM_DATA``, else the download cache), if the
+    stores are there."""
+    root = resolve_data_dir()
+    if (root / "Qwen3-8B" / "aime24.json").is_file():
+        return root
     return None
 
 
 requires_data = pytest.mark.skipif(
-    real_data_dir() is None, reason="needs the real stores: set TTS_GYM_DATA"
+    real_data_dir() is None,
+    reason="needs the real stores: run `tts-gym download` or set TTS_GYM_DATA",
 )
 
 

@@ -32,10 +32,13 @@ class FakeOpenAI:
         default: Step used for rounds missing from the script.
     """
 
-    def __init__(self, script: dict[Any, list[dict[str, Any]]], default: dict | None = None):
+    def __init__(self, script: dict[Any, list[dict[str, Any]]], default: dict | None = None,
+                 models: list[str] | None = None):
         self.script = script
         self.default = default or {"reply": "no script for this round"}
         self.calls: list[dict[str, Any]] = []
+        self.models = models
+        """Served model names for GET /v1/models (None: the route answers 404)."""
         self.bodies: list[bytes] = []
         """Every raw request body received (the red-team tests search them for secrets)."""
         self.count: dict[Any, int] = defaultdict(int)
@@ -99,6 +102,14 @@ class FakeOpenAI:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if not self.path.endswith("/models") or fake.models is None:
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                self._send(200, {"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                    for m in fake.models]})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 n = int(self.headers.get("Content-Length", 0))

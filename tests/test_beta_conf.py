@@ -1,6 +1,6 @@
 """The beta_conf table is bit-identical to scipy's scalar calls, which made the published numbers.
 
-beta_conf(c1, c2) = 1 - BetaCDF(0.5; c1 + 1, c2 + 1) (shared/spec/controllers.md); for integer
+beta_conf(c1, c2) = 1 - BetaCDF(0.5; c1 + 1, c2 + 1) (the AutoTTS reference); for integer
 counts it equals P(X <= c1) with X ~ Binomial(c1 + c2 + 1, 1/2). ASC stops on ``> 0.95``, CMC on
 ``>= conf_thresh``; both decisions must come out the same from the table as from scipy.
 """

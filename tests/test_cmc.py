@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,16 +19,8 @@ from tests.conftest import real_data_dir, requires_data
 from tts_gym import evaluate, load_store
 from tts_gym.cli import main
 from tts_gym.controller import make_controller
+from tts_gym.published import published_csv_text
 from tts_gym.testing import tiny_store
-
-
-def _published_csv() -> Path:
-    """``shared/reference/aime24_published.csv`` beside the replay stores' folder."""
-    path = real_data_dir().parent / "reference" / "aime24_published.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (expected next to the replay stores)")
-    return path
-
 
 BETAS = [k / 10 for k in range(11)]
 KEYS = (
@@ -197,8 +189,9 @@ def test_batch_equals_handle_on_real_stores():
 
 
 def _published_cmc_rows():
-    with open(_published_csv(), newline="") as fh:
-        return [r for r in csv.DictReader(fh) if r["controller"] == "cmc"]
+    """The CMC rows of the published figures shipped in ``tts_gym/data``."""
+    rows = csv.DictReader(io.StringIO(published_csv_text()))
+    return [r for r in rows if r["controller"] == "cmc"]
 
 
 @requires_data

@@ -57,7 +57,7 @@ def test_demo_unknown_model_without_data(tmp_path, monkeypatch):
         _run(["--model", "Llama-7B", "--out", str(tmp_path / "o"), "--seeds", "1"])
 
 
-PUBLISHED_QWEN3_8B = {  # shared/reference/aime24_published.csv
+PUBLISHED_QWEN3_8B = {  # tts_gym/data/aime24_published.csv (test_published checks the file)
     "esc": ({"max_samples": 64, "window": 8}, 80.37, 459359),
     "cmc": ({"beta": 0.5}, 84.27, 255293),
 }

@@ -37,7 +37,8 @@ def _cfg(out: Path, data_dir: Path, url: str, rounds: int, **kw) -> DiscoveryCon
         llm=LLMConfig(model="fake-model", base_url=url, timeout_s=5.0, backoff_s=0.01,
                       max_attempts=kw.pop("attempts", 2)),
         models=("tiny-a",), heldout_benchmarks=("aime25",), data_dir=str(data_dir),
-        betas=(0.0, 1.0), seeds=2, final_seeds=2, limits=LIMITS, **kw)
+        betas=(0.0, 1.0), seeds=2, final_seeds=2, finalist_seeds=2, heldout_curve_seeds=2,
+        limits=LIMITS, **kw)
 
 
 class BarrierServer(FakeOpenAI):
@@ -127,9 +128,10 @@ def test_budget_is_checked_before_each_request_and_resume_never_asks_twice(tmp_p
     rec = json.loads(path.read_text())
     rec["metrics"]["best"]["accuracy"] = 100.0  # tampering: the signature no longer verifies
     path.write_text(json.dumps(rec))
-    with pytest.raises(ValueError, match="different \\['candidates_per_round'\\]"):
-        run_discovery(_cfg(out, data_dir, srv.base_url, 2, k=3, resume=True), log=lambda m: None)
     with FakeOpenAI(script) as srv:
+        with pytest.raises(ValueError, match="different \\['candidates_per_round'\\]"):
+            run_discovery(_cfg(out, data_dir, srv.base_url, 2, k=3, resume=True),
+                          log=lambda m: None)
         summary = run_discovery(_cfg(out, data_dir, srv.base_url, 2, resume=True),
                                 log=lambda m: None)
         assert sorted(srv.count.items()) == [((2, 1), 1), ((2, 2), 1)]

@@ -1,13 +1,13 @@
-"""Every row of shared/reference/aime24_published.csv is reproduced (accuracy at 2 decimals, the
-integer part of avg_tokens), and the batch path equals the handle path on a real store."""
+"""Every published row (``tts_gym/data/aime24_published.csv``, shipped with the package) is
+reproduced (accuracy at 2 decimals, the integer part of avg_tokens), and the batch path equals
+the handle path on a real store."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
-import os
+import io
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,22 +15,15 @@ import pytest
 from tests.conftest import real_data_dir, requires_data
 from tts_gym import evaluate, load_store
 from tts_gym.controller import make_controller, parse_param
+from tts_gym.published import CSV_NAMES, published_csv_text, published_rows
 
-PUBLISHED = Path(
-    os.environ.get(
-        "TTS_GYM_PUBLISHED",
-        Path(__file__).resolve().parents[2] / "shared" / "reference" / "aime24_published.csv",
-    )
-)
-REGISTRY = {"asc": "asc", "esc": "esc", "parallel_probe": "parallel-probe", "cmc": "cmc"}
+REGISTRY = CSV_NAMES
 HAS_CMC = importlib.util.find_spec("agents.controllers.cmc") is not None
 
 
 def _rows() -> list[dict[str, str]]:
-    if not PUBLISHED.is_file():
-        return []
-    with PUBLISHED.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    """The shipped CSV read as plain text rows (independently of tts_gym.published's parser)."""
+    return list(csv.DictReader(io.StringIO(published_csv_text())))
 
 
 def _row_id(row: dict[str, str]) -> str:
@@ -58,10 +51,13 @@ ROWS = _rows()
 
 
 def test_the_published_file_is_there_and_complete():
-    if not ROWS:
-        pytest.skip(f"{PUBLISHED} not found (the shared reference folder is not mounted)")
     assert len(ROWS) == 104
     assert {r["controller"] for r in ROWS} == set(REGISTRY)
+    assert sum(r["controller"] == "cmc" for r in ROWS) == 44  # 4 models x beta 0.0 ... 1.0
+    parsed = published_rows()
+    assert [(p.model, p.config, p.accuracy, p.avg_tokens) for p in parsed] == [
+        (r["model"], r["config"], float(r["accuracy"]), int(r["avg_tokens"])) for r in ROWS
+    ]
 
 
 @pytest.mark.parametrize("row", [_published_param(r) for r in ROWS])

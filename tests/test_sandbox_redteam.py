@@ -67,19 +67,36 @@ def secret(tmp_path_factory) -> tuple[Path, object]:
     return path, load_store_file(path)
 
 
+def _status(pid: str) -> dict[str, str]:
+    try:
+        text = (Path("/proc") / pid / "status").read_text()
+    except OSError:
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
 def candidate_processes() -> list[int]:
-    """Live processes running under a candidate uid."""
+    """Live processes under a candidate uid that descend from this test process, or that were
+    orphaned (a candidate whose fork server died must die with it); candidates of another test
+    run on the same machine are not ours."""
+    me = os.getpid()
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
-        try:
-            status = (d / "status").read_text()
-        except OSError:
+        st = _status(d.name)
+        if not st or int(st.get("Uid", "0").split()[0]) < UID_BASE:
             continue
-        for line in status.splitlines():
-            if line.startswith("Uid:") and int(line.split()[1]) >= UID_BASE:
+        ppid, seen = int(st.get("PPid", "0")), 0
+        if ppid <= 1:
+            pids.append(int(d.name))  # orphaned
+            continue
+        while ppid > 1 and seen < 64:
+            if ppid == me:
                 pids.append(int(d.name))
+                break
+            ppid = int(_status(str(ppid)).get("PPid", "0") or 0)
+            seen += 1
     return pids
 
 
@@ -275,6 +292,31 @@ def test_hostile_strings_are_sanitised(secret):
     assert len(err["summary"]) <= 500 and "broken" in err["summary"]
 
 
+def test_hard_coded_answers_are_rejected_by_the_lint(secret):
+    """The discovery lint refuses a string literal equal to a gold answer of the search stores
+    (noise labels stay allowed); and a hard-coded answer would score wrong anyway."""
+    from agents.synthesis.loop import gold_literals
+    from agents.synthesis.validate import validate_source
+
+    _path, store = secret
+    gold = store.gold_string(0)
+    src = C.GOOD.replace('question.note("stop", reason="no branch")',
+                         f'return "{gold}"').replace("    def solve", "    def solve", 1)
+    v = validate_source(src, gold_literals({"s": store}))
+    assert not v.ok and "gold answer" in v.reason and gold[:10] in v.reason
+    noisy = C.GOOD.replace('reason="budget"', 'reason="ERR"')
+    assert validate_source(noisy, gold_literals({"s": store}) | {"ERR"}).ok
+    hard = f"""class Controller:
+    def __init__(self, beta):
+        pass
+
+    def solve(self, question):
+        return {gold!r}
+"""
+    result = evaluate_source(hard, store, 1, params={"beta": 0.5}, limits=LIMITS)
+    assert result.unrevealed_answers == store.n_questions and not result.correct.any()
+
+
 def test_eval_file_cli_is_sandboxed(tmp_path, secret, capsys):
     path, _store = secret
     canary = tmp_path / "canary"
@@ -318,7 +360,8 @@ def test_discover_survives_every_attack_and_leaks_nothing(tmp_path, secret, monk
             out=out, rounds=5,
             llm=LLMConfig(model="m", base_url=srv.base_url, timeout_s=5, max_attempts=2),
             models=("secret",), heldout_benchmarks=(), data_dir=str(data_dir),
-            betas=(0.0, 1.0), seeds=2, final_seeds=2, limits=LIMITS)
+            betas=(0.0, 1.0), seeds=2, final_seeds=2, finalist_seeds=2,
+            heldout_curve_seeds=2, limits=LIMITS)
         summary = run_discovery(cfg, log=lambda m: None)
         bodies = b"".join(srv.bodies)
     recs = {r["round"]: r for r in History(out).entries()}
@@ -347,7 +390,8 @@ def test_resume_recomputes_tampered_rounds(tmp_path, secret):
             out=out, rounds=rounds,
             llm=LLMConfig(model="m", base_url=url, timeout_s=5, max_attempts=2),
             models=("secret",), heldout_benchmarks=(), data_dir=str(data_dir),
-            betas=(0.0, 1.0), seeds=2, final_seeds=2, limits=LIMITS, resume=resume)
+            betas=(0.0, 1.0), seeds=2, final_seeds=2, finalist_seeds=2,
+            heldout_curve_seeds=2, limits=LIMITS, resume=resume)
 
     with FakeOpenAI({1: [{"reply": C.reply(C.GOOD)}]}) as srv:
         run_discovery(cfg(srv.base_url, 1), log=lambda m: None)

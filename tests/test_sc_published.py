@@ -62,6 +62,7 @@ def test_cli_eval_sc_json(capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert out["accuracy"] == 80.37 and int(out["avg_tokens"]) == 910813
+    assert json.dumps(out["avg_tokens"]) == "910813.035"  # not 910813.0350000001
 
 
 def test_sc_batch_equals_handle_on_tiny(tiny):

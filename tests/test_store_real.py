@@ -1,4 +1,4 @@
-"""The 12 shipped stores load, and the facts of shared/spec/replay-store.md hold (needs data)."""
+"""The 12 stores load, and the facts docs/store-format.md states hold (needs data)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every bad-input case of the store spec (shared/spec/replay-store.md, "Bad input").
+"""Every bad-input case of the store format (docs/store-format.md, "Bad input").
 
 Each case writes a mutated copy of a valid fixture store, loads it, and checks that the error names
 the file, the question index, the branch index and the field (as applicable), that nothing is

@@ -55,6 +55,8 @@ def _cfg(out: Path, data_dir: Path, url: str, rounds: int, **kw) -> DiscoveryCon
         betas=(0.0, 0.5, 1.0),
         seeds=2,
         final_seeds=3,
+        finalist_seeds=kw.pop("finalist_seeds", 3),
+        heldout_curve_seeds=kw.pop("heldout_curve_seeds", 2),
         **kw,
     )
 
@@ -228,33 +230,39 @@ def _cand(r: int, acc: float, status: str = "ok") -> dict:
             "reason": f"reason {r}",
             "code": "x",
         }
-    curve = [{"beta": 0.5, "accuracy": acc, "avg_tokens": 100.0, "per_store": {}}]
+    point = {"beta": 0.5, "accuracy": acc, "avg_tokens": 100.0, "se": 1.0,
+             "per_store": {"s": {"accuracy": acc, "avg_tokens": 100.0}}}
     return {
         "round": r,
         "kind": "candidate",
         "status": "ok",
         "code": f"# code of round {r}\n",
         "metrics": {
-            "best": {"beta": 0.5, "accuracy": acc, "avg_tokens": 100.0},
-            "curve": curve,
+            "knob": "beta",
+            "best": {"beta": 0.5, "accuracy": acc, "avg_tokens": 100.0, "se": 1.0},
+            "curve": [point],
+            "score": acc,
+            "detail": {},
             "checks": {},
         },
     }
 
 
-def test_prompt_latest_first_compact_and_capped():
+def test_prompt_best_so_far_latest_older_and_capped():
     seeds = {"round": 0, "kind": "seeds", "seeds": [], "best_seed": None}
     entries = [seeds, _cand(1, 50.0), _cand(2, 10.0, "rejected"), _cand(3, 30.0)]
     msgs = build_messages(4, 5, entries, "setting line")
     system, user = msgs[0]["content"], msgs[1]["content"]
     assert "probe_new" in system and "schedule(self, beta)" in system and "numpy" in system
+    assert "prune(slot)" in system and "beta_conf" in system
     assert user.startswith("Round 4 of 5. setting line")
-    assert user.index("Round 3") < user.index("Round 2") < user.index("Round 1")
-    assert "# code of round 1" in user and "# code of round 3" in user  # best and latest
+    assert "Best so far: round 1 (score 50.00)" in user and "# code of round 1" in user
+    assert "Latest: round 3" in user and "# code of round 3" in user  # best and latest
+    assert user.index("Best so far") < user.index("Latest: round 3") < user.index("round 2:")
     assert "reason 2" in user
     many = [seeds] + [_cand(r, 1.0, "rejected") for r in range(1, 200)]
-    capped = build_messages(200, 200, many, "s", max_chars=3000)[1]["content"]
-    assert len(capped) < 3200 and "older round(s) omitted" in capped
+    capped = build_messages(200, 200, many, "s", max_chars=5000)[1]["content"]
+    assert len(capped) < 5200 and "older round(s) omitted" in capped
 
 
 def test_history_is_append_only(tmp_path):
@@ -272,7 +280,7 @@ def test_search_split_only(tmp_path, data_dir):
     with pytest.raises(ValueError, match="held-out"):
         check_search_split(["aime24", "aime25"])
     cfg = _cfg(tmp_path / "o", data_dir, "http://127.0.0.1:9/v1", 1, search_benchmarks=("aime25",))
-    with pytest.raises(ValueError, match="may not be used during search"):
+    with pytest.raises(ValueError, match="held.out"):
         run_discovery(cfg, log=lambda m: None)
 
 
@@ -316,10 +324,10 @@ def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_di
     checks = {k: m1["checks"][k] for k in ("monotone_spending", "monotone_schedule", "trace_ok")}
     assert checks == {"monotone_spending": True, "monotone_schedule": True, "trace_ok": True}
     assert m1["checks"]["notes_present"] and not m1["checks"]["adaptive_depth"]  # full_read only
-    assert m1["seed_name"] and "n_lost" in m1["vs_best_seed"]
+    assert m1["vs_best_seed"]["name"].startswith("seed ") and "n_lost" in m1["vs_best_seed"]
     assert recs[1]["trace_samples"] and "FINISH" in recs[1]["trace_samples"][0]["text"]
     # round 2's prompt showed round 1's results; round 3's showed the rejection reason
-    assert "Round 1: ok" in recs[2]["prompt"][1]["content"]
+    assert "round 1: ok" in recs[2]["prompt"][1]["content"]
     assert "syntax_error" in recs[3]["prompt"][1]["content"]
     assert summary["chosen"]["round"] in (1, 8) and summary["stop_reason"] is None
     assert "tiny-a/aime25" in summary["final"][next(iter(summary["final"]))]
@@ -406,3 +414,27 @@ def test_endpoint_failure_stops_with_report_and_exit_code_1(tmp_path, data_dir, 
     assert "Stopped early: LLM endpoint failed" in (out / "report.md").read_text()
     # the CLI refuses held-out benchmarks during search
     assert main([*argv, "--search-benchmarks", "hmmt25", "--resume"]) == 2
+
+
+def test_preflight_names_the_key_the_url_and_the_model(tmp_path, data_dir, monkeypatch):
+    """discover checks the key, the endpoint and the model before round 0 (nothing claimed)."""
+    import socket as _socket
+    import time as _time
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    out = tmp_path / "p"
+    remote = _cfg(out, data_dir, "https://llm.example.invalid/v1", 1)
+    with pytest.raises(ValueError, match="no API key: set OPENAI_API_KEY"):
+        run_discovery(remote, log=lambda m: None)
+    sock = _socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    start = _time.monotonic()
+    with pytest.raises(ValueError, match=f"cannot reach http://127.0.0.1:{port}/v1"):
+        run_discovery(_cfg(out, data_dir, f"http://127.0.0.1:{port}/v1", 1), log=lambda m: None)
+    assert _time.monotonic() - start < 30
+    with FakeOpenAI({}, models=["other-model"]) as srv:
+        with pytest.raises(ValueError, match="does not serve the model 'fake-model'.*other-model"):
+            run_discovery(_cfg(out, data_dir, srv.base_url, 1), log=lambda m: None)
+    assert not out.exists()  # nothing was created before the checks passed

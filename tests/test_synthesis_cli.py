@@ -66,6 +66,10 @@ def _argv(out: Path, data_dir: Path, url: str, *extra: str) -> list[str]:
         "2",
         "--final-seeds",
         "3",
+        "--finalist-seeds",
+        "3",
+        "--heldout-curve-seeds",
+        "2",
         "--candidate-timeout",
         "20",
         "--backoff",
@@ -120,7 +124,9 @@ def test_three_rounds_end_to_end(full_run, data_dir):
     for text in (
         "## Rounds (search split)",
         "seed sc",
-        "## Selected controller",
+        "## Selection (",
+        "## Does it beat CMC?",
+        "cmc (nearest tokens",
         "tiny-a/aime25",
         "## Chosen code",
         "Completed.",
@@ -135,6 +141,7 @@ def test_eval_scores_the_chosen_candidate_file(full_run, data_dir):
     """`tts-gym eval file:...` gives the report's final numbers for the chosen beta."""
     summary = json.loads((full_run / "summary.json").read_text())
     beta = summary["chosen"]["beta"]
+    assert summary["paper_rule"]["round"] in (1, 2) and summary["finalists"]
     proc = subprocess.run(
         [
             *CLI,

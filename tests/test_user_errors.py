@@ -94,3 +94,54 @@ def test_vector_env_refuses_unknown_reset_options(tiny):
         venv.reset(options={"questoin": 0})
     with pytest.raises(ValueError, match=r"options\['question'\]=7 \(env 0\) is out of range"):
         venv.reset(options={"question": 7})
+
+
+RAISES = '''class Controller:
+    def solve(self, question):
+        question.full_read()
+        return {}["missing"]
+'''
+ILLEGAL = '''class Controller:
+    def solve(self, question):
+        got = question.probe_new()
+        question.prune(got[1])
+        question.probe_more(got[1])
+        return got[0]
+'''
+NOT_STR = '''class Controller:
+    def solve(self, question):
+        answer = question.full_read()
+        return 7
+'''
+
+
+@pytest.fixture
+def tiny_dir(tmp_path):
+    from tts_gym.testing import tiny_questions, write_store_json
+
+    write_store_json(tmp_path / "data" / "tiny" / "aime24.json", tiny_questions())
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+@pytest.mark.parametrize("source, line, words", [
+    (RAISES, 4, "KeyError: 'missing'"),
+    (ILLEGAL, 5, "probe_more"),
+    (NOT_STR, 2, "returned int"),
+])
+def test_controller_failures_name_file_line_seed_and_question(
+        tmp_path, tiny_dir, capsys, trusted, source, line, words):
+    path = tmp_path / "mine.py"
+    path.write_text(source)
+    argv = ["eval", f"file:{path}", "--model", "tiny", "--benchmark", "aime24", "--seeds", "2",
+            "--data-dir", str(tiny_dir), "--workers", "1"] + (["--trusted"] if trusted else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    first = err.strip().splitlines()[0]
+    assert f"mine.py:{line}" in first and words in first, err
+    assert "seed 0" in first and "question 0" in first and "Traceback" not in err
+    assert main([*argv, "--debug"]) == 2
+    err = capsys.readouterr().err
+    if source is not NOT_STR:  # --debug adds the traceback of the exception
+        assert "mine.py" in err and (f"line {line}" in err or f"mine.py:{line}" in err)
+        assert len(err.strip().splitlines()) > 2

@@ -1,6 +1,7 @@
 """A plain-Python twin of the replay semantics, written from the spec alone.
 
-Source: shared/spec/replay-semantics.md ("The three reference primitives", "Cost modes").
+Source: the replay semantics as docs/env.md states them ("The paper's primitives",
+"Cost modes").
 It reads the AutoTTS JSON layout (``tts_gym.testing.tiny_questions``) directly, with answers as
 strings, and shares no code with :mod:`tts_gym.kernels` or the store packer, so comparing the
 two catches a bug in either.

@@ -5,8 +5,8 @@ AutoTTS (2026).
 Read branches to the end one at a time with ``full_read``; after every read (from the second on)
 stop as soon as the Beta posterior that the current leader is the true majority,
 ``beta_conf(c1, c2) = 1 - BetaCDF(0.5; c1 + 1, c2 + 1)``, is strictly greater (``>``) than
-``threshold``; otherwise, after ``max_samples`` reads, return the majority
-(shared/spec/controllers.md).
+``threshold``; otherwise, after ``max_samples`` reads, return the majority (the AutoTTS
+reference implementation; docs/reproducing.md lists the details that move numbers).
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ cheap answer probes and decides when to stop from the *momentum* of its confiden
 
 All twelve knobs follow from one budget parameter ``beta`` in [0, 1] through
 :func:`schedule` (Python's round-half-even, exactly as published). The normative description
-is ``shared/spec/controllers.md`` (section CMC); the jitted twin is
-:mod:`agents.controllers.cmc_kernel`.
+is the AutoTTS paper's CMC pseudo-code; the jitted twin is :mod:`agents.controllers.cmc_kernel`.
 """
 
 from __future__ import annotations

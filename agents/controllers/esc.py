@@ -3,7 +3,8 @@ Self-Consistency for Multi-step Reasoning", ICLR 2024), as a baseline of AutoTTS
 
 Read branches to the end in windows of ``window`` (``full_read``); stop after the first window
 whose answers are all equal and return that answer; otherwise, after ``max_samples // window``
-windows, return the majority of everything read (shared/spec/controllers.md). ESC with
+windows, return the majority of everything read (the AutoTTS reference implementation;
+docs/reproducing.md lists the details that move numbers). ESC with
 ``window = max_samples`` equals SC@max_samples.
 """
 
@@ -80,8 +81,8 @@ class EarlyStoppingSelfConsistency:
 
     Args:
         max_samples: Read budget, ``window``..64 (the env's slot ceiling).
-        window: Branches per window (>= 1). ``window_size`` is accepted as an alias (the
-            published CSV's spelling); give one of the two.
+        window: Branches per window (>= 1); 8 when neither it nor ``window_size`` is given.
+        window_size: Alias of ``window`` (the published CSV's spelling); give one of the two.
 
     Raises:
         ValueError: A parameter out of range, of the wrong type, or both spellings given.

@@ -1,5 +1,5 @@
-"""Parallel-Probe, the parallel probing baseline of AutoTTS (2026), exactly as specified in
-shared/spec/controllers.md (the spec names no separate source paper for it).
+"""Parallel-Probe, the parallel probing baseline of AutoTTS (2026), exactly as in the AutoTTS
+reference implementation (which names no separate source paper for it).
 
 Open ``num_chains`` branches with ``probe_new`` and advance them together, ``probe_burst``
 intervals per round, reading each chain's intermediate answer for free. After ``warm_up`` rounds,

@@ -4,7 +4,9 @@
 - :mod:`agents.rl.wrappers`: a flattening wrapper for the atomic env's Dict observation;
 - :mod:`agents.rl.sb3_vec`: an SB3 ``VecEnv`` adapter over the native batched atomic env;
 - :mod:`agents.rl.train`: the training script (``tts-gym train-rl``);
-- :mod:`agents.rl.policy`: a trained policy as a controller (``rl:DIR/model.zip``).
+- :mod:`agents.rl.policy`: a trained policy as a controller (``rl:DIR/model.zip``);
+- :mod:`agents.rl.sb3_numpy`: reads the policy network from ``model.zip`` without torch.
 
-Heavy dependencies (torch, stable-baselines3) are imported only by ``train`` and ``policy``.
+Heavy dependencies (torch, stable-baselines3) are imported only by ``train`` (and by ``policy``
+for architectures ``sb3_numpy`` does not read): evaluating a trained policy needs numpy only.
 """

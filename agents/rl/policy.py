@@ -7,8 +7,13 @@ and DQN the most probable (highest-Q) *legal* action is taken. At ``max_macro_st
 
 ``DIR/config.json`` (written by :mod:`agents.rl.train` beside ``model.zip``) names the algorithm
 and the macro-env settings. Only the handle path exists (``tts-gym eval`` picks it
-automatically); with ``--workers`` the controller is pickled without its network and reloads it
-in each worker.
+automatically).
+
+What evaluation needs: numpy and the standard library. The network is read straight from the
+archive by :mod:`agents.rl.sb3_numpy` (no torch, no stable-baselines3) and applied as numpy
+matrix products; it is picklable, so ``--workers`` processes receive it with the controller.
+Only a policy with a custom activation or feature extractor (which ``tts-gym train-rl`` never
+builds) falls back to loading the model with stable-baselines3, and needs the ``rl`` extra.
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.macro import ACTION_NAMES, ANSWER, MacroCore
+from agents.rl.macro import ACTION_NAMES, ANSWER, FEATURES, MacroCore
+from agents.rl.sb3_numpy import NumpyMLP, load_numpy_policy
 from agents.rl.train import ALGOS, CONFIG_NAME, algo_class
+from tts_gym.extras import require_extra
 
 REQUIRED_CONFIG = ("algo", "max_branches", "max_macro_steps", "cost_weight", "timesteps")
 """Keys of ``config.json`` an RL controller reads (``tts-gym train-rl`` writes them all)."""
 SB3_ARCHIVE_MEMBERS = ("data", "policy.pth")
 """Files every stable-baselines3 ``model.zip`` holds."""
+ALGO_CLASS_NAMES = {"ppo": "PPO", "maskable-ppo": "MaskablePPO", "dqn": "DQN"}
+"""``--algo`` -> the SB3 / sb3-contrib class name (for messages; nothing is imported)."""
+RETRAIN = "retrain with `tts-gym train-rl --out DIR` or pass an intact model.zip."
 
 
 def read_config(model_path: str | Path) -> dict[str, Any]:
@@ -106,7 +116,7 @@ class RLController:
         self.n_actions = len(self.config["actions"])  # macro actions the network scores
         self.name = f"rl-{self.algo}"
         self._model = None
-        self._mlp = None
+        self._mlp = self._numpy_network()
 
     def params(self) -> dict[str, Any]:
         return {
@@ -116,10 +126,33 @@ class RLController:
             "timesteps": self.config["timesteps"],
         }
 
+    def _numpy_network(self) -> NumpyMLP | None:
+        """The policy network read from the archive without torch (None: not a plain MLP)."""
+        cls = ALGO_CLASS_NAMES[self.algo]
+        try:
+            mlp = load_numpy_policy(self.model_path, self.algo)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"RL model {self.model_path} could not be loaded as {cls} ({exc}); {RETRAIN}"
+            ) from None
+        if mlp is not None and (mlp.n_inputs, mlp.n_outputs) != (len(FEATURES), self.n_actions):
+            raise ValueError(
+                f"RL model {self.model_path} could not be loaded as {cls}: its network maps "
+                f"{mlp.n_inputs} features to {mlp.n_outputs} actions, but the macro env has "
+                f"{len(FEATURES)} features and its config.json lists {self.n_actions} actions; "
+                f"{RETRAIN}"
+            )
+        return mlp
+
     @property
     def model(self):
-        """The SB3 model (loaded on first use, on the CPU, one torch thread)."""
+        """The SB3 model (loaded on first use, on the CPU, one torch thread; needs the ``rl``
+        extra). Evaluation does not need it: :meth:`act` uses the numpy network."""
         if self._model is None:
+            modules = ["torch", "stable_baselines3"]
+            if self.algo == "maskable-ppo":
+                modules.append("sb3_contrib")
+            require_extra("rl", f"loading {self.model_path} with stable-baselines3", modules)
             import torch
 
             torch.set_num_threads(1)
@@ -129,8 +162,7 @@ class RLController:
             except Exception as exc:  # SB3/torch raise many types for a damaged archive
                 raise ValueError(
                     f"RL model {self.model_path} could not be loaded as {cls.__name__} "
-                    f"({type(exc).__name__}: {str(exc) or 'truncated data'}); retrain with "
-                    f"`tts-gym train-rl --out DIR` or pass an intact model.zip."
+                    f"({type(exc).__name__}: {str(exc) or 'truncated data'}); {RETRAIN}"
                 ) from exc
         return self._model
 
@@ -140,7 +172,7 @@ class RLController:
         The greedy action of the policy (MaskablePPO's masked mode, PPO's most probable, DQN's
         highest Q) restricted to legal actions, computed with a numpy copy of the network.
         """
-        if self._mlp is None:
+        if self._mlp is None:  # not a plain MLP: SB3 rebuilds the policy (needs torch)
             self._mlp = numpy_network(self.model, self.algo)
         scores = self._mlp(obs)
         legal = mask[: self.n_actions].astype(bool)  # actions newer than the model stay unused
@@ -158,14 +190,17 @@ class RLController:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_model"] = None  # reloaded in the worker process
-        state["_mlp"] = None
+        state["_model"] = None  # reloaded in the worker process (torch fallback only)
+        if not isinstance(self._mlp, NumpyMLP):
+            state["_mlp"] = None  # a torch closure: rebuilt in the worker
         return state
 
 
 def numpy_network(model: Any, algo: str):
-    """A numpy function ``obs [F] -> scores [A]`` equal to the model's action logits (PPO,
-    MaskablePPO) or Q-values (DQN); falls back to torch for non-MLP architectures."""
+    """A numpy function ``obs [F] -> scores [A]`` equal to a loaded SB3 model's action logits
+    (PPO, MaskablePPO) or Q-values (DQN); falls back to torch for non-MLP architectures.
+    (:func:`agents.rl.sb3_numpy.load_numpy_policy` builds the same from the file, without
+    torch.)"""
     import torch
     from torch import nn
 

@@ -7,7 +7,9 @@ What it does, top to bottom:
    each in SB3's ``Monitor`` and together in a ``DummyVecEnv`` (why not the native vector env:
    see :mod:`agents.rl.sb3_vec`);
 3. seeds everything explicitly (Python, numpy, torch through SB3's ``set_random_seed``, every
-   env's ``reset(seed=seed + i)``) and pins torch to one thread (the machine is shared);
+   env's ``reset(seed=seed + i)``) and sets torch's thread count (``--torch-threads``, default
+   1: for networks this small, torch's default of one thread per core is several times slower,
+   the threads' synchronisation costing more than the matrix products);
 4. trains PPO, MaskablePPO (sb3-contrib; uses ``action_masks()``) or DQN with a progress bar,
    periodic checkpoints (``OUT/checkpoints/``) and SB3's CSV log (``OUT/progress.csv``);
 5. saves ``OUT/model.zip`` and ``OUT/config.json`` (everything needed to rebuild the observation
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from agents.rl.macro import ACTION_NAMES, FEATURES, make_macro_env
+from tts_gym.extras import require_extra
 
 ALGOS = ("ppo", "maskable-ppo", "dqn")
 DEFAULT_MODELS = ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B")
@@ -79,6 +82,9 @@ class Args:
     """Hidden layer sizes of the policy/value (or Q) network."""
     checkpoint_every: int = 25_000
     """Save a checkpoint every this many steps (0: never)."""
+    torch_threads: int = 1
+    """Threads torch may use; 1 is fastest for networks this small (torch's default, one per
+    core, made MaskablePPO ~5x slower here: docs/rl.md)."""
     progress: bool = True
     """Show a progress bar."""
     store: Any = field(default=None, repr=False)
@@ -94,6 +100,8 @@ class Args:
             raise ValueError(f"--cost-weight must be >= 0, got {self.cost_weight}.")
         if self.n_envs < 1:
             raise ValueError(f"--n-envs must be >= 1, got {self.n_envs}.")
+        if self.torch_threads < 1:
+            raise ValueError(f"--torch-threads must be >= 1, got {self.torch_threads}.")
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable settings (without the in-memory store)."""
@@ -155,7 +163,7 @@ def algo_class(algo: str):
 
 
 def build_model(args: Args, venv):
-    """A fresh SB3 model for ``args.algo`` on ``venv`` (one torch thread, seeded)."""
+    """A fresh SB3 model for ``args.algo`` on ``venv`` (on the CPU, seeded)."""
     cls = algo_class(args.algo)
     common = {
         "learning_rate": args.learning_rate,
@@ -229,13 +237,17 @@ def make_callbacks(args: Args, out: Path):
 def train(args: Args) -> dict[str, Any]:
     """Train, save ``OUT/model.zip`` and ``OUT/config.json``; returns the config written."""
     args.validate()
+    needed = ["torch", "stable_baselines3"]
+    if args.algo == "maskable-ppo":
+        needed.append("sb3_contrib")
+    require_extra("rl", f"tts-gym train-rl --algo {args.algo}", needed)  # before any work
     import torch
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.utils import set_random_seed
 
     from tts_gym.io import write_json_atomic
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.torch_threads)
     random.seed(args.seed)
     np.random.seed(args.seed)  # noqa: NPY002 - SB3 internals still draw from the global RNG
     set_random_seed(args.seed)
@@ -244,9 +256,13 @@ def train(args: Args) -> dict[str, Any]:
     stores = load_training_stores(args)
     venv = make_vec_env(args, stores)
     model = build_model(args, venv)
-    model.set_logger(configure(str(out), ["csv"]))
+    logger = configure(str(out), ["csv"])
+    model.set_logger(logger)
     start = time.perf_counter()
-    model.learn(total_timesteps=args.timesteps, callback=make_callbacks(args, out))
+    try:
+        model.learn(total_timesteps=args.timesteps, callback=make_callbacks(args, out))
+    finally:
+        logger.close()  # flushes and closes progress.csv, also when training is interrupted
     seconds = time.perf_counter() - start
     model.save(out / "model.zip")
     recent = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []

@@ -10,6 +10,7 @@ feedback (:mod:`~agents.synthesis.scoring`). Every failure becomes a record with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,18 +18,24 @@ from typing import Any
 import numpy as np
 
 from agents.synthesis.extract import ExtractionError, extract_code
+from agents.synthesis.feedback import (
+    best_so_far,
+    compare,
+    diagnostics,
+    pick_traces,
+    point_detail,
+    reference_points,
+    scored_point,
+    top_point,
+)
 from agents.synthesis.scoring import (
-    best_point,
-    compare_questions,
-    curve_point,
-    failure_summary,
+    budget_score,
     monotone_violations,
     schedule_issues,
     trace_check,
-    trace_text,
 )
 from agents.synthesis.sweep import SweepRun, run_sweep
-from agents.synthesis.validate import validate_source
+from agents.synthesis.validate import declared_settings, validate_source
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.sanitize import clean_text
 from tts_gym.store import ReplayStore
@@ -42,20 +49,30 @@ class SweepSettings:
         betas: The beta sweep (ascending).
         seeds: Shuffle seeds of the protocol.
         limits: Sandbox limits.
-        trace_samples: Sampled traces kept per round.
-        trace_chars: Characters per sampled trace.
+        trace_samples: Traces kept per round (chosen by :func:`feedback.pick_traces`).
+        trace_chars: Characters per kept trace.
+        traces: Record execution traces at all (``--no-traces`` turns them off).
+        settings: With ``--no-beta``: the candidate's own grid (filled per candidate).
     """
 
     betas: tuple[float, ...]
     seeds: tuple[int, ...]
     limits: SandboxLimits
-    trace_samples: int = 2
+    trace_samples: int = 3
     trace_chars: int = 1200
+    traces: bool = True
+    knob: str = "beta"
+    settings: tuple[str, ...] = ()
 
     @property
-    def trace_beta(self) -> float:
-        """The middle beta of the sweep (its seed-0 traces are returned)."""
-        return self.betas[len(self.betas) // 2]
+    def knob_values(self) -> tuple[Any, ...]:
+        """What the sweep runs over: the betas, or (``--no-beta``) the declared settings as
+        JSON texts."""
+        return self.betas if self.knob == "beta" else self.settings
+
+    def with_settings(self, settings: Sequence[str]) -> SweepSettings:
+        """A copy sweeping a candidate's declared settings (JSON texts) instead of beta."""
+        return dataclasses.replace(self, settings=tuple(settings))
 
 
 def _fail(kind: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -66,87 +83,49 @@ def _fail(kind: str, reason: str, **extra: Any) -> dict[str, Any]:
 _REJECT_KINDS = {"extraction", "syntax_error", "contract", "forbidden_import", "forbidden_code"}
 
 
-def _seed_reference(seed_record: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not seed_record or not seed_record.get("best_seed"):
-        return {}
-    entry = next(e for e in seed_record["seeds"] if e["name"] == seed_record["best_seed"])
-    return entry
-
-
-def _samples(
-    run: SweepRun,
-    stores: Mapping[str, ReplayStore],
-    settings: SweepSettings,
-) -> list[dict[str, Any]]:
-    """Sampled traces of the trace seed at the trace beta, wrong answers first."""
-    pool = []
-    b = float(settings.trace_beta)
-    for key in stores:
-        traces = run.traces.get(b, {}).get(key) or []
-        correct = run.results[b][key].correct[0]
-        for q, tr in enumerate(traces):
-            pool.append((bool(correct[q]), key, q, tr))
-    pool.sort(key=lambda x: x[0])
-    out = []
-    for ok, key, q, tr in pool[: settings.trace_samples]:
-        verdict = "right" if ok else "wrong"
-        out.append(
-            {
-                "store": key,
-                "question": q,
-                "seed": settings.seeds[0],
-                "beta": b,
-                "verdict": verdict,
-                "text": trace_text(tr, settings.trace_chars),
-            }
-        )
-    return out
-
-
-def _mean_dicts(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    return {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]} if rows else {}
-
-
 def score_run(
     run: SweepRun,
     stores: Mapping[str, ReplayStore],
     settings: SweepSettings,
-    seed_record: Mapping[str, Any] | None,
+    history: Sequence[dict[str, Any]],
+    budget_range: Sequence[float],
 ) -> dict[str, Any]:
-    """Metrics and feedback of a successful sweep (this side holds the gold)."""
+    """Metrics and feedback of a successful sweep (this side holds the gold).
+
+    ``history`` are the finished rounds (round 0 first): the best so far and the best seed
+    are taken from them; ``budget_range`` is the token range of the curve-level score.
+    """
+    knob = settings.knob
+    values = settings.knob_values
     results = run.results
-    curve = [curve_point(results[float(b)], {"beta": float(b)}) for b in settings.betas]
-    i = best_point(curve)
-    bb = float(settings.betas[i])
-    per_q = {k: r.per_question_accuracy.round(4).tolist() for k, r in results[bb].items()}
-    seed = _seed_reference(seed_record)
+    curve = [scored_point(results[v], {knob: v}) for v in values]
+    i = top_point(curve)
+    bb = values[i]
+    best = best_so_far(history)
+    seeds = [r for r in reference_points(history) if r["round"] == 0]
+    best_seed = max(seeds, key=lambda r: r["score"]) if seeds else None
+    detail = point_detail(results[bb])
     traced = [t for b in run.traces.values() for ts in b.values() for t in ts]
-    fails = [failure_summary(results[bb][k], stores[k], run.stats[bb][k]) for k in stores]
-    metrics = {
+    metrics: dict[str, Any] = {
+        "knob": knob,
         "curve": curve,
-        "best": {
-            "beta": bb,
-            "accuracy": curve[i]["accuracy"],
-            "avg_tokens": curve[i]["avg_tokens"],
-        },
-        "per_question": per_q,
-        "monotone_violations": monotone_violations(curve),
+        "best": {knob: bb, "accuracy": curve[i]["accuracy"], "avg_tokens": curve[i]["avg_tokens"],
+                 "se": curve[i]["se"]},
+        "score": budget_score(curve, *budget_range),
+        "detail": detail,
+        "monotone_violations": monotone_violations(curve, knob) if knob == "beta" else [],
         "schedules": run.schedules,
-        "schedule_issues": schedule_issues(run.schedules),
+        "schedule_issues": schedule_issues(run.schedules) if knob == "beta" else [],
         "trace_check": trace_check(traced),
-        "failures": _mean_dicts(fails),
+        "diagnostics": diagnostics(results, run.stats, run.traces, bb, best),
         "unrevealed_answers": sum(
             r.unrevealed_answers for per in results.values() for r in per.values()),
     }
-    if seed:
-        metrics.update(
-            {
-                "seed_name": seed["name"],
-                "seed_accuracy": seed["best"]["accuracy"],
-                "seed_tokens": seed["best"]["avg_tokens"],
-                "vs_best_seed": compare_questions(per_q, seed["per_question"]),
-            }
-        )
+    if best is not None:
+        metrics["vs_best"] = {"name": best["name"], **compare(detail, best["detail"])}
+    if best_seed is not None:
+        metrics["vs_best_seed"] = {"name": best_seed["name"],
+                                   **compare(detail, best_seed["detail"])}
     opened = np.concatenate([np.ravel(run.stats[bb][k]["opened"]) for k in stores])
     probes = np.concatenate([np.ravel(run.stats[bb][k]["probe_more"]) for k in stores])
     metrics["checks"] = {
@@ -154,20 +133,24 @@ def score_run(
         "monotone_schedule": not metrics["schedule_issues"],
         "trace_ok": metrics["trace_check"]["ends_with_one_finish"] == 1.0,
         "notes_present": metrics["trace_check"]["with_notes"] > 0,
-        # at the best beta: does the number of branches vary by question, are branches probed?
+        # at the top point: does the number of branches vary by question, are branches probed?
         "adaptive_width": bool(opened.size and opened.min() != opened.max()),
         "adaptive_depth": bool(probes.size and probes.max() > 0),
     }
-    return {"metrics": metrics, "trace_samples": _samples(run, stores, settings)}
+    samples = [] if not settings.traces else pick_traces(
+        results, run.traces, bb, stores, best, settings.seeds[0], settings.trace_samples,
+        settings.trace_chars)
+    return {"metrics": metrics, "trace_samples": samples}
 
 
 def evaluate_reply(
     reply_text: str,
     stores: Mapping[str, ReplayStore],
     settings: SweepSettings,
-    seed_record: Mapping[str, Any] | None,
+    history: Sequence[dict[str, Any]],
     name: str = "candidate",
     forbidden_literals: frozenset[str] = frozenset(),
+    budget_range: Sequence[float] = (1.0, 2.0),
 ) -> dict[str, Any]:
     """Turn an LLM reply into the evaluated part of a round record (never raises).
 
@@ -179,11 +162,18 @@ def evaluate_reply(
         code = extract_code(reply_text)
     except ExtractionError as exc:
         return _fail("extraction", str(exc), code=None)
-    check = validate_source(code, forbidden_literals)
+    check = validate_source(code, forbidden_literals, no_beta=settings.knob == "setting")
     if not check.ok:
         return _fail(check.kind, check.reason, code=code, validation=check.to_dict())
-    run = run_sweep(code, stores, settings.betas, settings.seeds, settings.limits, name=name,
-                    filename=f"{name}.py", trace_seed=settings.seeds[0])
+    grid = settings
+    if settings.knob == "setting":
+        try:
+            grid = settings.with_settings(declared_settings(code))
+        except ValueError as exc:
+            return _fail("contract", str(exc), code=code, validation=check.to_dict())
+    run = run_sweep(code, stores, grid.knob_values, grid.seeds, grid.limits, name=name,
+                    filename=f"{name}.py", trace_seed=grid.seeds[0] if grid.traces else None,
+                    knob=grid.knob, schedules=grid.knob == "beta")
     sandbox = {"status": run.status, "seconds": round(run.seconds, 3),
                "candidate_cpu_s": round(run.child_cpu_s, 3)}
     base = {"code": code, "validation": check.to_dict(), "sandbox": sandbox}
@@ -195,5 +185,5 @@ def evaluate_reply(
         tb = clean_text(err.get("traceback") or "", 2000)
         return _fail(kind, reason + (f"\n{tb}" if tb else ""), **base)
     out = {"status": "ok", "failure_kind": None, "reason": None, **base}
-    out.update(score_run(run, stores, settings, seed_record))
+    out.update(score_run(run, stores, grid, history, budget_range))
     return out

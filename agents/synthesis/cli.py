@@ -116,6 +116,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backoff", type=float, default=2.0, help="first retry backoff (seconds)")
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--max-output-tokens", type=int, default=None)
+    p.add_argument("--finalists", type=int, default=3,
+                   help="candidates re-scored with --finalist-seeds before the choice")
+    p.add_argument("--finalist-seeds", type=int, default=30,
+                   help="seeds of the finalists' re-scoring on the search split")
+    p.add_argument("--heldout-curve-seeds", type=int, default=10,
+                   help="seeds of the chosen controller's held-out curve over the sweep (its "
+                   "chosen point uses --final-seeds)")
+    p.add_argument("--no-traces", action="store_true",
+                   help="ablation: show no execution traces to the LLM")
+    p.add_argument("--no-beta", action="store_true",
+                   help="ablation: no beta knob; each candidate declares a SETTINGS grid that "
+                   "the loop sweeps instead")
     p.add_argument(
         "--prompt-chars",
         type=int,
@@ -136,8 +148,9 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
         raise ValueError("--rounds must be >= 0.")
     if args.candidates_per_round < 1:
         raise ValueError("--candidates-per-round must be >= 1.")
-    if args.seeds < 1 or args.final_seeds < 1:
-        raise ValueError("--seeds and --final-seeds must be >= 1.")
+    for flag in ("seeds", "final_seeds", "finalists", "finalist_seeds", "heldout_curve_seeds"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1.")
     betas = tuple(sorted(set(float(b) for b in args.betas)))
     if any(not 0.0 <= b <= 1.0 for b in betas):
         raise ValueError(f"--betas must lie in [0, 1], got {list(betas)}.")
@@ -174,6 +187,11 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
         max_tokens_total=args.max_tokens_total,
         resume=args.resume,
         prompt_chars=args.prompt_chars,
+        no_traces=args.no_traces,
+        no_beta=args.no_beta,
+        finalists=args.finalists,
+        finalist_seeds=args.finalist_seeds,
+        heldout_curve_seeds=args.heldout_curve_seeds,
         candidates_per_round=args.candidates_per_round,
     )
 
@@ -191,9 +209,11 @@ def run(args: argparse.Namespace) -> int:
     chosen = summary["chosen"]
     print(f"report: {cfg.out / 'report.md'}")
     if chosen:
+        knob = "setting" if args.no_beta else "beta"
         print(
-            f"chosen: round {chosen['round']} beta={chosen['beta']:g} "
-            f"search accuracy {chosen['accuracy']:.2f}% at {chosen['avg_tokens']:.0f} tokens"
+            f"chosen: round {chosen['round']} {knob}={chosen[knob]} (score "
+            f"{chosen['score']:.2f}); search accuracy {chosen['accuracy']:.2f}% at "
+            f"{chosen['avg_tokens']:.0f} tokens ({args.finalist_seeds} seeds)"
         )
     stop = summary["stop_reason"]
     if stop:

@@ -222,6 +222,24 @@ Constraints (a candidate that breaks one is rejected before it runs):
    different from the seed controllers."""
 
 OBJECTIVE = """\
-Objective: maximise accuracy (majority-correct final answers over the search questions) first,
-then use fewer tokens. The sweep over beta in [0, 1] should trace a scaling curve: low beta is
-cheap, high beta is accurate."""
+Objective: the whole scaling curve, not one point. The sweep over beta in [0, 1] traces
+accuracy against tokens: low beta cheap, high beta accurate. A candidate's SCORE is the mean,
+over 50 budgets log-spaced across the seed controllers' token range, of the best accuracy its
+curve reaches within each budget (0 below its cheapest point): accuracy first, fewer tokens
+second, at every budget. The best candidates are re-scored with more seeds before one is
+chosen; its top point (highest accuracy, ties to fewer tokens) is what the paper reports."""
+
+CONSTRAINTS_NO_BETA = """\
+Constraints (a candidate that breaks one is rejected before it runs):
+1. Return ONE ```python code block holding the FULL file (no diffs). It defines a module-level
+   `SETTINGS = [{...}, ...]`: a literal list of 1 to 11 dicts of numbers, booleans or strings
+   (the grid of settings the loop sweeps; cheap to expensive), and `class Controller` with
+   `__init__(self, setting)` (one dict of SETTINGS) and `solve(self, question) -> str | None`.
+2. At most 64 branches per question. No peeking at gold answers or unrevealed probes, no
+   hard-coded answers; each call of solve() sees one question.
+3. Imports: only math, statistics, collections, itertools, functools, heapq, bisect, typing,
+   dataclasses, random, numpy and `from tts_gym.candidate import ...`. No I/O, no
+   eval/exec/compile/open/getattr/setattr/globals/vars, no attribute whose name starts with an
+   underscore, no str.format (use f-strings), no string literal equal to a known answer.
+4. Call question.note(...) for every decision (spawn, probe, prune/abandon, stop) with the
+   statistics that drove it; keep it compact."""

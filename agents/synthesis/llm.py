@@ -144,14 +144,46 @@ class LLMClient:
         self.config = config
         self.pricing = pricing or Pricing()
         self._sleep = sleep
-        key = os.environ.get(config.api_key_env) or "not-set"
+        key = os.environ.get(config.api_key_env) or "not-needed-by-a-local-server"
         self._openai = openai
+        self.base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.client = openai.OpenAI(
-            base_url=config.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            base_url=self.base_url,
             api_key=key,
             timeout=config.timeout_s,
             max_retries=0,
         )
+
+    def preflight(self, timeout_s: float = 10.0) -> str:
+        """Check before round 0 that the key is there (or not needed), the endpoint answers and
+        serves the model (where it lists its models). Returns a one-line description.
+
+        Raises:
+            LLMError: One sentence naming the key variable, the URL or the model.
+        """
+        url = self.base_url or "https://api.openai.com/v1"
+        local = any(h in url for h in ("://127.0.0.1", "://localhost", "://[::1]", "://0.0.0.0"))
+        if not os.environ.get(self.config.api_key_env) and not local:
+            raise LLMError(
+                f"no API key: set {self.config.api_key_env} (or name another variable with "
+                f"--api-key-env) for {url}; a local server that needs no key is reached through "
+                "--base-url http://127.0.0.1:PORT/v1")
+        o = self._openai
+        try:
+            listed = [m.id for m in self.client.with_options(timeout=timeout_s).models.list()]
+        except o.AuthenticationError as exc:
+            raise LLMError(f"{url} refused the API key in {self.config.api_key_env}: "
+                           f"{str(exc)[:200]}") from None
+        except (o.APIConnectionError, o.APITimeoutError) as exc:
+            raise LLMError(f"cannot reach {url} ({type(exc).__name__}: {str(exc)[:120]}); check "
+                           "--base-url and that the server is up") from None
+        except (o.APIStatusError, TypeError, ValueError, AttributeError):
+            return f"{url} answers (it does not list its models)"
+        if listed and self.config.model not in listed:
+            shown = ", ".join(listed[:8]) + (" ..." if len(listed) > 8 else "")
+            raise LLMError(f"{url} does not serve the model {self.config.model!r} (it serves: "
+                           f"{shown}); check --model-name")
+        return f"{url} answers and serves {self.config.model}"
 
     def _retryable(self, exc: Exception) -> bool:
         o = self._openai

@@ -14,6 +14,7 @@ from the same history (:mod:`agents.synthesis.population`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.synthesis.candidate import SweepSettings, evaluate_reply
+from agents.synthesis.facts import facts_text
 from agents.synthesis.history import History, run_key
 from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing
 from agents.synthesis.prompt import build_messages
@@ -34,12 +36,14 @@ from tts_gym.sandbox.layers import require
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.sanitize import clean_text
 from tts_gym.store import ReplayStore, load_store
+from tts_gym.store.load import metadata_split
 
 DEFAULT_BETAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 """The paper's sweep: 0.0, 0.1, ..., 1.0."""
 
 # settings that must not change between a run and its resume (the history depends on them)
-_FROZEN = ("models", "search_benchmarks", "betas", "seeds", "candidates_per_round")
+_FROZEN = ("models", "search_benchmarks", "betas", "seeds", "no_beta", "no_traces",
+           "candidates_per_round")
 _NO_LOCK = contextlib.nullcontext()
 
 
@@ -64,6 +68,13 @@ class DiscoveryConfig:
         resume: Continue an existing run folder.
         prompt_chars: Cap of the prompt's history part.
         run_id: Identifies the run's signing key (outside the run folder); set on creation.
+        no_traces: The paper's ablation: no execution traces in the history.
+        no_beta: The paper's ablation: no single beta knob; each candidate declares its own
+            grid of settings, which is swept instead.
+        finalists: Candidates re-scored with ``finalist_seeds`` seeds before the choice.
+        finalist_seeds: Seeds of that re-scoring (search split).
+        heldout_curve_seeds: Seeds of the chosen controller's held-out curve (its chosen
+            point and the seeds' use ``final_seeds``).
         candidates_per_round: Sibling proposals per round (K), asked concurrently with the same
             history and evaluated in parallel on the executor.
     """
@@ -85,6 +96,11 @@ class DiscoveryConfig:
     resume: bool = False
     prompt_chars: int = 60000
     run_id: str = ""
+    no_traces: bool = False
+    no_beta: bool = False
+    finalists: int = 3
+    finalist_seeds: int = 30
+    heldout_curve_seeds: int = 10
     candidates_per_round: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,30 +110,47 @@ class DiscoveryConfig:
         return d
 
 
-def check_search_split(benchmarks: Sequence[str]) -> None:
-    """Refuse held-out benchmarks during search.
+def check_search_split(benchmarks: Sequence[str], heldout: Sequence[str] = ()) -> None:
+    """Refuse the paper's held-out benchmarks, and any benchmark also held out, during search.
 
     Raises:
-        ValueError: A held-out benchmark was named.
+        ValueError: The message names the benchmarks and says what is allowed.
     """
-    bad = [b for b in benchmarks if b in HELDOUT_BENCHMARKS or b not in SEARCH_BENCHMARKS]
+    both = sorted(set(benchmarks) & set(heldout))
+    if both:
+        raise ValueError(f"{both} are listed both for search and as held out; a benchmark used "
+                         "to choose a controller cannot also test it.")
+    bad = [b for b in benchmarks if b in HELDOUT_BENCHMARKS]
     if bad:
         raise ValueError(
-            f"{bad} may not be used during search (held-out split); search uses only "
-            f"{list(SEARCH_BENCHMARKS)}. Held-out numbers come after selection."
+            f"{bad} may not be used during search (held-out split of the paper); search on "
+            f"{list(SEARCH_BENCHMARKS)} or on stores of your own. Held-out numbers come after "
+            "selection."
         )
 
 
 def load_search_stores(cfg: DiscoveryConfig) -> dict[str, ReplayStore]:
-    """``"<model>/<benchmark>" -> store`` for the search split."""
-    check_search_split(cfg.search_benchmarks)
+    """``"<model>/<benchmark>" -> store`` for the search split.
+
+    The split comes from the options (``search_benchmarks``) and the stores' metadata, never
+    from a name alone: a store whose ``.meta.json`` declares it held out is refused, and the
+    paper's held-out benchmarks stay held out unless their metadata says search.
+    """
+    both = sorted(set(cfg.search_benchmarks) & set(cfg.heldout_benchmarks))
+    if both:
+        check_search_split(cfg.search_benchmarks, cfg.heldout_benchmarks)
     stores = {}
     for m in cfg.models:
         for b in cfg.search_benchmarks:
             s = load_store(m, b, cfg.data_dir)
-            if s.split != "search":
-                raise ValueError(f"{s.name} is not on the search split.")
-            stores[s.name] = s
+            declared = metadata_split(Path(s.source)) if Path(s.source).is_file() else None
+            if declared == "heldout":
+                raise ValueError(f"{s.name} is declared held out by its metadata "
+                                 f"({Path(s.source).with_suffix('.meta.json').name}); it cannot "
+                                 "be searched.")
+            if declared is None:
+                check_search_split([s.benchmark])
+            stores[s.name] = dataclasses.replace(s, split="search")
     return stores
 
 
@@ -143,16 +176,36 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
             )
         run_id = old.get("run_id")
         cfg.run_id = run_id if isinstance(run_id, str) and run_id else ""
+        if not cfg.run_id and old:  # a folder written before records were signed
+            cfg.run_id = uuid.uuid4().hex
+            write_json_atomic(cfg_path, {**old, "run_id": cfg.run_id})
     else:
         cfg.run_id = uuid.uuid4().hex
         write_json_atomic(cfg_path, cfg.to_dict())
 
 
 def _setting_line(cfg: DiscoveryConfig, stores: dict[str, ReplayStore]) -> str:
+    sweep = ("your own SETTINGS grid (--no-beta)" if cfg.no_beta
+             else f"beta sweep {list(cfg.betas)}")
     return (
         f"Search stores: {', '.join(stores)} ({sum(s.n_questions for s in stores.values())} "
-        f"questions); beta sweep {list(cfg.betas)}; {cfg.seeds} shuffle seeds."
+        f"questions); {sweep}; {cfg.seeds} shuffle seeds"
+        + ("; execution traces are not shown in this run (--no-traces)." if cfg.no_traces
+           else ".")
     )
+
+
+def _budget_range(history: History) -> list[float]:
+    rng = history.get(0).get("budget_range") if history.has(0) else None
+    ok = isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, (int, float)) for x in rng)
+    return [float(x) for x in rng] if ok else [1.0, 2.0]
+
+
+def _evaluate(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplayStore],
+              text: str, r: int, name: str | None = None) -> dict[str, Any]:
+    return evaluate_reply(clean_text(text, 200_000), stores, _settings(cfg),
+                          [e for e in history.entries() if int(e.get("round", 0)) < r],
+                          name or f"round{r}", gold_literals(stores), _budget_range(history))
 
 
 def _spent(history: History) -> tuple[float, int]:
@@ -194,8 +247,11 @@ def round_prompt(r: int, k: int, cfg: DiscoveryConfig, history: History,
     messages = history.load_partial(r, "prompt", k)
     if messages is None:
         kk = cfg.candidates_per_round
-        messages = build_messages(r, cfg.rounds, entries, _setting_line(cfg, stores),
-                                  cfg.prompt_chars, proposal=(k, kk) if kk > 1 else None)
+        messages = build_messages(
+            r, cfg.rounds, entries, _setting_line(cfg, stores), cfg.prompt_chars,
+            facts=facts_text(stores, cfg.seeds), no_beta=cfg.no_beta,
+            proposal=(k, kk) if kk > 1 else None,
+        )
         history.save_partial(r, "prompt", messages, k)
     return messages
 
@@ -248,9 +304,8 @@ def evaluate_proposal(
     """Lint, run and score one reply; the round record (sibling ``k`` of ``candidates_per_round``
     when there are several)."""
     start = time.monotonic()
-    evaluated = evaluate_reply(clean_text(response.get("text", ""), 200_000), stores,
-                               _settings(cfg), history.get(0), _name(r, k),
-                               gold_literals(stores))
+    log(f"{_label(r, k, cfg)}: evaluating the candidate on {len(stores)} search store(s)")
+    evaluated = _evaluate(cfg, history, stores, response.get("text", ""), r, _name(r, k))
     record = {
         "round": r,
         **_sibling(k, cfg),
@@ -281,7 +336,8 @@ def _label(r: int, k: int, cfg: DiscoveryConfig) -> str:
 
 
 def _settings(cfg: DiscoveryConfig) -> SweepSettings:
-    return SweepSettings(betas=tuple(cfg.betas), seeds=tuple(range(cfg.seeds)), limits=cfg.limits)
+    return SweepSettings(betas=tuple(cfg.betas), seeds=tuple(range(cfg.seeds)), limits=cfg.limits,
+                         traces=not cfg.no_traces, knob="setting" if cfg.no_beta else "beta")
 
 
 def gold_literals(stores: dict[str, ReplayStore]) -> frozenset[str]:
@@ -305,8 +361,7 @@ def _reverify(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplaySt
             continue
         code = raw.get("code") if isinstance(raw.get("code"), str) else ""
         reply = f"```python\n{code}```" if code else ""
-        evaluated = evaluate_reply(reply, stores, _settings(cfg), history.get(0), _name(r, k),
-                                   gold_literals(stores))
+        evaluated = _evaluate(cfg, history, stores, reply, r, _name(r, k))
         usage = (raw.get("response") or {}).get("usage") if isinstance(
             raw.get("response"), dict) else None
         history.replace(r, {"round": r, **_sibling(k, cfg), "kind": "candidate", **evaluated,
@@ -328,6 +383,12 @@ def run_discovery(
     layers = require(cfg.limits)  # no isolation, no run (unless --unsafe-no-isolation)
     if not layers["ok"]:
         log(f"WARNING: candidates run WITHOUT operating-system isolation: {layers['error']}")
+    if client is None:  # the real endpoint: key, reachability and model before anything else
+        client = LLMClient(cfg.llm, cfg.pricing)
+        try:
+            log(client.preflight())
+        except LLMError as exc:
+            raise ValueError(str(exc)) from None
     cfg.out.mkdir(parents=True, exist_ok=True)
     history = History(cfg.out)
     _prepare_out(cfg, history)

@@ -1,44 +1,110 @@
-"""Selection, held-out scoring (only after selection), ``report.md`` and the scaling plot.
+"""Selection that survives noise, held-out scoring (only after selection), and the report.
 
-Selection: among the candidates that ran, the (controller, beta) with the best mean search
-accuracy; ties go to fewer tokens, then the earlier round. Only then are held-out stores
-loaded: the chosen controller (in the sandbox, at its beta) and the seeds (at their best search
-knob) are scored with ``final_seeds`` shuffle seeds on the search and held-out stores.
+Selection: the ``finalists`` candidates with the best curve-level score on the search split are
+swept again with ``finalist_seeds`` seeds (sandboxed), and the one with the best score there is
+chosen (ties: the earlier round); the paper's rule (the single (candidate, beta) point of
+highest search accuracy at the search seed count) is reported beside it. Only then are the
+held-out stores loaded. The chosen controller's top point is scored with ``final_seeds`` seeds
+on every store, its held-out curve over the sweep with ``heldout_curve_seeds`` seeds, and it is
+set beside CMC (at the same beta, and at the CMC beta whose held-out tokens are nearest) and
+the seeds (at their best search knob, and as curves). The report answers "does it beat CMC"
+with a table and a log-scale plot in the style of ``tts-gym plot``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from agents.synthesis.feedback import scored_point, top_point
 from agents.synthesis.history import History
 from agents.synthesis.llm import Budget
-from agents.synthesis.scoring import curve_point
+from agents.synthesis.scoring import budget_score, curve_point
 from agents.synthesis.seeds import SEED_SWEEPS
 from agents.synthesis.sweep import run_sweep
+from agents.synthesis.validate import declared_settings
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate
 from tts_gym.io import write_json_atomic, write_text_atomic
 from tts_gym.store import ReplayStore, load_store
 
 FINAL_TIMEOUT_FACTOR = 4
-"""The final scoring (all stores, ``final_seeds`` seeds) may take this many candidate timeouts."""
+"""Final and finalist sweeps may take this many candidate timeouts."""
+CMC_BETAS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def candidates(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Candidate rounds that ran."""
+    return [e for e in entries if e.get("kind") == "candidate" and e.get("status") == "ok"]
+
+
+def paper_pick(entries: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The paper's rule: best search top-point accuracy, then fewer tokens, then earlier."""
+    ok = candidates(entries)
+    if not ok:
+        return None
+    return min(ok, key=lambda e: (-e["metrics"]["best"]["accuracy"],
+                                  e["metrics"]["best"]["avg_tokens"], e["round"]))
 
 
 def select(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The chosen candidate round: best search accuracy, then fewer tokens, then earlier."""
-    ok = [e for e in entries if e.get("kind") == "candidate" and e.get("status") == "ok"]
+    """The best candidate by curve-level score at the search seeds (ties: earlier round)."""
+    ok = candidates(entries)
     if not ok:
         return None
-    return min(
-        ok,
-        key=lambda e: (
-            -e["metrics"]["best"]["accuracy"],
-            e["metrics"]["best"]["avg_tokens"],
-            e["round"],
-        ),
-    )
+    return max(ok, key=lambda e: (e["metrics"].get("score", 0.0), -e["round"]))
+
+
+def _knob_values(cfg: Any, rec: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    if getattr(cfg, "no_beta", False):
+        return "setting", tuple(declared_settings(rec["code"]))
+    return "beta", tuple(cfg.betas)
+
+
+def _progress(log: Callable[[str], None], what: str, total: int) -> Callable[[Any], None]:
+    done = [0]
+    step = max(1, total // 10)
+
+    def tick(_result: Any) -> None:
+        done[0] += 1
+        if done[0] % step == 0 or done[0] == total:
+            log(f"{what}: {done[0]}/{total} units")
+
+    return tick
+
+
+def rescore_finalists(cfg: Any, entries: Sequence[dict[str, Any]],
+                      stores: Mapping[str, ReplayStore], budget_range: Sequence[float],
+                      log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Sweep the best ``cfg.finalists`` candidates again with ``cfg.finalist_seeds`` seeds."""
+    ranked = sorted(candidates(entries), key=lambda e: (-e["metrics"].get("score", 0.0),
+                                                         e["round"]))[: cfg.finalists]
+    seeds = list(range(cfg.finalist_seeds))
+    limits = dataclasses.replace(cfg.limits, timeout_s=cfg.limits.timeout_s * FINAL_TIMEOUT_FACTOR)
+    out = []
+    for rec in ranked:
+        knob, values = _knob_values(cfg, rec)
+        what = f"finalist round {rec['round']} ({len(seeds)} seeds)"
+        log(f"{what}: sweeping {len(values)} {knob} values on {len(stores)} search store(s)")
+        run = run_sweep(rec["code"], stores, values, seeds, limits, name=f"round{rec['round']}",
+                        filename=f"round{rec['round']}.py", schedules=False, knob=knob,
+                        progress=_progress(log, what, len(values) * len(seeds)))
+        row = {"round": rec["round"], "search_score": rec["metrics"].get("score", 0.0),
+               "knob": knob}
+        if run.status != "ok":
+            row["error"] = str((run.error or {}).get("reason"))[:300]
+        else:
+            curve = [scored_point(run.results[v], {knob: v}) for v in values]
+            i = top_point(curve)
+            row.update(curve=curve, score=budget_score(curve, *budget_range),
+                       best={knob: values[i], "accuracy": curve[i]["accuracy"],
+                             "avg_tokens": curve[i]["avg_tokens"], "se": curve[i]["se"]})
+        out.append(row)
+    return out
 
 
 def _heldout_stores(cfg: Any, log: Callable[[str], None]) -> dict[str, ReplayStore]:
@@ -47,95 +113,136 @@ def _heldout_stores(cfg: Any, log: Callable[[str], None]) -> dict[str, ReplaySto
         for b in cfg.heldout_benchmarks:
             try:
                 s = load_store(m, b, cfg.data_dir)
-            except FileNotFoundError:
-                log(f"held-out store {m}/{b} not found; skipped")
+            except (FileNotFoundError, ValueError) as exc:
+                log(f"held-out store {m}/{b} not available ({exc}); skipped")
                 continue
             out[s.name] = s
     return out
 
 
-def _final_numbers(
-    chosen: dict[str, Any],
-    seed_record: dict[str, Any],
-    stores: Mapping[str, ReplayStore],
-    cfg: Any,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """``name -> {store -> {accuracy, avg_tokens}}`` with ``final_seeds`` seeds."""
+def _trusted_curve(name: str, knob: str, values: Sequence[Any], fixed: dict[str, Any],
+                   stores: Mapping[str, ReplayStore], seeds: Sequence[int]) -> list[dict]:
+    curve = []
+    for v in values:
+        ctrl = make_controller(name, {knob: v, **fixed})
+        curve.append(curve_point({k: evaluate(ctrl, s, list(seeds)) for k, s in stores.items()},
+                                 {knob: v}))
+    return curve
+
+
+def final_numbers(cfg: Any, chosen: dict[str, Any], pick: dict[str, Any],
+                  seed_record: dict[str, Any], search: Mapping[str, ReplayStore],
+                  heldout: Mapping[str, ReplayStore], log: Callable[[str], None]) -> dict:
+    """The chosen point on every store, curves on the held-out stores, CMC and the seeds."""
+    knob, values = _knob_values(cfg, chosen)
+    point = pick["best"][knob]
     seeds = list(range(cfg.final_seeds))
-    beta = chosen["metrics"]["best"]["beta"]
-    log(f"final scoring: round {chosen['round']} at beta={beta:g}, {len(seeds)} seeds")
-    # more stores and seeds than one search sweep: allow FINAL_TIMEOUT_FACTOR x the limit
     limits = dataclasses.replace(cfg.limits, timeout_s=cfg.limits.timeout_s * FINAL_TIMEOUT_FACTOR)
-    run = run_sweep(chosen["code"], stores, [beta], seeds, limits, name=f"round{chosen['round']}",
-                    filename=f"round{chosen['round']}.py", schedules=False)
-    table: dict[str, Any] = {}
-    name = f"round {chosen['round']} (beta={beta:g})"
+    all_stores = {**search, **heldout}
+    name = f"round {chosen['round']} ({knob}={point})"
+    what = f"final scoring of {name}, {len(seeds)} seeds"
+    log(f"{what}: {len(all_stores)} store(s)")
+    run = run_sweep(chosen["code"], all_stores, [point], seeds, limits, name=name,
+                    filename=f"round{chosen['round']}.py", schedules=False, knob=knob,
+                    progress=_progress(log, what, len(seeds)))
+    out: dict[str, Any] = {"chosen_name": name, "rows": {}, "curves": {}, "seeds": len(seeds),
+                           "curve_seeds": cfg.heldout_curve_seeds}
     if run.status != "ok":
-        err = run.error or {}
-        table[name] = {"error": f"{err.get('kind')}: {str(err.get('reason'))[:300]}"}
-    else:
-        table[name] = curve_point(run.results[float(beta)], {"beta": beta})["per_store"]
-    for e in seed_record["seeds"]:
-        if e["status"] != "ok":
-            continue
-        knob, _values, fixed = SEED_SWEEPS[e["name"]]
-        v = e["best"][knob]
-        ctrl = make_controller(e["name"], {knob: v, **fixed})
-        res = {k: evaluate(ctrl, s, seeds) for k, s in stores.items()}
-        table[f"{e['name']} ({knob}={v})"] = curve_point(res, {knob: v})["per_store"]
-    return table
+        out["rows"][name] = {"error": str((run.error or {}).get("reason"))[:300]}
+        return out
+    out["rows"][name] = curve_point(run.results[point], {knob: point})["per_store"]
+    if heldout:
+        cs = list(range(cfg.heldout_curve_seeds))
+        what = f"held-out curve of round {chosen['round']}, {len(cs)} seeds"
+        log(f"{what}: {len(values)} {knob} values")
+        curve_run = run_sweep(chosen["code"], heldout, values, cs, limits, name=name,
+                              filename=f"round{chosen['round']}.py", schedules=False, knob=knob,
+                              progress=_progress(log, what, len(values) * len(cs)))
+        if curve_run.status == "ok":
+            out["curves"][f"round {chosen['round']}"] = [
+                scored_point(curve_run.results[v], {knob: v}) for v in values]
+        log(f"CMC and seeds on {len(heldout)} held-out store(s), {len(seeds)} seeds")
+        cmc = _trusted_curve("cmc", "beta", CMC_BETAS, {}, heldout, seeds)
+        out["curves"]["cmc"] = cmc
+        mine = np.mean([out["rows"][name][k]["avg_tokens"] for k in heldout])
+        if knob == "beta" and point in CMC_BETAS:
+            same = next(p for p in cmc if p["beta"] == point)
+            out["rows"][f"cmc (same beta={point:g})"] = same["per_store"]
+        near = min(cmc, key=lambda p: abs(np.log(p["avg_tokens"]) - np.log(max(1.0, mine))))
+        out["rows"][f"cmc (nearest tokens, beta={near['beta']:g})"] = near["per_store"]
+        for e in seed_record.get("seeds", []):
+            if e.get("status") != "ok":
+                continue
+            sk, sv, fixed = SEED_SWEEPS[e["name"]]
+            best_v = e["best"][sk]
+            curve = _trusted_curve(e["name"], sk, sv, fixed, heldout, seeds)
+            out["curves"][e["name"]] = curve
+            out["rows"][f"{e['name']} ({sk}={best_v})"] = next(
+                p for p in curve if p[sk] == best_v)["per_store"]
+    return out
 
 
-def _plot(entries: list[dict[str, Any]], chosen: dict[str, Any] | None, path: Any) -> bool:
+def _rows_for_plot(curves: Mapping[str, Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"controller": name, "avg_tokens": p["avg_tokens"], "accuracy": p["accuracy"]}
+            for name, pts in curves.items() for p in pts]
+
+
+def _plots(cfg: Any, entries: Sequence[dict[str, Any]], chosen: dict[str, Any] | None,
+           final: Mapping[str, Any]) -> list[str]:
+    """Log-scale plots in ``tts-gym plot``'s style: the search curves of every round and seed,
+    and the held-out curves of the chosen controller, CMC and the seeds."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from tts_gym.reporting.plot import plot_group
     except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for e in entries:
-        if e.get("kind") == "seeds":
-            for s in e["seeds"]:
-                if s["status"] == "ok":
-                    c = s["curve"]
-                    ax.plot(
-                        [p["avg_tokens"] / 1000 for p in c],
-                        [p["accuracy"] for p in c],
-                        "--o",
-                        ms=3,
-                        label=s["name"],
-                    )
-        elif e.get("status") == "ok":
-            c = e["metrics"]["curve"]
-            is_best = chosen is not None and e["round"] == chosen["round"]
-            ax.plot(
-                [p["avg_tokens"] / 1000 for p in c],
-                [p["accuracy"] for p in c],
-                "-o" if is_best else "-",
-                ms=3,
-                lw=2.2 if is_best else 0.8,
-                alpha=1.0 if is_best else 0.5,
-                label=f"round {e['round']}",
-            )
-    ax.set_xlabel("average tokens per question (thousands)")
-    ax.set_ylabel("search accuracy (%)")
-    ax.set_title("Scaling curves on the search split (beta sweep / seed budget sweep)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+        return []
+    try:
+        search: dict[str, list] = {}
+        for e in entries:
+            if e.get("kind") == "seeds":
+                for s in e.get("seeds", []):
+                    if s.get("status") == "ok":
+                        search[s["name"]] = s["curve"]
+            elif e.get("kind") == "candidate" and e.get("status") == "ok":
+                star = " (chosen)" if chosen is not None and e["round"] == chosen["round"] else ""
+                search[f"round {e['round']}{star}"] = e["metrics"]["curve"]
+        made = [str(plot_group(_rows_for_plot(search), cfg.out / "search.png",
+                               f"Search split: every round and seed ({cfg.seeds} seeds)"))]
+        if final.get("curves"):
+            made.append(str(plot_group(
+                _rows_for_plot(final["curves"]), cfg.out / "heldout.png",
+                f"Held-out mean: chosen ({final['curve_seeds']} seeds) vs CMC and seeds "
+                f"({final['seeds']} seeds)")))
+        return made
+    except (ImportError, ValueError, RuntimeError):
+        return []
 
 
-def _rounds_table(entries: list[dict[str, Any]]) -> list[str]:
-    rows = [
-        "| round | status | best beta | search acc % | avg tokens | monotone | trace ok | note |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+def _mean_cell(per: Mapping[str, Any], keys: Sequence[str]) -> str:
+    if "error" in per or not keys or any(k not in per for k in keys):
+        return ""
+    acc = sum(per[k]["accuracy"] for k in keys) / len(keys)
+    tok = sum(per[k]["avg_tokens"] for k in keys) / len(keys)
+    return f"{acc:.2f}% / {tok / 1000:.1f}k"
+
+
+def _final_table(rows: Mapping[str, Any], search: Sequence[str]) -> list[str]:
+    """Rows = stores (then the search and held-out means), columns = controllers."""
+    names = list(rows)
+    keys = sorted({k for v in rows.values() if "error" not in v for k in v})
+    out = ["| store | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in keys:
+        out.append(f"| {k} | " + " | ".join(_mean_cell(rows[n], [k]) for n in names) + " |")
+    for label, ks in (("**search mean**", [k for k in keys if k in search]),
+                      ("**held-out mean**", [k for k in keys if k not in search])):
+        if ks:
+            out.append(f"| {label} | " + " | ".join(_mean_cell(rows[n], ks) for n in names) + " |")
+    errors = [f"{n}: {rows[n]['error']}" for n in names if "error" in rows[n]]
+    return out + ([""] + errors if errors else [])
+
+
+def _rounds_table(entries: Sequence[dict[str, Any]]) -> list[str]:
+    rows = ["| round | status | score | top point | search acc % (±se) | avg tokens | monotone "
+            "| note |", "|---|---|---|---|---|---|---|---|"]
     for e in entries:
         if e.get("kind") == "seeds":
             for s in e["seeds"]:
@@ -143,52 +250,44 @@ def _rounds_table(entries: list[dict[str, Any]]) -> list[str]:
                     rows.append(f"| 0 | {s['name']}: unavailable | | | | | | |")
                     continue
                 b = s["best"]
-                rows.append(
-                    f"| 0 | seed {s['name']} | {s['knob']}={b[s['knob']]} | {b['accuracy']:.2f} "
-                    f"| {b['avg_tokens']:.0f} | | | |"
-                )
+                rows.append(f"| 0 | seed {s['name']} | {s.get('score', 0):.2f} | "
+                            f"{s['knob']}={b[s['knob']]} | {b['accuracy']:.2f} "
+                            f"(±{b.get('se', float('nan')):.2f}) | {b['avg_tokens']:,.0f} | | |")
             continue
         if e["status"] != "ok":
             reason = str(e.get("reason") or "").replace("|", "/").replace("\n", " ")[:90]
-            rows.append(
-                f"| {e['round']} | {e['status']} ({e['failure_kind']}) | | | | | | {reason} |"
-            )
+            rows.append(f"| {e['round']} | {e['status']} ({e['failure_kind']}) | | | | | | "
+                        f"{reason} |")
             continue
         m = e["metrics"]
-        rows.append(
-            f"| {e['round']} | ok | {m['best']['beta']:g} | {m['best']['accuracy']:.2f} | "
-            f"{m['best']['avg_tokens']:.0f} | {'yes' if m['checks']['monotone_spending'] else 'NO'}"
-            f" | {'yes' if m['checks']['trace_ok'] else 'NO'} | "
-            f"{len(m['schedule_issues'])} schedule issue(s) |"
-        )
+        knob = m.get("knob", "beta")
+        mono = "yes" if m.get("checks", {}).get("monotone_spending", True) else "NO"
+        rows.append(f"| {e['round']} | ok | {m.get('score', 0):.2f} | {knob}="
+                    f"{m['best'][knob]} | {m['best']['accuracy']:.2f} "
+                    f"(±{m['best'].get('se', float('nan')):.2f}) | "
+                    f"{m['best']['avg_tokens']:,.0f} | {mono} | "
+                    f"{len(m.get('schedule_issues') or [])} schedule issue(s) |")
     return rows
 
 
-def _final_table(final: Mapping[str, Any], search: Sequence[str]) -> list[str]:
-    """Rows = stores (then the search and held-out means), columns = controllers."""
-    names = list(final)
-    keys = sorted({k for v in final.values() if "error" not in v for k in v})
-    rows = ["| store | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    errors = [f"{n}: {final[n]['error']}" for n in names if "error" in final[n]]
+def _finalists_table(finalists: Sequence[dict[str, Any]], search_seeds: int,
+                     finalist_seeds: int) -> list[str]:
+    rows = [f"| round | score at {search_seeds} seeds | score at {finalist_seeds} seeds | "
+            f"top point at {finalist_seeds} seeds |", "|---|---|---|---|"]
+    for f in finalists:
+        if "error" in f:
+            rows.append(f"| {f['round']} | {f['search_score']:.2f} | failed: {f['error'][:60]} | |")
+            continue
+        b, k = f["best"], f["knob"]
+        rows.append(f"| {f['round']} | {f['search_score']:.2f} | {f['score']:.2f} | {k}="
+                    f"{b[k]}: {b['accuracy']:.2f}% (±{b['se']:.2f}) / {b['avg_tokens']:,.0f} |")
+    return rows
 
-    def cell(name: str, ks: Sequence[str]) -> str:
-        per = final[name]
-        if "error" in per or not ks or any(k not in per for k in ks):
-            return ""
-        acc = sum(per[k]["accuracy"] for k in ks) / len(ks)
-        tok = sum(per[k]["avg_tokens"] for k in ks) / len(ks)
-        return f"{acc:.2f}% / {tok / 1000:.1f}k"
 
-    for k in keys:
-        rows.append(f"| {k} | " + " | ".join(cell(n, [k]) for n in names) + " |")
-    groups = (
-        ("**search mean**", [k for k in keys if k in search]),
-        ("**held-out mean**", [k for k in keys if k not in search]),
-    )
-    for label, ks in groups:
-        if ks:
-            rows.append(f"| {label} | " + " | ".join(cell(n, ks) for n in names) + " |")
-    return rows + ([""] + errors if errors else [])
+def _spent_minutes(entries: Sequence[dict[str, Any]], extra_s: float) -> float:
+    secs = sum(float(e.get("eval_seconds") or 0) + float((e.get("response") or {}).get("seconds")
+                                                         or 0) for e in entries)
+    return round((secs + extra_s) / 60.0, 1)
 
 
 def finalize(
@@ -199,72 +298,115 @@ def finalize(
     budget: Budget,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Select, score the chosen controller on held-out data, write ``report.md``."""
+    """Select (finalists re-scored), score on held-out data, write ``report.md``."""
+    start = time.monotonic()
     entries = history.entries()
-    chosen = select(entries)
+    budget_range = (entries[0].get("budget_range") if entries else None) or [1.0, 2.0]
+    finalists = rescore_finalists(cfg, entries, stores, budget_range, log) if candidates(
+        entries) else []
+    ok = [f for f in finalists if "error" not in f]
+    pick = max(ok, key=lambda f: (f["score"], -f["round"])) if ok else None
+    chosen = next(e for e in entries if e.get("round") == pick["round"]) if pick else None
+    paper = paper_pick(entries)
     final: dict[str, Any] = {}
     if chosen is not None:
         write_text_atomic(cfg.out / "best" / "controller.py", chosen["code"])
-        all_stores = {**stores, **_heldout_stores(cfg, log)}
-        final = _final_numbers(chosen, entries[0], all_stores, cfg, log)
-    plotted = _plot(entries, chosen, cfg.out / "scaling.png")
+        final = final_numbers(cfg, chosen, pick, entries[0], stores, _heldout_stores(cfg, log),
+                              log)
+    plots = _plots(cfg, entries, chosen, final)
     done = [e["round"] for e in entries if e.get("kind") == "candidate"]
+    minutes = _spent_minutes(entries, time.monotonic() - start)
     summary = {
         "rounds_done": done,
         "rounds_planned": cfg.rounds,
         "stop_reason": stop,
         "spent_usd": round(budget.spent_usd, 6),
         "spent_tokens": budget.spent_tokens,
-        "chosen": None
-        if chosen is None
-        else {
-            "round": chosen["round"],
-            **chosen["metrics"]["best"],
+        "minutes": minutes,
+        "criterion": "budget-averaged accuracy over the seeds' token range, finalists re-scored",
+        "chosen": None if pick is None else {
+            "round": pick["round"], "score": pick["score"], **pick["best"],
             "file": str(cfg.out / "best" / "controller.py"),
         },
-        "final": final,
+        "paper_rule": None if paper is None else {"round": paper["round"],
+                                                  **paper["metrics"]["best"]},
+        "finalists": finalists,
+        "final": final.get("rows", {}),
         "final_seeds": cfg.final_seeds,
+        "heldout_curves": final.get("curves", {}),
+        "ablations": {"no_traces": bool(getattr(cfg, "no_traces", False)),
+                      "no_beta": bool(getattr(cfg, "no_beta", False))},
     }
     write_json_atomic(cfg.out / "summary.json", summary)
+    write_text_atomic(cfg.out / "report.md", "\n".join(
+        _report_lines(cfg, entries, stores, stop, budget, summary, pick, paper, plots)))
+    log(f"report: {cfg.out / 'report.md'}")
+    return summary
+
+
+def _report_lines(cfg: Any, entries: Sequence[dict[str, Any]], stores: Mapping[str, Any],
+                  stop: str | None, budget: Budget, summary: dict[str, Any],
+                  pick: dict[str, Any] | None, paper: dict[str, Any] | None,
+                  plots: Sequence[str]) -> list[str]:
+    done = summary["rounds_done"]
+    ablations = [k for k, v in summary["ablations"].items() if v]
     lines = [
         "# Controller discovery report",
         "",
         f"Endpoint model `{cfg.llm.model}`; search stores: {', '.join(stores)}; "
-        f"betas {list(cfg.betas)}; {cfg.seeds} seeds during search.",
+        + ("settings declared by each candidate (--no-beta)" if getattr(cfg, "no_beta", False)
+           else f"betas {list(cfg.betas)}")
+        + f"; {cfg.seeds} seeds during search."
+        + (f" Ablations: {', '.join(ablations)}." if ablations else ""),
         f"Rounds finished: {len(done)} of {cfg.rounds}. "
         + (f"Stopped early: {stop}." if stop else "Completed."),
-        f"LLM usage: {budget.spent_tokens} tokens, ${budget.spent_usd:.4f}"
+        f"Cost: {budget.spent_tokens:,} LLM tokens, ${budget.spent_usd:.4f}"
         + ("" if cfg.pricing.priced else " (no prices configured)")
-        + ".",
+        + f", {summary['minutes']} minutes of evaluation and LLM calls.",
         "",
         "## Rounds (search split)",
+        "",
+        "Score: the mean, over 50 budgets log-spaced across the seeds' token range, of the best "
+        "accuracy a curve reaches within each budget. ± is the standard error from seed-to-seed "
+        "variation within each question.",
         "",
         *_rounds_table(entries),
         "",
     ]
-    if chosen is None:
-        lines += ["No candidate ran successfully; nothing was selected.", ""]
-    else:
-        b = chosen["metrics"]["best"]
-        lines += [
-            "## Selected controller",
-            "",
-            f"Round {chosen['round']} at beta = {b['beta']:g}: search accuracy "
-            f"{b['accuracy']:.2f}% at {b['avg_tokens']:.0f} tokens ({cfg.seeds} seeds). "
-            f"File: `best/controller.py` (score it with `tts-gym eval file:{cfg.out}/best/"
-            f"controller.py --param beta={b['beta']:g} --model M --benchmark B`).",
-            "",
-            f"## Final numbers ({cfg.final_seeds} seeds; held-out scored only after selection)",
-            "",
-            "Cells: accuracy / average tokens per question.",
-            "",
-            *_final_table(final, list(stores)),
-            "",
-        ]
-    if plotted:
-        lines += ["## Scaling curves", "", "![scaling](scaling.png)", ""]
-    if chosen is not None:
-        lines += ["## Chosen code", "", "```python", chosen["code"].rstrip(), "```", ""]
-    write_text_atomic(cfg.out / "report.md", "\n".join(lines))
-    log(f"report: {cfg.out / 'report.md'}")
-    return summary
+    if pick is None:
+        return lines + ["No candidate ran successfully; nothing was selected.", ""]
+    k = pick["knob"]
+    lines += [
+        f"## Selection ({cfg.finalists} finalists re-scored with {cfg.finalist_seeds} seeds)",
+        "",
+        *_finalists_table(summary["finalists"], cfg.seeds, cfg.finalist_seeds),
+        "",
+        f"**Chosen: round {pick['round']}** (best score at {cfg.finalist_seeds} seeds), top "
+        f"point {k}={pick['best'][k]}. File: `best/controller.py` (score it with `tts-gym eval "
+        f"file:{cfg.out}/best/controller.py --param {k}={pick['best'][k]} --model M "
+        "--benchmark B`; it runs in the sandbox).",
+    ]
+    if paper is not None:
+        pb = paper["metrics"]["best"]
+        pk = paper["metrics"].get("knob", "beta")
+        same = "the same round" if paper["round"] == pick["round"] else f"round {paper['round']}"
+        lines.append(f"The paper's rule (best single search point at {cfg.seeds} seeds) picks "
+                     f"{same} at {pk}={pb[pk]}: {pb['accuracy']:.2f}% / {pb['avg_tokens']:,.0f}.")
+    lines += [
+        "",
+        f"## Does it beat CMC? ({summary['final_seeds']} seeds; held-out scored only after "
+        "selection)",
+        "",
+        "Cells: accuracy / average tokens per question. CMC is shown at the same beta and at "
+        "the beta whose held-out tokens are nearest the chosen point's; each seed at its best "
+        "search budget.",
+        "",
+        *_final_table(summary["final"], list(stores)),
+        "",
+    ]
+    for p in plots:
+        name = p.rsplit("/", 1)[-1]
+        lines += [f"![{name}]({name})", ""]
+    chosen = next(e for e in entries if e.get("round") == pick["round"])
+    lines += ["## Chosen code", "", "```python", chosen["code"].rstrip(), "```", ""]
+    return lines

@@ -156,3 +156,90 @@ def trace_text(trace: Sequence[dict[str, Any]], max_chars: int = 1200) -> str:
         return text
     half = max_chars // 2
     return f"{text[:half]} ... {text[-half:]}"
+
+
+# --- noise, the curve-level criterion, diagnostics -----------------------------------------------
+def seed_se(correct: Sequence[np.ndarray]) -> float:
+    """Standard error (accuracy points) of the mean accuracy over stores, from the seed-to-seed
+    variation within each question: the questions are fixed, so this is how much the figure
+    would move with other shuffle seeds (episodes of one question are one cluster).
+
+    Args:
+        correct: per store, bool ``[S, Q]`` (same S everywhere).
+    """
+    parts = []
+    for c in correct:
+        c = np.asarray(c, dtype=np.float64)
+        if c.shape[0] < 2:
+            return float("nan")
+        w = 1.0 / (len(correct) * c.shape[1])  # each store weighs the same in the mean
+        parts.append((w**2) * c.var(axis=0, ddof=1).sum() / c.shape[0])
+    return round(100.0 * float(np.sqrt(np.sum(parts))), 2)
+
+
+def paired_se(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """Standard error of the difference of two candidates' accuracy, paired on the same
+    (store, question, seed) episodes (same branch orders), clustered by question."""
+    return seed_se([np.asarray(x, np.float64) - np.asarray(y, np.float64)
+                    for x, y in zip(a, b, strict=True)])
+
+
+def budget_score(curve: Sequence[dict[str, Any]], lo: float, hi: float, n: int = 50) -> float:
+    """The curve-level criterion: the mean, over ``n`` budgets log-spaced from ``lo`` to ``hi``
+    tokens, of the best accuracy the curve reaches within each budget (0 below its cheapest
+    point). Rewards accuracy and cheapness over the whole range, not one point."""
+    if not curve or lo <= 0 or hi <= lo:
+        return 0.0
+    tokens = np.array([p["avg_tokens"] for p in curve], np.float64)
+    acc = np.array([p["accuracy"] for p in curve], np.float64)
+    budgets = np.logspace(np.log10(lo), np.log10(hi), n)
+    best = [float(acc[tokens <= b].max()) if np.any(tokens <= b) else 0.0 for b in budgets]
+    return round(float(np.mean(best)), 3)
+
+
+def pack_bits(correct: np.ndarray) -> str:
+    """bool ``[S, Q]`` as a hex string (history records stay small)."""
+    return np.packbits(np.asarray(correct, bool).ravel()).tobytes().hex()
+
+
+def unpack_bits(text: str, shape: Sequence[int]) -> np.ndarray:
+    """The inverse of :func:`pack_bits`."""
+    n = int(np.prod(shape))
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))[:n]
+    return bits.astype(bool).reshape(tuple(shape))
+
+
+def overspend(trace: Sequence[dict[str, Any]]) -> int:
+    """Tokens charged after the episode's final answer became, for good, the most frequent of
+    the answers revealed so far (probe and final answers alike)."""
+    final = next((ev.get("answer") for ev in reversed(trace) if ev.get("op") == "finish"), None)
+    if final is None:
+        return 0
+    counts: dict[str, int] = {}
+    spent = 0
+    settled_at = None
+    for ev in trace:
+        if ev.get("op") in ("probe_new", "probe_more", "full_read") and "answer" in ev:
+            spent += int(ev.get("tokens", 0))
+            counts[ev["answer"]] = counts.get(ev["answer"], 0) + 1
+            top = max(counts.values())
+            leads = counts.get(final, 0) == top
+            if leads and settled_at is None:
+                settled_at = spent
+            elif not leads:
+                settled_at = None
+    return 0 if settled_at is None else spent - settled_at
+
+
+DIAGNOSTICS = {
+    "wrong": "share of episodes answered wrong",
+    "wrong_but_higher_beta_right": "over every step of the sweep, episodes wrong at one beta "
+    "but right at the next larger one (stopping too early)",
+    "wrong_but_best_right": "wrong, while the best so far is right on the same episode",
+    "majority_seen_not_chosen": "wrong, and the 128-branch majority answer had been revealed "
+    "in the episode but another was chosen",
+    "overspend_tokens": "mean tokens charged after the final answer had become, for good, the "
+    "most frequent revealed answer (seed-0 episodes)",
+    "unrevealed": "answers that no primitive of the episode returned (scored wrong)",
+}
+"""Each diagnostic's one-line definition (shown in the prompt)."""

@@ -9,6 +9,7 @@ broker and are scored here with the one scoring rule (:func:`tts_gym.evaluation.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -76,13 +77,15 @@ def run_sweep(
     trace_seed: int | None = None,
     schedules: bool = True,
     progress: Callable[[UnitResult], None] | None = None,
+    knob: str = "beta",
 ) -> SweepRun:
     """Play ``source`` on every (beta, seed) over all ``stores`` and score it.
 
     Args:
         source: The candidate file (already linted).
         stores: ``key -> store`` with gold (kept on this side).
-        betas: The beta sweep.
+        betas: The knob values to sweep: betas, or (``knob="setting"``) JSON texts of the
+            settings a ``--no-beta`` candidate declared.
         seeds: Protocol shuffle seeds.
         limits: Sandbox limits; ``timeout_s`` bounds the whole sweep.
         name: Controller name in the results.
@@ -90,14 +93,20 @@ def run_sweep(
         trace_seed: Seed whose units record traces (None: no traces).
         schedules: Ask each beta's first unit for ``schedule(beta)``.
         progress: Called with each finished unit.
+        knob: ``"beta"`` (``Controller(beta=b)``) or ``"setting"``
+            (``Controller(setting=json.loads(text))``).
     """
     keys = tuple(stores)
     deadline = time.monotonic() + limits.timeout_s
+    values = [float(b) if knob == "beta" else str(b) for b in betas]
     specs = [
-        UnitSpec(source=source, filename=filename, params={"beta": float(b)}, store_keys=keys,
-                 seed=int(s), traces=trace_seed is not None and int(s) == trace_seed,
-                 schedule_beta=float(b) if schedules and i == 0 else None, deadline=deadline)
-        for b in betas
+        UnitSpec(source=source, filename=filename,
+                 params={"beta": b} if knob == "beta" else {"setting": json.loads(b)},
+                 store_keys=keys, seed=int(s),
+                 traces=trace_seed is not None and int(s) == trace_seed,
+                 schedule_beta=b if schedules and knob == "beta" and i == 0 else None,
+                 deadline=deadline)
+        for b in values
         for i, s in enumerate(seeds)
     ]
     start = time.monotonic()
@@ -106,16 +115,16 @@ def run_sweep(
                    child_cpu_s=sum(r.child_cpu_s for r in out if r is not None))
     for spec, r in zip(specs, out, strict=True):
         if r is not None and r.status != "ok":
-            beta = spec.params["beta"]
+            value = spec.params.get("beta", spec.params.get("setting"))
             err = dict(r.error or {})
-            err["beta"] = beta
-            err["reason"] = f"{describe_error(err)} at beta={beta:g}"
+            err["beta"] = value
+            where = f"beta={value:g}" if knob == "beta" else f"setting={json.dumps(value)}"
+            err["reason"] = f"{describe_error(err)} at {where}"
             return replace(run, status="error", error=err, layers=r.layers)
     run.layers = out[0].layers if out and out[0] is not None else {}
     n_s = len(seeds)
-    for bi, b in enumerate(betas):
+    for bi, b in enumerate(values):
         units = out[bi * n_s : (bi + 1) * n_s]
-        b = float(b)
         if schedules and units[0] is not None and units[0].schedule is not None:
             run.schedules[repr(b)] = units[0].schedule
         run.results[b], run.stats[b], run.traces[b] = {}, {}, {}
@@ -125,7 +134,7 @@ def run_sweep(
             tokens = np.stack([o.tokens for o in outs])
             unrevealed = np.stack([~o.revealed for o in outs])
             run.results[b][key] = score(
-                store, list(seeds), ids, tokens, controller=name, params={"beta": b},
+                store, list(seeds), ids, tokens, controller=name, params={knob: b},
                 cost_mode="reference", path="sandbox", unrevealed=unrevealed)
             run.stats[b][key] = {k: np.stack([o.stats[k] for o in outs]) for k in outs[0].stats}
             traced = [o.traces for o in outs if o.traces is not None]

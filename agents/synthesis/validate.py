@@ -157,7 +157,48 @@ def _arg_names(fn: ast.FunctionDef) -> list[str]:
     )
 
 
-def _check_contract(tree: ast.Module) -> Validation | None:
+MAX_SETTINGS = 11
+"""Most settings a ``--no-beta`` candidate may declare (the size of the beta sweep)."""
+
+
+def declared_settings(source: str) -> list[str]:
+    """The ``SETTINGS`` grid of a ``--no-beta`` candidate, read from the source without running
+    it: a module-level list literal of 1..11 dicts with string keys and number/bool/string
+    values. Returns each setting as a JSON text (the sweep's knob values).
+
+    Raises:
+        ValueError: No such literal, or not of that shape (the message says what is wrong).
+    """
+    import json
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        raise ValueError(f"cannot parse the file: {exc}") from None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "SETTINGS"):
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, SyntaxError, RecursionError):
+                break
+            ok = (isinstance(value, list) and 1 <= len(value) <= MAX_SETTINGS and all(
+                isinstance(d, dict) and d and all(
+                    isinstance(k, str) and isinstance(v, (bool, int, float, str))
+                    for k, v in d.items()) for d in value))
+            if not ok:
+                break
+            texts = [json.dumps(d, sort_keys=True) for d in value]
+            if len(set(texts)) != len(texts):
+                raise ValueError("SETTINGS holds the same setting twice")
+            return texts
+    raise ValueError(
+        f"with --no-beta the file must define `SETTINGS = [{{...}}, ...]` at module level: a "
+        f"literal list of 1..{MAX_SETTINGS} dicts of numbers, booleans or strings (the grid the "
+        "loop sweeps); each is passed as Controller(setting)")
+
+
+def _check_contract(tree: ast.Module, no_beta: bool = False) -> Validation | None:
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Controller"]
     if not classes:
         return Validation(False, "contract", "no top-level `class Controller` is defined")
@@ -168,6 +209,8 @@ def _check_contract(tree: ast.Module) -> Validation | None:
         "schedule": ["self", "beta"],
         "solve": ["self", "question"],
     }
+    if no_beta:
+        want = {"__init__": ["self", "setting"], "solve": ["self", "question"]}
     for name, args in want.items():
         fn = methods.get(name)
         if fn is None:
@@ -179,7 +222,8 @@ def _check_contract(tree: ast.Module) -> Validation | None:
                 "contract",
                 fn,
                 f"{name} must take exactly ({', '.join(args)}), "
-                f"got ({', '.join(_arg_names(fn))}); beta is the only knob",
+                f"got ({', '.join(_arg_names(fn))})"
+                + ("" if no_beta else "; beta is the only knob"),
             )
     return None
 
@@ -210,13 +254,16 @@ proposals of a population round) can fail with ``SystemError: AST constructor re
 mismatch`` (CPython gh-106905)."""
 
 
-def validate_source(source: str, forbidden_literals: frozenset[str] = frozenset()) -> Validation:
+def validate_source(
+    source: str, forbidden_literals: frozenset[str] = frozenset(), no_beta: bool = False
+) -> Validation:
     """Lint a candidate's source without running it (feedback for the LLM, not the boundary).
 
     Args:
         source: The full Python file.
         forbidden_literals: Strings a literal may not equal (the search stores' gold answers;
             :data:`NOISE_LABELS` are always allowed).
+        no_beta: The ``--no-beta`` contract (``__init__(self, setting)``, a ``SETTINGS`` grid).
 
     Returns:
         :data:`OK` or the first problem found (kind and a one-line reason).
@@ -242,5 +289,10 @@ def validate_source(source: str, forbidden_literals: frozenset[str] = frozenset(
     bad = _check_literals(tree, forbidden_literals)
     if bad is not None:
         return bad
-    bad = _check_contract(tree)
+    bad = _check_contract(tree, no_beta)
+    if bad is None and no_beta:
+        try:
+            declared_settings(source)
+        except ValueError as exc:
+            return Validation(False, "contract", str(exc))
     return bad if bad is not None else OK

@@ -14,6 +14,8 @@ import pkgutil
 import sys
 from importlib.metadata import entry_points
 
+from tts_gym.extras import MissingExtraError
+
 COMMAND_GROUP = "tts_gym.commands"
 
 
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay environment and controllers for test-time scaling "
         "(AutoTTS). Data: --data-dir, else TTS_GYM_DATA, else the download cache.",
     )
+    from tts_gym import __version__
+
+    parser.add_argument("--version", action="version", version=f"tts-gym {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in builtin_commands():
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, ExecutorError, OSError, ValueError) as exc:
+    except (CliError, ExecutorError, OSError, ValueError, MissingExtraError) as exc:
         print(f"tts-gym {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

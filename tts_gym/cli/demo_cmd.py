@@ -8,11 +8,13 @@ calibrated synthetic twin (:mod:`tts_gym.synthetic`, nothing downloaded) and say
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from tts_gym.cli.common import positive_int
+from tts_gym.extras import MissingExtraError, require_extra
 from tts_gym.reporting.plot import STYLE
 from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.reporting.table import TABLE_ROWS
@@ -144,19 +146,12 @@ def _score_everything(store: Any, seeds: int, workers: int) -> dict[str, Any]:
     return memo
 
 
-def _plot(path: Path, curves: dict[str, list[dict[str, Any]]], title: str) -> bool:
-    """The sweeps in ``tts-gym plot``'s style (Pareto frontier marked); False without
-    matplotlib."""
-    try:
-        from tts_gym.reporting.plot import plot_group
+def _plot(path: Path, curves: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """The sweeps in ``tts-gym plot``'s style (Pareto frontier marked); needs matplotlib."""
+    from tts_gym.reporting.plot import plot_group
 
-        rows = [
-            {"controller": SWEEPS[family][0], **p} for family, pts in curves.items() for p in pts
-        ]
-        plot_group(rows, path, title)
-    except ImportError:
-        return False
-    return True
+    rows = [{"controller": SWEEPS[family][0], **p} for family, pts in curves.items() for p in pts]
+    plot_group(rows, path, title)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +159,14 @@ def run(args: argparse.Namespace) -> int:
     from tts_gym.cli.common import default_workers
 
     start = time.perf_counter()
+    draw = not args.no_plot
+    if draw:
+        try:
+            require_extra("plot", "The demo's plot (accuracy_vs_tokens.png)")
+        except MissingExtraError as exc:  # the table is the demo's result: go on without a PNG
+            print(f"tts-gym demo: {exc} Going on without the plot (--no-plot hides this).",
+                  file=sys.stderr)
+            draw = False
     store, synthetic = _store(args)
     memo = _score_everything(store, args.seeds, args.workers or default_workers())
     rows = []
@@ -202,12 +205,12 @@ def run(args: argparse.Namespace) -> int:
             "curves": curves,
         },
     )
-    note = " — SYNTHETIC twin, not real data" if synthetic else ""
-    title = f"{store.model} on {args.benchmark}{note} ({args.seeds} seeds)"
+    title = f"{store.model} on {args.benchmark} ({args.seeds} seeds)"
+    if synthetic:
+        title += "\nSYNTHETIC twin, not real data"
     png = out / "accuracy_vs_tokens.png"
-    if not args.no_plot and not _plot(png, curves, title):
-        print("matplotlib is not installed: no plot (pip install 'tts-gym[plot]').")
-    elif not args.no_plot:
+    if draw:
+        _plot(png, curves, title)
         print(f"plot: {png}")
     print(f"results: {out / 'results.json'}  ({time.perf_counter() - start:.1f} s)")
     return 0

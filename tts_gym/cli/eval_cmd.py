@@ -54,9 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--traces",
         metavar="FILE",
         default=None,
-        help="write per-episode execution traces as JSON to FILE (handle path)",
+        help="write per-episode execution traces as JSON to FILE (handle path): a list of "
+        "{seed, question, answer, correct, tokens, events}",
     )
-    p.add_argument("--detail", action="store_true", help="per-seed and per-question numbers")
+    p.add_argument(
+        "--detail",
+        action="store_true",
+        help="also per-question and per-seed accuracy (%%) and tokens (a table, or JSON lists "
+        "with --json)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--trusted",
@@ -118,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--trusted and --unsafe-no-isolation apply to file: controllers only.")
     check_executor_args(args)
     sandboxed = is_file and not args.trusted
+    if sandboxed:
+        from tts_gym.sandbox.precheck import precheck_source
+
+        path = Path(args.controller.split(":", 1)[1])
+        if not path.is_file():
+            raise CliError(f"controller file {path} does not exist.")
+        precheck_source(path.read_text(errors="replace"), str(path))
     controller = None if sandboxed else make_controller(args.controller, params_from(args))
     store = load_store(args.model, args.benchmark, args.data_dir)
     workers = args.workers or default_workers()
@@ -150,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if args.traces:
         from tts_gym.io import write_json_atomic
 
-        write_json_atomic(args.traces, result.traces)
+        write_json_atomic(args.traces, result.labelled_traces())
     if args.json:
         print(json.dumps(out))
         return 0
@@ -160,10 +173,33 @@ def run(args: argparse.Namespace) -> int:
         else "  [exact cost mode: NOT comparable with the paper]"
     )
     print(
-        f"{result.controller} {result.params} on {store.name} ({store.split}), "
+        f"{result.controller} {params_from(args) if is_file else result.params} on "
+        f"{store.name} ({store.split}), "
         f"{len(result.seeds)} seeds{label}"
     )
     print(f"  accuracy   {result.accuracy:.2f} %")
     print(f"  avg tokens {result.avg_tokens:,.1f}  ({result.avg_tokens / 1000:.1f}k)")
     print(f"  path {result.path}, {result.seconds:.3f} s")
+    if args.detail:
+        print_detail(out, result.seeds)
+    if args.traces:
+        print(f"  traces     {args.traces} ({len(result.seeds)} seeds x "
+              f"{result.correct.shape[1]} questions)")
     return 0
+
+
+def print_detail(out: dict, seeds: list[int]) -> None:
+    """The ``--detail`` lists of :meth:`EvalResult.to_dict` as two small tables."""
+    print(f"\n  {'question':>8} {'accuracy %':>11} {'avg tokens':>12}")
+    for q, (acc, tok) in enumerate(
+        zip(out["per_question_accuracy"], out["per_question_tokens"], strict=True)
+    ):
+        print(f"  {q:>8} {acc:>11.2f} {tok:>12,.1f}")
+    print(f"\n  {'seed':>8} {'accuracy %':>11} {'avg tokens':>12}")
+    for seed, acc, tok in zip(
+        seeds,
+        out["per_seed_accuracy"],
+        out["per_seed_tokens"],
+        strict=True,
+    ):
+        print(f"  {seed:>8} {acc:>11.2f} {tok:>12,.1f}")

@@ -54,12 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the summary."""
+    """Print the summary (and, for a store ``tts-gym collect`` wrote, how it was made)."""
+    from tts_gym.collect.meta import describe, read_meta
+    from tts_gym.paths import store_path
+
     summary = store_summary(load_store(args.model, args.benchmark, args.data_dir))
+    meta = read_meta(store_path(args.model, args.benchmark, args.data_dir))
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps({**summary, "collection": meta} if meta else summary))
         return 0
-    width = max(len(k) for k in summary)
-    for key, value in summary.items():
+    shown = {**summary, **describe(meta)} if meta else summary
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
         print(f"{key:<{width}}  {value}")
     return 0

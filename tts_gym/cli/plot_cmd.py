@@ -7,6 +7,7 @@ import sys
 
 from tts_gym.cli.sweep_cmd import compute_sweep
 from tts_gym.cli.table_cmd import add_grid_args
+from tts_gym.extras import require_extra
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load or compute the sweep, then write one PNG per (model, benchmark)."""
+    require_extra("plot", "tts-gym plot")  # before reading or computing anything
     from tts_gym.reporting.files import read_rows
     from tts_gym.reporting.plot import plot_sweep
 

@@ -93,6 +93,23 @@ def observation_copy(book: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
     return {k: book[VIEW + i].copy() for i, k in enumerate(OBS_KEYS)}
 
 
+@njit(cache=True, inline="always")
+def stacked_views(ep_arrays, book_arrays, i):
+    """``(ep, book)`` of env ``i`` from the episode and bookkeeping tuples stacked on a leading
+    axis (the vector env's and the broker's layout): views, no copies."""
+    ep = (
+        ep_arrays[0][i], ep_arrays[1][i], ep_arrays[2][i], ep_arrays[3][i], ep_arrays[4][i],
+        ep_arrays[5][i],
+    )
+    book = (
+        book_arrays[0][i], book_arrays[1][i], book_arrays[2][i], book_arrays[3][i],
+        book_arrays[4][i], book_arrays[5][i], book_arrays[6][i], book_arrays[7][i],
+        book_arrays[8][i], book_arrays[9][i], book_arrays[10][i], book_arrays[11][i],
+        book_arrays[12][i], book_arrays[13][i], book_arrays[14][i], book_arrays[15][i],
+    )
+    return ep, book
+
+
 @njit(cache=True)
 def reset_book(book):
     """Clear the bookkeeping (and the observation) for a new episode."""

@@ -62,6 +62,7 @@ from tts_gym.env.dynamics import (
     new_book,
     observation_copy,
     reset_state,
+    stacked_views,
 )
 from tts_gym.env.episode_start import draw_episodes, generator_list, start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
@@ -152,32 +153,7 @@ def vec_step(
     n_illegal = 0
     for i in range(n):
         q = qs[i]
-        ep = (
-            ep_arrays[0][i],
-            ep_arrays[1][i],
-            ep_arrays[2][i],
-            ep_arrays[3][i],
-            ep_arrays[4][i],
-            ep_arrays[5][i],
-        )
-        book = (
-            book_arrays[0][i],
-            book_arrays[1][i],
-            book_arrays[2][i],
-            book_arrays[3][i],
-            book_arrays[4][i],
-            book_arrays[5][i],
-            book_arrays[6][i],
-            book_arrays[7][i],
-            book_arrays[8][i],
-            book_arrays[9][i],
-            book_arrays[10][i],
-            book_arrays[11][i],
-            book_arrays[12][i],
-            book_arrays[13][i],
-            book_arrays[14][i],
-            book_arrays[15][i],
-        )
+        ep, book = stacked_views(ep_arrays, book_arrays, i)
         kind = kinds[i]
         rewards[i] = 0.0
         terminated[i] = False

@@ -76,8 +76,13 @@ class EvalResult:
 
     @property
     def avg_tokens(self) -> float:
-        """Average tokens per question, mean over seeds (the published CSV truncates it)."""
-        return float(np.mean(self.per_seed_tokens))
+        """Average tokens per question, mean over seeds (the published CSV truncates it).
+
+        Computed as total tokens / (seeds × questions): the same number as the mean of the
+        per-seed means (every seed has every question), as the double nearest to the exact
+        fraction, so it prints without summation noise (``910813.035``, not
+        ``910813.0350000001``) and its integer part is the published figure."""
+        return float(self.tokens.sum()) / self.tokens.size
 
     def summary(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the headline numbers."""
@@ -98,17 +103,53 @@ class EvalResult:
         }
 
     def to_dict(self, detail: bool = False) -> dict[str, Any]:
-        """The summary, plus per-seed and per-question arrays when ``detail``."""
+        """The summary, plus per-seed and per-question lists when ``detail``.
+
+        Units are the summary's: every accuracy is a percent rounded to 2 decimals (like
+        ``accuracy``; the ``per_*_accuracy`` properties are fractions), every token figure is
+        tokens per question rounded to 3 decimals. ``traces`` (when recorded) are
+        :meth:`labelled_traces`.
+        """
         out = self.summary()
         if detail:
             out.update(
                 {
-                    "per_seed_accuracy": self.per_seed_accuracy.tolist(),
-                    "per_seed_tokens": self.per_seed_tokens.tolist(),
-                    "per_question_accuracy": self.per_question_accuracy.tolist(),
-                    "per_question_tokens": self.per_question_tokens.tolist(),
+                    "per_seed_accuracy": _rounded(100.0 * self.per_seed_accuracy, 2),
+                    "per_seed_tokens": _rounded(self.per_seed_tokens, 3),
+                    "per_question_accuracy": _rounded(100.0 * self.per_question_accuracy, 2),
+                    "per_question_tokens": _rounded(self.per_question_tokens, 3),
                 }
             )
             if self.traces is not None:
-                out["traces"] = self.traces
+                out["traces"] = self.labelled_traces()
         return out
+
+    def labelled_traces(self) -> list[dict[str, Any]]:
+        """The recorded traces, one dict per episode, in (seed, question) order.
+
+        Each is ``{"seed", "question", "answer", "correct", "tokens", "events"}``: the shuffle
+        seed, the question's index in the store, the controller's answer, whether it was right,
+        the tokens charged, and the episode's primitive calls and notes.
+
+        Raises:
+            ValueError: No traces were recorded (evaluate with ``traces=True``).
+        """
+        if self.traces is None:
+            raise ValueError("No traces were recorded: evaluate with traces=True (--traces).")
+        return [
+            {
+                "seed": int(seed),
+                "question": q,
+                "answer": self.answers[i][q],
+                "correct": bool(self.correct[i, q]),
+                "tokens": int(self.tokens[i, q]),
+                "events": events,
+            }
+            for i, seed in enumerate(self.seeds)
+            for q, events in enumerate(self.traces[i])
+        ]
+
+
+def _rounded(values: np.ndarray, digits: int) -> list[float]:
+    """``values`` as a list of Python floats rounded to ``digits`` decimals (no float noise)."""
+    return [round(float(v), digits) for v in values]

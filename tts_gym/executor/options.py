@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 from tts_gym.cli import CliError
 from tts_gym.executor.base import Executor, ExecutorError, using
-
-RAY_MISSING = '--executor ray needs Ray, which is not installed: pip install "tts-gym[ray]"'
-"""The one sentence a command prints when Ray is asked for and missing."""
+from tts_gym.extras import require_extra
 
 
 def add_executor_args(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +33,14 @@ def check_executor_args(args: argparse.Namespace) -> None:
     """Refuse bad executor options before any work is done.
 
     Raises:
-        CliError: ``--ray-address`` without ``--executor ray``, or Ray not installed.
+        CliError: ``--ray-address`` without ``--executor ray``.
+        tts_gym.extras.MissingExtraError: ``--executor ray`` without the ``ray`` extra.
     """
     executor = getattr(args, "executor", "local")
     if getattr(args, "ray_address", None) and executor != "ray":
         raise CliError("--ray-address needs --executor ray.")
     if executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise CliError(RAY_MISSING) from None
+        require_extra("ray", "--executor ray")
 
 
 @contextlib.contextmanager

@@ -31,13 +31,12 @@ from typing import Any
 import tts_gym
 from tts_gym.executor.base import Executor, ExecutorError, Job
 from tts_gym.executor.node import claim_slot, node_label
+from tts_gym.extras import require_extra
 
 try:
     import ray
 except ImportError:  # the ray extra is missing: RayExecutor() says so
     ray = None
-
-RAY_MISSING = 'the Ray executor needs Ray, which is not installed: pip install "tts-gym[ray]"'
 
 LOCAL_OBJECT_STORE_MB = 512
 """Object store of a local instance (MiB): the published 12 stores and 100-seed orders for all
@@ -195,7 +194,7 @@ class RayExecutor(Executor):
                  object_store_mb: int = LOCAL_OBJECT_STORE_MB, max_retries: int = MAX_RETRIES
                  ) -> None:
         if ray is None:
-            raise ExecutorError(RAY_MISSING)
+            require_extra("ray", "RayExecutor")
         self.max_retries = int(max_retries)
         self.started = False
         if ray.is_initialized():

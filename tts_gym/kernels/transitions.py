@@ -1,4 +1,4 @@
-"""Replay transitions as module-level numba kernels (spec: shared/spec/replay-semantics.md).
+"""Replay transitions as module-level numba kernels (the replay semantics: docs/env.md).
 
 One set of kernels serves the single env, the vector env and every batch evaluator.
 

@@ -1,6 +1,6 @@
 """Vote statistics over answer ids, as numba kernels and exact float tables.
 
-``majority`` and ``top2`` follow shared/spec/controllers.md: the highest count wins; ties go to
+``majority`` and ``top2`` follow the AutoTTS reference: the highest count wins; ties go to
 the answer whose FIRST occurrence in the list comes earliest. ``beta_conf(c1, c2) = 1 -
 BetaCDF(0.5; c1 + 1, c2 + 1)`` is read from a table built once with scipy (the published numbers
 were made with ``scipy.stats.beta.cdf``), so kernels and Python agree to the last bit.

@@ -45,14 +45,42 @@ def curves(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("tts-gym plot needs matplotlib: pip install 'tts-gym[plot]'.") from exc
+    from tts_gym.extras import require_extra
+
+    require_extra("plot", "Plotting (tts_gym.reporting.plot)")
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def cost_weight_text(value: float) -> str:
+    """A cost weight as a short label.
+
+    >>> cost_weight_text(1e-07), cost_weight_text(2e-08), cost_weight_text(0.0)
+    ('1e-7', '2e-8', '0')
+    """
+    text = f"{value:.3g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def wrap_title(title: str, width: int = 48) -> str:
+    """Break a long title into lines of at most ``width`` characters (so it is never clipped).
+
+    >>> print(wrap_title("Qwen3-8B on aime24 — SYNTHETIC twin, not real data (100 seeds)"))
+    Qwen3-8B on aime24 — SYNTHETIC twin, not real
+    data (100 seeds)
+    """
+    import textwrap
+
+    return "\n".join(
+        textwrap.fill(line, width) if len(line) > width else line for line in title.splitlines()
+    )
 
 
 def plot_group(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str) -> Path:
@@ -66,22 +94,103 @@ def plot_group(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], tit
         title: Figure title.
     """
     plt = _pyplot()
+    fig = group_figure(rows, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+LABEL_OFFSETS = ((0, 14), (0, -14), (14, 0), (-14, 0), (12, 12), (12, -12), (-12, 12), (-12, -12))
+"""Where a cost-weight label may go, in points from its marker, in order of preference."""
+MARKER_CLEARANCE = 7.0
+"""Pixels around a marker (and its Pareto circle) that a label must leave free."""
+
+
+def text_box(annotation: Any, renderer: Any) -> Any:
+    """Display-space box of an annotation's text alone (``Annotation.get_window_extent``
+    includes the leader line, which ends at the point)."""
+    from matplotlib.text import Text
+
+    annotation.update_positions(renderer)  # as Annotation.get_window_extent does first
+    return Text.get_window_extent(annotation, renderer)
+
+
+def _boxes_overlap(a: Any, b: Any) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _label_cost_weights(fig: Any, ax: Any, labels: list[tuple[float, float, str, str]]) -> None:
+    """Label RL points with their cost weights, clear of every marker and of each other.
+
+    For each label, the first of :data:`LABEL_OFFSETS` whose text box keeps
+    :data:`MARKER_CLEARANCE` pixels from every plotted point, stays inside the axes and misses
+    the labels already placed (else the one with the fewest conflicts), drawn on a white box
+    with a thin leader line. Call after the axes limits and the layout are final.
+    """
+    renderer = fig.canvas.get_renderer()
+    points = [
+        ax.transData.transform(xy)
+        for line in ax.get_lines()
+        for xy in line.get_xydata()
+        if line.get_marker() not in (None, "", "None")
+    ]
+    inside = ax.get_window_extent(renderer)
+    placed: list[Any] = []
+    for x, y, text, colour in labels:
+        best, best_conflicts = None, None
+        for dx, dy in LABEL_OFFSETS:
+            ann = ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="center" if dx == 0 else ("left" if dx > 0 else "right"),
+                va="center" if dy == 0 else ("bottom" if dy > 0 else "top"),
+                fontsize=7,
+                color=colour,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.6, "shrinkB": 5},
+                zorder=5,
+            )
+            box = text_box(ann, renderer)
+            near = box.expanded(1.0, 1.0)
+            conflicts = sum(
+                near.x0 - MARKER_CLEARANCE < px < near.x1 + MARKER_CLEARANCE
+                and near.y0 - MARKER_CLEARANCE < py < near.y1 + MARKER_CLEARANCE
+                for px, py in points
+            )
+            conflicts += sum(_boxes_overlap(box, other) for other in placed)
+            conflicts += 0 if inside.contains(box.x0, box.y0) and inside.contains(
+                box.x1, box.y1
+            ) else 1
+            if best_conflicts is None or conflicts < best_conflicts:
+                if best is not None:
+                    best[0].remove()
+                best, best_conflicts = (ann, box), conflicts
+            else:
+                ann.remove()
+            if conflicts == 0:
+                break
+        placed.append(best[1])
+
+
+def group_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
+    """The matplotlib figure :func:`plot_group` saves (see there)."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=110)
     n_rl = 0
+    labels: list[tuple[float, float, str, str]] = []
     for name, pts in curves(rows).items():
         if str(pts[0]["controller"]).startswith("rl:"):
             label, colour, marker = name, RL_COLOURS[n_rl % len(RL_COLOURS)], "P"
             n_rl += 1
-            for r in pts:
-                if r.get("budget") not in (None, ""):
-                    ax.annotate(
-                        f"{float(r['budget']):g}",
-                        (float(r["avg_tokens"]), float(r["accuracy"])),
-                        textcoords="offset points",
-                        xytext=(4, -10),
-                        fontsize=6,
-                        color=colour,
-                    )
+            labels += [
+                (float(r["avg_tokens"]), float(r["accuracy"]), cost_weight_text(float(b)), colour)
+                for r in pts
+                if (b := r.get("budget")) not in (None, "")
+            ]
         else:
             label, colour, marker = STYLE.get(name, (name, None, "o"))
         ax.plot(
@@ -122,16 +231,15 @@ def plot_group(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], tit
     ax.set_xscale("log")
     ax.set_xlabel("average tokens per question (log scale)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
+    ax.set_title(wrap_title(title), fontsize=11)
+    ax.margins(y=0.14 if labels else 0.05)  # room for cost-weight labels above the top points
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     ax.legend(loc="best", fontsize=8, frameon=True, framealpha=0.85)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    if labels:
+        _label_cost_weights(fig, ax, labels)
+    return fig
 
 
 def plot_sweep(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:

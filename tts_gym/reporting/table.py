@@ -91,7 +91,7 @@ class MainTable:
                             "benchmark": "heldout_avg",
                             "split": "heldout",
                             "accuracy": round(avg[0], 2),
-                            "avg_tokens": avg[1],
+                            "avg_tokens": round(avg[1], 3),
                         }
                     )
         return out

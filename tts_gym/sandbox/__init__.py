@@ -11,4 +11,12 @@ The safety page of the docs (docs/safety.md) describes what each layer stops.
 
 from tts_gym.sandbox.limits import SandboxLimits
 
-__all__ = ["SandboxLimits"]
+
+def evaluate_source(*args, **kwargs):  # noqa: ANN002, ANN003 - see tts_gym.sandbox.evaluate
+    """:func:`tts_gym.sandbox.evaluate.evaluate_source` (imported on first use)."""
+    from tts_gym.sandbox.evaluate import evaluate_source as run
+
+    return run(*args, **kwargs)
+
+
+__all__ = ["SandboxLimits", "evaluate_source"]

@@ -30,7 +30,7 @@ from tts_gym.env.dynamics import new_book
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.kernels.transitions import COST_MODES, MODE_REFERENCE, env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
-from tts_gym.sandbox import kernel
+from tts_gym.sandbox import kernel, serve_loop
 from tts_gym.sandbox.child import wire
 from tts_gym.sandbox.child.isolation import UID_BASE
 from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES
@@ -184,12 +184,41 @@ class Broker:
             [[] for _ in range(n)] if spec.traces else None)
         self.error: dict[str, Any] | None = None
         self.offsets = np.cumsum([0] + [p.n_questions for p in parts])
-        self.out = kernel.new_outputs(2 * n + 16)  # grown when a batch is larger
+        self.labels = _label_table(store)
+        self._allocate(2 * n + 16)  # grown when a batch is larger
         self.max_entries = 4 * n + 1_000_000
-        # compile (or load) the kernel now, before a candidate's clock starts
-        _SERVE(self.data, store.n_branches, self.qs, self.ep, self.book,
-               np.zeros((0, 3), np.int32), 0, self.done, self.steps, self.stats, self.sent,
-               self.slots, self.mode, self.conf, self.counts, 0, *self.out)
+        # each broker calls the kernels through entry points typed by its own first calls
+        # (its arrays' dtypes), made below before a candidate's clock starts
+        self._serve = kernel.FastCall(kernel.serve_batch)
+        self._loop = kernel.FastCall(serve_loop.serve_loop)
+        if not limits.python_loop:  # a read on fd -1 fails at once: compiles (or loads) only
+            self.loop(-1, -1, np.zeros(1, np.int64))
+        # the entries are read-only like those wire.decode_batch makes
+        no_entries = np.frombuffer(b"", np.int32).reshape(0, 3)
+        self._serve(self.data, store.n_branches, self.qs, self.ep, self.book, no_entries, 0,
+                    self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
+                    self.conf, self.counts, 0, *self.out)
+
+    def _allocate(self, cap: int) -> None:
+        """Output and loop buffers for batches of up to ``cap`` entries (kept together)."""
+        self.out = kernel.new_outputs(cap)
+        offsets = self.labels[1]
+        longest = int(np.max(np.diff(offsets))) if len(offsets) > 1 else 0
+        self.entries = np.zeros((cap, 3), np.int32)
+        self.inbuf = np.zeros(32 + 12 * cap, np.uint8)
+        self.outbuf = np.zeros(64 + 64 * cap + cap * longest, np.uint8)
+        self.reply_bytes = self.out[0].view(np.uint8).reshape(-1)
+
+    def loop(self, rfd: int, wfd: int, progress: np.ndarray) -> tuple[int, int, int]:
+        """Run the compiled loop (:func:`~tts_gym.sandbox.serve_loop.serve_loop`)."""
+        reply, answer_ids, new, others = self.out
+        return self._loop(
+            rfd, wfd, self.inbuf, self.outbuf, self.entries, progress, self.data,
+            self.store.n_branches, self.qs, self.ep, self.book, self.done, self.steps,
+            self.stats, self.sent, self.slots, self.mode, self.conf, self.counts,
+            self.limits.max_steps, reply, self.reply_bytes, answer_ids, new, others,
+            *self.labels,
+        )
 
     # --- START -------------------------------------------------------------------------------
     def start_message(self) -> bytes:
@@ -229,9 +258,9 @@ class Broker:
         entries, strings = wire.decode_batch(payload, self.max_entries, MAX_ANSWER_CHARS + 10)
         n = len(entries)
         if n > len(self.out[1]):
-            self.out = kernel.new_outputs(max(n, 2 * len(self.out[1])))
+            self._allocate(max(n, 2 * len(self.out[1])))
         reply, answer_ids, new, others = self.out
-        err, n_new, n_others = _SERVE(
+        err, n_new, n_others = self._serve(
             self.data, self.store.n_branches, self.qs, self.ep, self.book, entries,
             len(strings), self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
             self.conf, self.counts, self.limits.max_steps, reply, answer_ids, new, others,
@@ -344,6 +373,12 @@ class Broker:
             sl = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
             stats = {name: self.stats[sl, c].copy() for c, name in enumerate(STAT_OPS)}
             stats["opened"] = self.ep[5][sl, 0].copy()
+            maj = self.parts[k].majority_final
+            label_of = self.book[4][sl]
+            given = self.answer_ids[sl]
+            stats["majority_missed"] = np.array(  # the 128-branch majority was seen, not chosen
+                [m >= 0 and label_of[q, m] >= 0 and given[q] != m for q, m in enumerate(maj)],
+                np.int64)
             out[key] = StoreOutcome(
                 answer_ids=self.answer_ids[sl].copy(),
                 answers=self.answers[sl],
@@ -355,8 +390,17 @@ class Broker:
         return out
 
 
-_SERVE = kernel.FastCall(kernel.serve_batch)
 _COMBINED: dict[tuple[str, ...], ReplayStore] = {}
+_LABELS: dict[str, tuple[np.ndarray, ...]] = {}
+
+
+def _label_table(store: ReplayStore) -> tuple[np.ndarray, ...]:
+    got = _LABELS.get(store.sha256)
+    if got is None:
+        if len(_LABELS) > 8:
+            _LABELS.clear()
+        got = _LABELS[store.sha256] = serve_loop.label_table(store)
+    return got
 
 
 def _combined(parts: list[ReplayStore]) -> ReplayStore:
@@ -386,7 +430,7 @@ class _Guard(threading.Thread):
         self.stall_s = stall_s
         self.deadline = float("inf")
         self.kind = "startup"
-        self.progress = 0
+        self.progress = np.zeros(1, np.int64)  # frames read (also by the compiled loop)
         self.reason: str | None = None
         self.done = threading.Event()
 
@@ -398,8 +442,9 @@ class _Guard(threading.Thread):
         seen, since = -1, time.monotonic()
         while not self.done.wait(0.05):
             now = time.monotonic()
-            if self.progress != seen:
-                seen, since = self.progress, now
+            progress = int(self.progress[0])
+            if progress != seen:
+                seen, since = progress, now
             reason = None
             if now > self.deadline:
                 reason = self.kind
@@ -481,7 +526,7 @@ class _Session:
         frame = self.reader.read()
         if len(frame) > max_bytes:
             raise wire.WireError(f"message of {len(frame)} bytes (limit {max_bytes})")
-        self.guard.progress += 1
+        self.guard.progress[0] += 1
         return frame
 
     def hello(self) -> dict[str, Any] | None:
@@ -515,8 +560,33 @@ class _Session:
                     return
             else:
                 self._batch(frame)
+        fast = b.traces is None and not self.limits.python_loop
         while not b.all_done and b.error is None:
+            if fast and not self.reader.buf:
+                self._fast_round()
+            else:
+                self._batch(self.read())
+
+    def _fast_round(self) -> None:
+        """Let the compiled loop serve rounds until one needs Python (see serve_loop)."""
+        b = self.broker
+        code, length, detail = b.loop(self.child.from_child, self.child.to_child,
+                                      self.guard.progress)
+        if code == serve_loop.LOOP_PYTHON:
+            self._batch(bytes(b.inbuf[:length]))
+        elif code == serve_loop.LOOP_BIG:
+            if length == 0 or length > wire.MAX_FRAME:
+                raise wire.WireError(f"frame of {length} bytes (limit {wire.MAX_FRAME})")
+            self.reader.buf = length.to_bytes(4, "little") + self.reader.buf
             self._batch(self.read())
+        elif code == serve_loop.LOOP_EOF:
+            raise EOFError("the candidate process closed its pipe")
+        elif code == serve_loop.LOOP_PROTOCOL:
+            if detail == kernel.ERR_FLOOD:
+                b._fail(int(b.out[3][0]), "step_limit", "kept calling primitives after the "
+                        f"limit of {self.limits.max_steps}", "")
+            else:
+                raise ProtocolError(kernel.PROTOCOL_ERRORS.get(detail, "bad batch"))
 
     def _schedule(self, frame: bytes) -> dict[str, Any]:
         info = parse_json(wire.parse_text_message(frame, wire.SCHEDULE, 1 << 16), 1 << 16)

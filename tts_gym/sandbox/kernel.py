@@ -9,6 +9,7 @@ through the env's own kernel :func:`tts_gym.env.dynamics.env_step`, so there is 
 - ``full_read``: SAMPLE;
 - ``prune(slot)``: PRUNE(slot).
 
+The ops and statuses are :mod:`tts_gym.sandbox.child.wire`'s (one definition for both ends).
 Episode state is the vector env's layout: the episode tuple and the bookkeeping tuple of
 :mod:`tts_gym.env.dynamics`, each array with a leading axis of episodes (all of one store).
 Legality is checked here, whatever the env's ``illegal_action`` setting: an illegal request
@@ -20,44 +21,33 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tts_gym.env.dynamics import env_step, reset_state
+from tts_gym.env.dynamics import env_step, reset_state, stacked_views
 from tts_gym.kernels.transitions import OPENED, can_open
-
-# ops and statuses: the values of tts_gym.sandbox.child.wire (asserted in tests)
-OP_PROBE_NEW = 1
-OP_PROBE_MORE = 2
-OP_FULL_READ = 3
-OP_PRUNE = 4
-ST_OK = 0
-ST_NONE_LEFT = 1
-ST_BAD_SLOT = 2
-ST_NOT_OPENED = 3
-ST_FINISHED = 4
-ST_PRUNED = 5
-ST_STEP_LIMIT = 6
+from tts_gym.sandbox.child.wire import (  # the pipe's codes, frozen into the kernels
+    OP_ANSWER,
+    OP_FAIL,
+    OP_FULL_READ,
+    OP_NOTE,
+    OP_PROBE_NEW,
+    OP_PRUNE,
+    ST_BAD_SLOT,
+    ST_FINISHED,
+    ST_NONE_LEFT,
+    ST_NOT_OPENED,
+    ST_OK,
+    ST_PRUNED,
+    ST_RECORDED,
+    ST_STEP_LIMIT,
+)
 
 
 @njit(cache=True)
 def broker_reset(n_branches, qs, ep_arrays, book_arrays, slots):
     """Start every episode of a group (orders already written into ``ep_arrays[0]``)."""
     for i in range(qs.shape[0]):
-        ep = (
-            ep_arrays[0][i], ep_arrays[1][i], ep_arrays[2][i], ep_arrays[3][i],
-            ep_arrays[4][i], ep_arrays[5][i],
-        )
-        book = (
-            book_arrays[0][i], book_arrays[1][i], book_arrays[2][i], book_arrays[3][i],
-            book_arrays[4][i], book_arrays[5][i], book_arrays[6][i], book_arrays[7][i],
-            book_arrays[8][i], book_arrays[9][i], book_arrays[10][i], book_arrays[11][i],
-            book_arrays[12][i], book_arrays[13][i], book_arrays[14][i], book_arrays[15][i],
-        )
+        ep, book = stacked_views(ep_arrays, book_arrays, i)
         reset_state(n_branches, qs[i], ep, book, slots)
 
-
-OP_ANSWER = 5
-OP_NOTE = 6
-OP_FAIL = 7
-ST_RECORDED = 7
 # per-episode statistics columns
 STAT_PROBE_NEW, STAT_PROBE_MORE, STAT_FULL_READ, STAT_PRUNE, STAT_NOTE, STAT_REFUSED = range(6)
 # reply columns
@@ -195,16 +185,7 @@ def serve_batch(
             reply[j, R_TOKENS] = ep_arrays[5][i, 1]
             continue
         q = qs[i]
-        ep = (
-            ep_arrays[0][i], ep_arrays[1][i], ep_arrays[2][i], ep_arrays[3][i],
-            ep_arrays[4][i], ep_arrays[5][i],
-        )
-        book = (
-            book_arrays[0][i], book_arrays[1][i], book_arrays[2][i], book_arrays[3][i],
-            book_arrays[4][i], book_arrays[5][i], book_arrays[6][i], book_arrays[7][i],
-            book_arrays[8][i], book_arrays[9][i], book_arrays[10][i], book_arrays[11][i],
-            book_arrays[12][i], book_arrays[13][i], book_arrays[14][i], book_arrays[15][i],
-        )
+        ep, book = stacked_views(ep_arrays, book_arrays, i)
         steps[i] += 1
         if steps[i] > max_steps:
             if steps[i] > max_steps + FLOOD_MARGIN:
@@ -251,10 +232,11 @@ def new_outputs(n: int) -> tuple[np.ndarray, ...]:
 
 
 class FastCall:
-    """Calls a numba kernel through its compiled entry point once the first (typed) call has
-    compiled or loaded it: ~2 µs instead of ~8 µs of argument typing per call, which matters
-    when a broker answers a round of requests in ~20 µs. Falls back to the dispatcher (e.g.
-    under ``NUMBA_DISABLE_JIT``)."""
+    """Calls a numba kernel through the compiled entry point of the signature of its first
+    call: ~2 µs instead of ~8 µs of argument typing per call, which matters when a broker
+    answers a round of requests in ~20 µs. Every later call must pass arguments of the same
+    types (the broker's calls do: it warms each kernel up with arrays made the way later calls
+    make them). Falls back to the dispatcher (e.g. under ``NUMBA_DISABLE_JIT``)."""
 
     def __init__(self, dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -264,7 +246,8 @@ class FastCall:
         if self.entry is not None:
             return self.entry(*args)
         out = self.dispatcher(*args)
-        overloads = getattr(self.dispatcher, "overloads", None)
-        if overloads is not None and len(overloads) == 1:
-            self.entry = next(iter(overloads.values())).entry_point
+        typeof = getattr(self.dispatcher, "typeof_pyval", None)
+        if typeof is not None:
+            got = self.dispatcher.overloads.get(tuple(typeof(a) for a in args))
+            self.entry = None if got is None else got.entry_point
         return out

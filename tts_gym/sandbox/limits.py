@@ -26,6 +26,8 @@ class SandboxLimits:
             parallel.
         pin_cpu: Pin each broker, its fork server and its candidates to one CPU (a round
             trip then costs a context switch, not a wake-up of another CPU).
+        python_loop: Serve every round in Python instead of the compiled loop (slower; the
+            two are tested to give identical replies).
         unsafe: Run even where a required isolation layer is missing (``--unsafe-no-isolation``:
             candidates still run in a separate process behind the broker, but the operating
             system does not confine them).
@@ -42,6 +44,7 @@ class SandboxLimits:
     workers: int = 1
     pin_cpu: bool = True
     unsafe: bool = False
+    python_loop: bool = False
 
     @property
     def stall_limit_s(self) -> float:

@@ -37,9 +37,11 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     return _KEY_LIKE.sub(REDACTED, text)
 
 
-def clean_text(value: Any, max_chars: int, *, multiline: bool = True) -> str:
+def clean_text(value: Any, max_chars: int, *, multiline: bool = True,
+               secrets: list[str] | None = None) -> str:
     """A safe string: valid UTF-8, no control characters (newlines and tabs kept when
-    ``multiline``), at most ``max_chars`` characters, secrets redacted."""
+    ``multiline``), at most ``max_chars`` characters, secrets redacted (``secrets``: the values
+    of :func:`secret_values`, when the caller already has them)."""
     text = value if isinstance(value, str) else str(value)
     text = text.encode("utf-8", "replace").decode("utf-8", "replace")
     text = _CONTROL.sub("?", text)
@@ -47,33 +49,34 @@ def clean_text(value: Any, max_chars: int, *, multiline: bool = True) -> str:
         text = text.replace("\n", " ").replace("\t", " ")
     if len(text) > max_chars:
         text = text[: max(0, max_chars - 3)] + "..."
-    return redact(text)
+    return redact(text, secrets)
 
 
-def clean_json(obj: Any, *, max_depth: int = 6, max_items: int = 64, max_chars: int = 500) -> Any:
+def clean_json(obj: Any, *, max_depth: int = 6, max_items: int = 64, max_chars: int = 500,
+               secrets: list[str] | None = None) -> Any:
     """A copy of parsed JSON with every string cleaned and containers bounded.
 
     Deeper nesting than ``max_depth`` becomes the string ``"..."``; lists and dicts keep their
     first ``max_items`` entries; non-finite floats become None.
     """
+    if secrets is None:
+        secrets = secret_values()  # once per call tree, not once per string
     if max_depth < 0:
         return "..."
     if isinstance(obj, str):
-        return clean_text(obj, max_chars)
+        return clean_text(obj, max_chars, secrets=secrets)
     if isinstance(obj, bool) or obj is None or isinstance(obj, int):
         return obj
     if isinstance(obj, float):
         return obj if obj == obj and abs(obj) != float("inf") else None
+    kw = {"max_depth": max_depth - 1, "max_items": max_items, "max_chars": max_chars,
+          "secrets": secrets}
     if isinstance(obj, list):
-        return [clean_json(v, max_depth=max_depth - 1, max_items=max_items, max_chars=max_chars)
-                for v in obj[:max_items]]
+        return [clean_json(v, **kw) for v in obj[:max_items]]
     if isinstance(obj, dict):
-        out = {}
-        for k, v in list(obj.items())[:max_items]:
-            out[clean_text(k, 100, multiline=False)] = clean_json(
-                v, max_depth=max_depth - 1, max_items=max_items, max_chars=max_chars)
-        return out
-    return clean_text(repr(obj), max_chars)
+        return {clean_text(k, 100, multiline=False, secrets=secrets): clean_json(v, **kw)
+                for k, v in list(obj.items())[:max_items]}
+    return clean_text(repr(obj), max_chars, secrets=secrets)
 
 
 def parse_json(text: str, max_chars: int) -> Any:

@@ -3,8 +3,11 @@ fork server.
 
 Each worker of the executor (:mod:`tts_gym.executor`) is a broker: pinned to one CPU together
 with the candidate processes it serves (a round trip between a broker and its candidate then
-never wakes a second CPU), it runs units one after the other with its own fork server. Units are
-independent, so the result depends neither on the number of workers nor on the executor.
+never wakes a second CPU), it runs units one after the other with its own fork server.
+Brokers and candidates run under ``SCHED_BATCH``: a write to the pipe then does not preempt the
+writer, which reaches its own blocking read first (measured ~10 % less time per unit than with
+wake-up preemption). Units are independent, so the result depends neither on the number of
+workers nor on the executor.
 
 On a distributed executor (Ray) the stores move once per command (:meth:`Executor.share`), each
 worker checks the isolation layers of its own machine before its first unit (a node lacking a
@@ -29,18 +32,31 @@ from tts_gym.sandbox.zygote_client import SandboxUnavailable, ZygoteClient
 from tts_gym.store import ReplayStore
 
 
+def _batch_policy() -> None:
+    """SCHED_BATCH for this process (inherited by the fork server and candidates)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 @contextlib.contextmanager
 def pinned(cpu: int | None):
-    """Pin this process to ``cpu`` for the block (no-op for None), then restore."""
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
+    """Pin this process to ``cpu`` under SCHED_BATCH for the block, then restore both (the CPU
+    part is a no-op for None)."""
+    if not hasattr(os, "sched_setaffinity"):
         yield
         return
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
+    policy = os.sched_getscheduler(0)
+    param = os.sched_getparam(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    _batch_policy()
     try:
         yield
     finally:
         os.sched_setaffinity(0, before)
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, param)
 
 
 def node_guard(limits: SandboxLimits) -> None:

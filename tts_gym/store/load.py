@@ -47,15 +47,25 @@ def store_split(path: Path, benchmark: str) -> str:
         StoreFormatError: The sidecar is not a JSON object, or its split is not "search" or
             "heldout".
     """
+    declared = metadata_split(path)
+    return split_of(benchmark) if declared is None else declared
+
+
+def metadata_split(path: Path) -> str | None:
+    """The split the store's ``.meta.json`` sidecar declares, or None (no sidecar, no field).
+
+    Raises:
+        StoreFormatError: As :func:`store_split`.
+    """
     meta = path.with_name(f"{path.name.removesuffix('.json')}.meta.json")
     if not meta.is_file():
-        return split_of(benchmark)
+        return None
     hint = "Fix the sidecar file or delete it (the split then follows the benchmark's name)."
     data = parse_json(meta, read_bounded(meta, limits.SIDECAR_MAX_BYTES, hint))
     if not isinstance(data, dict):
         raise StoreFormatError(meta, f"must be a JSON object, got {type(data).__name__}", hint=hint)
     if "split" not in data:
-        return split_of(benchmark)
+        return None
     split = data["split"]
     if split not in SPLITS:
         raise StoreFormatError(

@@ -88,6 +88,19 @@ class ReplayStore:
     def _ids(self) -> tuple[dict[str, int], ...]:
         return tuple({s: i for i, s in enumerate(table)} for table in self.answers)
 
+    @cached_property
+    def majority_final(self) -> np.ndarray:
+        """int32 ``[Q]``: the most frequent final answer over all branches of each question
+        (ties: the answer of the earliest branch), -1 for a question without branches."""
+        out = np.full(self.n_questions, -1, np.int32)
+        for q in range(self.n_questions):
+            fa = self.final_ans[q, : self.n_branches[q]]
+            if fa.size:
+                values, first, counts = np.unique(fa, return_index=True, return_counts=True)
+                top = counts == counts.max()
+                out[q] = values[top][np.argmin(first[top])]
+        return out
+
     def answer_id(self, question: int, answer: str | None) -> int:
         """The id of ``answer`` in ``question``'s table; -1 for None, -2 for an unknown string."""
         if answer is None:

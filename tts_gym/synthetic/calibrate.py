@@ -349,5 +349,9 @@ def calibrate(store: ReplayStore, seed: int = 0) -> SyntheticParams:
     fields["source"] = f"{store.model}/{store.benchmark}"
     fields["statistics"] = measure(store)
     rounded = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in fields.items()}
+    # rounding can push the three shares 1e-5 over 1 when the pool share is the binding bound
+    rounded["probe_pool"] = min(
+        rounded["probe_pool"], round(1.0 - rounded["probe_final"] - rounded["probe_noise"], 12)
+    )
     params = base.replace(**rounded)
     return params.replace(junk_vocab=_fit_junk_vocab(params, store, seed))

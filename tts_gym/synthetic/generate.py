@@ -388,7 +388,7 @@ def iter_store_chunks(
 
 
 def store_to_json(store: ReplayStore) -> list[dict[str, Any]]:
-    """The store in the AutoTTS JSON layout (``shared/spec/replay-store.md``)."""
+    """The store in the AutoTTS JSON layout (docs/store-format.md)."""
     out = []
     for q in range(store.n_questions):
         table = store.answers[q]

@@ -4,7 +4,8 @@ Called in the freshly forked candidate child, before any candidate code exists i
 
 1. ``no_new_privs`` (no setuid binary or file capability can ever raise privileges again);
 2. descriptors: everything closed except the broker pipe (renumbered 3, 4, 5 by the caller);
-3. environment emptied (the fork server was started with a minimal one already);
+3. environment emptied (the fork server was started with a minimal one already), and the
+   working directory checked empty (the fork server runs in a fresh empty folder);
 4. namespaces (optional): a new network and IPC namespace, while still single-threaded;
 5. uid: when started as root, an unprivileged uid of its own (``UID_BASE + pid``, so candidates
    running at the same time never share one) with no supplementary groups;
@@ -100,6 +101,13 @@ def _environment(c: _Ctx) -> str:
     return "empty"
 
 
+def _cwd(c: _Ctx) -> str:
+    here = os.getcwd()
+    if os.listdir("."):
+        raise OSError(f"the working directory {here} is not empty")
+    return f"empty ({here})"
+
+
 def _namespaces(c: _Ctx) -> str:
     if not c.plan.get("netns", True):
         return "off (not requested)"
@@ -179,6 +187,7 @@ LAYERS = (
     ("no_new_privs", _no_new_privs),
     ("descriptors", _descriptors),
     ("environment", _environment),
+    ("cwd", _cwd),
     ("namespaces", _namespaces),
     ("uid", _uid),
     ("parent_death", _parent_death),

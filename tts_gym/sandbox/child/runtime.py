@@ -76,7 +76,7 @@ class StepLimitExceeded(BaseException):
 class _Episode:
     __slots__ = (
         "index", "capacity", "seed", "tokens", "opened", "labels", "greenlet", "proxy",
-        "abandoned", "notes", "rng_state",
+        "abandoned", "notes", "rng_state", "rng_calls",
     )
 
     def __init__(self, index: int, capacity: int, seed: int) -> None:
@@ -91,6 +91,7 @@ class _Episode:
         self.abandoned = False
         self.notes = 0
         self.rng_state: Any = None
+        self.rng_calls = 0
 
 
 def _short_traceback(exc: BaseException, filename: str) -> tuple[str, int | None]:
@@ -109,6 +110,12 @@ def _summary(exc: BaseException, filename: str, line: int | None) -> str:
     first = msg[-1] if msg else type(exc).__name__
     where = f"{filename}:{line}" if line else filename
     return f"{where}: {first}"[:500]
+
+
+_PROBE_NEW, _PROBE_MORE, _FULL_READ, _PRUNE = (
+    wire.OP_PROBE_NEW, wire.OP_PROBE_MORE, wire.OP_FULL_READ, wire.OP_PRUNE)
+_NONE_LEFT = wire.ST_NONE_LEFT
+assert wire.ST_OK == 0  # the proxies test ``if st:``
 
 
 def _check_slot(name: str, slot: Any) -> int:
@@ -149,38 +156,42 @@ class Question:
     def probe_new(self) -> tuple[str, int, bool] | None:
         ep = self.ep
         rt = self.rt
-        rt.queue((ep.index, wire.OP_PROBE_NEW, -1))
-        st, label, fin, slot = rt.wait()
-        if st == wire.ST_NONE_LEFT:
-            return None
-        if st != wire.ST_OK:
+        rt.queue((ep.index, _PROBE_NEW, -1))
+        st, label, fin, slot, ep.opened, ep.tokens = rt.wait()
+        if st:
+            if st == _NONE_LEFT:
+                return None
             _raise_for(st, "probe_new", -1, ep)
-        return ep.labels[label], slot, fin
+        return ep.labels[label], slot, fin == 1
 
     def probe_more(self, slot: int) -> tuple[str, bool]:
         ep = self.ep
         s = slot if slot.__class__ is int else _check_slot("probe_more", slot)
         rt = self.rt
-        rt.queue((ep.index, wire.OP_PROBE_MORE, s))
-        st, label, fin, _ = rt.wait()
-        if st != wire.ST_OK:
+        rt.queue((ep.index, _PROBE_MORE, s))
+        st, label, fin, _slot, ep.opened, ep.tokens = rt.wait()
+        if st:
             _raise_for(st, "probe_more", s, ep)
-        return ep.labels[label], fin
+        return ep.labels[label], fin == 1
 
     def full_read(self) -> str | None:
         ep = self.ep
-        st, label, _fin, _slot = self.rt.request(ep, wire.OP_FULL_READ, -1)
-        if st == wire.ST_NONE_LEFT:
-            return None
-        if st != wire.ST_OK:
+        rt = self.rt
+        rt.queue((ep.index, _FULL_READ, -1))
+        st, label, _fin, _slot, ep.opened, ep.tokens = rt.wait()
+        if st:
+            if st == _NONE_LEFT:
+                return None
             _raise_for(st, "full_read", -1, ep)
         return ep.labels[label]
 
     def prune(self, slot: int) -> None:
         ep = self.ep
-        s = _check_slot("prune", slot)
-        st, _label, _fin, _slot = self.rt.request(ep, wire.OP_PRUNE, s)
-        if st != wire.ST_OK:
+        s = slot if slot.__class__ is int else _check_slot("prune", slot)
+        rt = self.rt
+        rt.queue((ep.index, _PRUNE, s))
+        st, _label, _fin, _slot, ep.opened, ep.tokens = rt.wait()
+        if st:
             _raise_for(st, "prune", s, ep)
 
     def note(self, event: str, **fields: Any) -> None:
@@ -232,6 +243,8 @@ class Runtime:
         self.filename = "<candidate>"
         self.rng_owner: _Episode | None = None
         self.np_rand = np.random.mtrand._rand
+        self.py_rand = random._inst  # type: ignore[attr-defined]
+        self.module_rng = _Episode(-1, 0, 0)  # draws made outside any episode
 
     # --- the pipe ---------------------------------------------------------------------------
     def hello(self, report: dict[str, Any]) -> None:
@@ -249,13 +262,14 @@ class Runtime:
         if ep is self.rng_owner or ep is None:
             return
         owner = self.rng_owner
+        py = self.py_rand  # the instance behind random.*, not the wrapped module functions
         if owner is not None:
-            owner.rng_state = (random.getstate(), self.np_rand.get_state())
+            owner.rng_state = (py.getstate(), self.np_rand.get_state())
         if ep.rng_state is None:
-            random.seed(ep.seed)
+            py.seed(ep.seed)
             self.np_rand.seed(ep.seed % (2**32))
         else:
-            random.setstate(ep.rng_state[0])
+            py.setstate(ep.rng_state[0])
             self.np_rand.set_state(ep.rng_state[1])
         self.rng_owner = ep
 
@@ -283,13 +297,12 @@ class Runtime:
             if getattr(fn, "__self__", None) is self.np_rand:
                 setattr(np.random, name, wrap(fn))
         default_rng = np.random.default_rng
-        counter = [0]
 
         def seeded_default_rng(seed: Any = None) -> Any:
             if seed is None:  # no entropy in the sandbox: derive it from the episode
-                counter[0] += 1
-                ep = self.current
-                seed = [ep.seed if ep is not None else 0, counter[0]]
+                ep = self.current if self.current is not None else self.module_rng
+                ep.rng_calls += 1
+                seed = [ep.seed, ep.rng_calls]
             return default_rng(seed)
 
         np.random.default_rng = seeded_default_rng
@@ -319,11 +332,6 @@ class Runtime:
     def _fail(self, ep: _Episode, kind: str, summary: str, line: int | None, tb: str) -> None:
         info = {"kind": kind, "summary": summary, "line": line, "traceback": tb}
         self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
-
-    def request(self, ep: _Episode, op: int, arg: int) -> Any:
-        """Queue a primitive and wait (switch to the scheduler) for its reply."""
-        self.queue((ep.index, op, arg))
-        return self.main.switch()
 
     def note(self, ep: _Episode, event: Any, fields: dict[str, Any]) -> None:
         """Queue a trace note (dropped when no traces are wanted or past the cap)."""
@@ -495,14 +503,14 @@ class Runtime:
             for k, text in enumerate(texts):
                 episodes[pairs[2 * k]].labels.append(text)
             runnable = waiting
-            for i, row in enumerate(rows):
-                if ops[3 * i + 1] > wire.OP_PRUNE:
-                    continue  # answers, notes and failures are recorded, never answered
-                ep = episodes[ops[3 * i]]
-                if ep.abandoned:
-                    continue
-                st, label, fin, slot, ep.opened, ep.tokens = row
-                runnable.append((ep, (st, label, fin == 1, slot)))
+            add = runnable.append
+            i = 0
+            for row in rows:  # one per request: (status, label, finished, slot, opened, tokens)
+                if ops[i + 1] <= _PRUNE:  # answers, notes and failures are never answered
+                    ep = episodes[ops[i]]
+                    if not ep.abandoned:
+                        add((ep, row))
+                i += 3
 
 
 def main(rfd: int, wfd: int, status: Any, report: dict[str, Any]) -> int:

@@ -1,0 +1,202 @@
+"""What each round teaches the next: the best so far, comparisons that respect noise, diagnostics
+that discriminate, and traces chosen from questions that were lost for a reason.
+
+Every scored controller (a seed over its knob, a candidate over beta) is summarised the same
+way: its curve (with a standard error per point, :func:`~agents.synthesis.scoring.seed_se`),
+its curve-level score (:func:`~agents.synthesis.scoring.budget_score`), and at its top point
+the per-episode correctness bits and per-question tokens, so later rounds can compare with it
+episode by episode (paired) without re-running it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from agents.synthesis.scoring import (
+    best_point,
+    curve_point,
+    overspend,
+    pack_bits,
+    paired_se,
+    seed_se,
+    trace_text,
+    unpack_bits,
+)
+from tts_gym.evaluation import EvalResult
+from tts_gym.store import ReplayStore
+
+
+def scored_point(results: Mapping[str, EvalResult], knob: dict[str, Any]) -> dict[str, Any]:
+    """One curve point with its standard error (accuracy points, seed noise)."""
+    point = curve_point(results, knob)
+    point["se"] = seed_se([r.correct for r in results.values()])
+    return point
+
+
+def point_detail(results: Mapping[str, EvalResult]) -> dict[str, Any]:
+    """Per store at one knob value: correctness bits ``[S, Q]``, per-question accuracy (share
+    of seeds) and mean tokens."""
+    return {
+        key: {
+            "shape": list(r.correct.shape),
+            "correct": pack_bits(r.correct),
+            "accuracy": r.per_question_accuracy.round(4).tolist(),
+            "tokens": r.per_question_tokens.round(1).tolist(),
+        }
+        for key, r in results.items()
+    }
+
+
+def correct_of(detail: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """bool ``[S, Q]`` per store from a :func:`point_detail`."""
+    return {k: unpack_bits(v["correct"], v["shape"]) for k, v in detail.items()}
+
+
+def reference_points(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every scored controller of the history as ``{"name", "round", "score", "best",
+    "detail", "curve"}`` (seeds first, then candidates that ran)."""
+    out = []
+    for e in entries:
+        if e.get("kind") == "seeds":
+            for s in e.get("seeds", []):
+                if s.get("status") == "ok" and "detail" in s:
+                    out.append({"name": f"seed {s['name']}", "round": 0, "score": s["score"],
+                                "best": s["best"], "detail": s["detail"], "curve": s["curve"]})
+        elif e.get("kind") == "candidate" and e.get("status") == "ok":
+            m = e.get("metrics") or {}
+            if "detail" in m and "score" in m:
+                out.append({"name": f"round {e['round']}", "round": int(e["round"]),
+                            "score": m["score"], "best": m["best"], "detail": m["detail"],
+                            "curve": m["curve"]})
+    return out
+
+
+def best_so_far(entries: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The reference with the highest curve-level score (ties: the earlier one)."""
+    refs = reference_points(entries)
+    if not refs:
+        return None
+    return max(refs, key=lambda r: (r["score"], -r["round"]))
+
+
+def compare(mine: Mapping[str, Any], ref: Mapping[str, Any], margin: float = 0.2) -> dict:
+    """Per-question wins and losses (share of seeds correct differs by >= ``margin``) of a
+    top point against a reference's, and the paired difference of accuracy with its standard
+    error (stores both hold, same seeds)."""
+    won, lost = [], []
+    for key, d in mine.items():
+        r = ref.get(key)
+        if r is None:
+            continue
+        for q, (a, b) in enumerate(zip(r["accuracy"], d["accuracy"], strict=True)):
+            if b - a >= margin:
+                won.append(f"{key}#{q} {a:.2f}->{b:.2f}")
+            elif a - b >= margin:
+                lost.append(f"{key}#{q} {a:.2f}->{b:.2f}")
+    out: dict[str, Any] = {"n_won": len(won), "n_lost": len(lost), "won": won, "lost": lost}
+    keys = [k for k in mine if k in ref and mine[k]["shape"] == ref[k]["shape"]]
+    if keys:
+        a = correct_of({k: mine[k] for k in keys})
+        b = correct_of({k: ref[k] for k in keys})
+        diff = 100.0 * float(np.mean([a[k].mean() - b[k].mean() for k in keys]))
+        out["diff"] = round(diff, 2)
+        out["se"] = paired_se([a[k] for k in keys], [b[k] for k in keys])
+    return out
+
+
+def diagnostics(
+    results: Mapping[float, Mapping[str, EvalResult]],
+    stats: Mapping[float, Mapping[str, Mapping[str, np.ndarray]]],
+    traces: Mapping[float, Mapping[str, list]],
+    beta: float,
+    best: Mapping[str, Any] | None,
+) -> dict[str, float]:
+    """The diagnostics of :data:`~agents.synthesis.scoring.DIAGNOSTICS` at ``beta`` (the
+    early-stop figure over every step of the sweep)."""
+    values = list(results)  # the sweep's order (cheap to expensive)
+    here = results[beta]
+    best_correct = correct_of(best["detail"]) if best else {}
+    n = wrong = vs_best = seen = unrevealed = 0
+    for key, r in here.items():
+        w = ~r.correct
+        n += w.size
+        wrong += int(w.sum())
+        b = best_correct.get(key)
+        if b is not None and b.shape == w.shape:
+            vs_best += int((w & b).sum())
+        missed = stats[beta][key].get("majority_missed")
+        if missed is not None:
+            seen += int((w & (np.asarray(missed) > 0)).sum())
+        unrevealed += r.unrevealed_answers
+    early = pairs = 0  # over every step of the sweep: wrong here, right one step up
+    for lo, hi in zip(values, values[1:], strict=False):
+        for key, r in results[lo].items():
+            early += int((~r.correct & results[hi][key].correct).sum())
+            pairs += r.correct.size
+    spent = [overspend(t) for ts in traces.get(beta, {}).values() for t in ts]
+    return {
+        "wrong": round(wrong / max(1, n), 3),
+        "wrong_but_higher_beta_right": round(early / max(1, pairs), 3),
+        "wrong_but_best_right": round(vs_best / max(1, n), 3),
+        "majority_seen_not_chosen": round(seen / max(1, n), 3),
+        "overspend_tokens": round(float(np.mean(spent)), 1) if spent else 0.0,
+        "unrevealed": int(unrevealed),
+    }
+
+
+def pick_traces(
+    results: Mapping[float, Mapping[str, EvalResult]],
+    traces: Mapping[float, Mapping[str, list]],
+    beta: float,
+    stores: Mapping[str, ReplayStore],
+    best: Mapping[str, Any] | None,
+    seed: int,
+    n: int = 3,
+    chars: int = 1200,
+) -> list[dict[str, Any]]:
+    """Up to ``n`` traces of seed ``seed`` at ``beta``: episodes this candidate got wrong that
+    the best so far got right (largest loss of per-question accuracy first), then the episode
+    where it spent the most tokens more than the best so far. Never from a question no branch
+    gets right."""
+    here = results[beta]
+    best_detail = (best or {}).get("detail") or {}
+    best_correct = correct_of(best_detail) if best_detail else {}
+    lost, over = [], []
+    for key, r in here.items():
+        if key not in traces.get(beta, {}):
+            continue
+        store = stores[key]
+        ok = [bool(np.any(store.final_ans[q, : store.n_branches[q]] == store.gold[q]))
+              for q in range(store.n_questions)]
+        b_acc = best_detail.get(key, {}).get("accuracy")
+        b_tok = best_detail.get(key, {}).get("tokens")
+        for q in range(store.n_questions):
+            if not ok[q]:
+                continue
+            mine_right = bool(r.correct[0, q])
+            best_right = bool(best_correct[key][0, q]) if key in best_correct else None
+            gap = (b_acc[q] - float(r.per_question_accuracy[q])) if b_acc else 0.0
+            if not mine_right and (best_right or best_right is None):
+                lost.append((gap, key, q))
+            elif b_tok:
+                over.append((float(r.tokens[0, q]) - b_tok[q], key, q))
+    lost.sort(reverse=True)
+    over.sort(reverse=True)
+    chosen = [("lost", x) for x in lost[: max(1, n - 1)]]
+    chosen += [("overspent", x) for x in over[:1] if x[0] > 0]
+    out = []
+    for why, (_v, key, q) in chosen[:n]:
+        out.append({
+            "store": key, "question": q, "seed": seed, "beta": beta, "why": why,
+            "verdict": "right" if here[key].correct[0, q] else "wrong",
+            "text": trace_text(traces[beta][key][q], chars),
+        })
+    return out
+
+
+def top_point(curve: Sequence[dict[str, Any]]) -> int:
+    """The paper's rule: the point of highest accuracy (ties: fewer tokens)."""
+    return best_point(curve)

@@ -1,0 +1,549 @@
+"""A loopback stand-in for vLLM's OpenAI-compatible server, driven by a deterministic toy model.
+
+What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copied):
+
+* ``POST /v1/completions``: ``prompt`` as text or as token ids, ``max_tokens``, ``temperature``,
+  ``top_p``, ``seed``, ``n`` (1 only); ``logprobs`` with ``tokens`` / ``token_logprobs`` /
+  ``top_logprobs`` / ``text_offset``, tokens written ``"token_id:N"`` under
+  ``return_tokens_as_token_ids``; ``return_token_ids`` adds ``token_ids`` and
+  ``prompt_token_ids`` to the choice; ``finish_reason`` ``"stop"`` (the EOS token, counted in
+  ``usage`` and in ``token_ids`` but not in ``text``) or ``"length"``; ``usage``; a 400 when
+  prompt + ``max_tokens`` exceeds ``max_model_len`` and a 404 for an unknown model, with vLLM's
+  error body ``{"error": {"message", "type", "param", "code"}}``.
+* ``POST /tokenize`` (``prompt``, ``add_special_tokens``) and ``POST /detokenize``;
+  ``GET /v1/models`` with ``max_model_len``.
+* Feature switches to look like older vLLM, SGLang or llama.cpp builds (no ``return_token_ids``,
+  no ``/tokenize``, no token-id prompts, no ``text_offset``).
+* Injectable faults (:class:`Fault`): 429 with ``Retry-After``, 500, a stall, a connection
+  dropped mid-body, a body that is not JSON, fewer tokens than asked.
+
+The toy model (:class:`ToyModel`) is what makes the collector testable: a trajectory is a pure
+function of (prompt text, seed, max_tokens) and is built from an explicit :class:`Plan` (its
+thinking tokens, the positions where a "guess [X]" marker completes, the final answer); a probe
+answers the last complete marker of the prefix it is shown. So the store a correct collector must
+produce can be computed directly from the plans, answer for answer and token for token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# --- the toy tokenizer --------------------------------------------------------------------------
+
+SPECIALS = (
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>",
+    "<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>",
+)
+MERGES = ("guess ", "hmm ", "wait ", "so ", "\\boxed{", "\\frac{", "The answer is ", "...")
+CHAR_BASE = 1000
+EOS_TEXT = "<|im_end|>"
+
+
+class ToyTokenizer:
+    """Greedy longest-match over a few pieces, else one token per character (``1000 + ord``).
+
+    Like a real BPE tokenizer, many id sequences decode to the same text (``"guess "`` is one
+    token or six), so re-tokenising a generated text does not always give back its ids.
+    """
+
+    def __init__(self) -> None:
+        self.pieces = SPECIALS + MERGES
+        self.ids = {p: i for i, p in enumerate(self.pieces)}
+        self.by_length = sorted(self.pieces, key=len, reverse=True)
+        self.eos = self.ids[EOS_TEXT]
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``."""
+        out, i = [], 0
+        while i < len(text):
+            for p in self.by_length:
+                if text.startswith(p, i):
+                    out.append(self.ids[p])
+                    i += len(p)
+                    break
+            else:
+                out.append(CHAR_BASE + ord(text[i]))
+                i += 1
+        return out
+
+    def piece(self, token: int) -> str:
+        """The text of one token."""
+        return self.pieces[token] if token < CHAR_BASE else chr(token - CHAR_BASE)
+
+    def decode(self, ids: list[int], skip_eos: bool = False) -> str:
+        """Text of ``ids`` (EOS tokens dropped when ``skip_eos``, as vLLM's output text does)."""
+        return "".join(self.piece(t) for t in ids if not (skip_eos and t == self.eos))
+
+    def chars(self, text: str) -> list[int]:
+        """``text`` one token per character (a non-canonical tokenisation)."""
+        return [CHAR_BASE + ord(c) for c in text]
+
+
+TOK = ToyTokenizer()
+
+# --- the toy model ------------------------------------------------------------------------------
+
+TOY_TAG = re.compile(r"\[toy ([^\]]*)\]")
+MARKER = re.compile(r"guess \[([^\]]*)\]")
+PROBE_END = "\\boxed{"
+NO_GUESS = "?"
+
+
+def classes_of(prompt_text: str) -> list[list[str]]:
+    """Answer classes written in the problem as ``[toy a;b;c | d | e;f]`` (class 0 is gold)."""
+    m = TOY_TAG.search(prompt_text)
+    if m is None:
+        return [["42"], ["7"]]
+    return [[f.strip() for f in group.split(";")] for group in m.group(1).split("|")]
+
+
+@dataclass
+class Plan:
+    """A trajectory the toy model will generate, with everything a reference store needs.
+
+    Attributes:
+        ids: Generated token ids (EOS included when it stops).
+        thinking: Tokens before ``</think>`` (all of them if truncated).
+        markers: ``(end, form)``: after ``end`` generated tokens the marker ``guess [form]`` is
+            complete.
+        truncated: True when the trajectory hit ``max_tokens``.
+        final: The ``\\boxed{}`` content of the answer part, or None (no box written).
+    """
+
+    ids: list[int]
+    thinking: int
+    markers: list[tuple[int, str]]
+    truncated: bool
+    final: str | None
+
+    def belief(self, p: int) -> str:
+        """What a probe after ``p`` generated tokens answers."""
+        got = NO_GUESS
+        for end, form in self.markers:
+            if end <= p:
+                got = form
+        return got
+
+
+class ToyModel:
+    """Deterministic "reasoning model" over :data:`TOK`.
+
+    Args:
+        think_range: Range of thinking lengths in tokens (inclusive).
+        interval_hint: Marker ends are pulled onto k·hint - 1, k·hint, k·hint + 1 now and then,
+            so a collector cutting one token off shows up as a wrong answer.
+        p_no_box: Chance that the answer part writes no ``\\boxed{}``.
+        p_no_think_end: Chance that the model never closes its thinking (runs to the budget).
+    """
+
+    def __init__(self, think_range: tuple[int, int] = (5, 140), interval_hint: int = 16,
+                 p_no_box: float = 0.15, p_no_think_end: float = 0.1) -> None:
+        self.think_range = think_range
+        self.hint = interval_hint
+        self.p_no_box = p_no_box
+        self.p_no_think_end = p_no_think_end
+
+    def plan(self, prompt_text: str, seed: int, max_tokens: int) -> Plan:
+        """The trajectory sampled for ``prompt_text`` with ``seed`` under ``max_tokens``."""
+        key = hashlib.sha256(f"{seed}\0{prompt_text}".encode()).digest()
+        rng = random.Random(key)
+        classes = classes_of(prompt_text)
+        target = rng.randint(*self.think_range)
+        ids: list[int] = []
+        markers: list[tuple[int, str]] = []
+        while len(ids) < target:
+            if rng.random() < 0.35:
+                form = rng.choice(rng.choice(classes))
+                marker = self._marker(rng, form)
+                want = self.hint * rng.randint(1, 9) + rng.choice((-1, 0, 1))
+                gap = want - len(ids) - len(marker)
+                if rng.random() < 0.5 and 0 <= gap < 40:
+                    ids += self._filler(rng, gap)
+                ids += marker
+                markers.append((len(ids), form))  # complete once its "]" is generated
+                ids += TOK.chars(" ")
+            else:
+                ids += self._filler(rng, rng.randint(1, 6))
+        never_ends = rng.random() < self.p_no_think_end
+        thinking = len(ids)
+        answer_form = rng.choice(rng.choice(classes))
+        boxed = rng.random() >= self.p_no_box
+        tail = "\n\nThe answer is " + (f"\\boxed{{{answer_form}}}" if boxed else answer_form) + "."
+        if never_ends:
+            ids += self._filler(rng, max_tokens)
+        else:
+            ids += [TOK.ids["</think>"]] + TOK.encode(tail) + [TOK.eos]
+        truncated = len(ids) > max_tokens
+        if truncated:
+            ids = ids[:max_tokens]
+            thinking = min(thinking, max_tokens) if not never_ends else max_tokens
+        markers = [(end, f) for end, f in markers if end <= len(ids)]
+        final = answer_form if boxed and not truncated and not never_ends else None
+        return Plan(ids, thinking if not never_ends else len(ids), markers, truncated, final)
+
+    @staticmethod
+    def _marker(rng: random.Random, form: str) -> list[int]:
+        head = [TOK.ids["guess "]] if rng.random() < 0.5 else TOK.chars("guess ")
+        return head + TOK.chars("[") + TOK.encode(form) + TOK.chars("]")
+
+    @staticmethod
+    def _filler(rng: random.Random, n: int) -> list[int]:
+        words = [TOK.ids["hmm "], TOK.ids["wait "], TOK.ids["so "], CHAR_BASE + ord("x"),
+                 CHAR_BASE + ord(" "), CHAR_BASE + ord("1")]
+        return [rng.choice(words) for _ in range(n)]
+
+    def answer(self, prefix_text: str, max_tokens: int) -> tuple[list[int], str]:
+        """Greedy continuation of a prompt ending with ``\\boxed{``: the last complete guess."""
+        guesses = MARKER.findall(prefix_text)
+        belief = guesses[-1] if guesses else NO_GUESS
+        text = belief + "} \\]\n\nSo that is the answer." + " Let me check it." * max_tokens
+        ids = TOK.encode(text)[:max_tokens]
+        return ids, "length"
+
+    def complete(self, prompt_ids: list[int], seed: int, max_tokens: int
+                 ) -> tuple[list[int], str]:
+        """``(generated ids, finish_reason)`` for a prompt."""
+        text = TOK.decode(prompt_ids)
+        if text.endswith(PROBE_END):
+            return self.answer(text, max_tokens)
+        plan = self.plan(text, seed, max_tokens)
+        return plan.ids, ("length" if plan.truncated else "stop")
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+@dataclass
+class Fault:
+    """Make the ``nth`` request of ``kind`` (and the ``times - 1`` after it) fail.
+
+    Attributes:
+        what: ``"429"`` (with ``Retry-After``), ``"500"``, ``"stall"`` (answer after
+            ``stall_s``), ``"drop"`` (close the connection mid-body), ``"malformed"`` (a 200 whose
+            body is not JSON), ``"short"`` (``length`` with fewer tokens than asked).
+        kind: ``"gen"``, ``"probe"``, ``"tokenize"``, ``"models"`` or ``"any"``.
+        nth: 1-based index among requests of that kind.
+        times: Consecutive requests of that kind affected (-1: every one from ``nth`` on).
+        retry_after: The 429's ``Retry-After`` header (seconds).
+        stall_s: How long a stall lasts.
+    """
+
+    what: str
+    kind: str = "any"
+    nth: int = 1
+    times: int = 1
+    retry_after: str = "0"
+    stall_s: float = 3.0
+
+    def hits(self, kind: str, index: int) -> bool:
+        """Whether request ``index`` (1-based) of ``kind`` is affected."""
+        if self.kind not in ("any", kind):
+            return False
+        return index >= self.nth and (self.times < 0 or index < self.nth + self.times)
+
+
+@dataclass
+class Call:
+    """One request the fake served (for assertions)."""
+
+    kind: str
+    prompt_len: int
+    seed: int | None
+    fault: str | None
+    at: float
+    body: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+class FakeVLLM:
+    """``with FakeVLLM() as srv:`` serves on 127.0.0.1; ``srv.base_url`` ends in ``/v1``.
+
+    Args:
+        model: Served model name.
+        toy: The toy model.
+        max_model_len: Context limit (prompt + max_tokens).
+        faults: Faults to inject.
+        delay_s: Sleep before each completion (to make runs long enough to interrupt).
+        return_token_ids: Honour ``return_token_ids`` (vLLM >= 0.10.2).
+        logprob_ids: Honour ``return_tokens_as_token_ids``.
+        tokenize: Serve ``/tokenize`` and ``/detokenize``.
+        token_prompts: Accept token-id prompts.
+        text_offsets: Include ``text_offset`` in logprobs.
+    """
+
+    def __init__(self, model: str = "toy/Toy-1B", toy: ToyModel | None = None,
+                 max_model_len: int = 100_000, faults: list[Fault] | None = None,
+                 delay_s: float = 0.0, return_token_ids: bool = True, logprob_ids: bool = True,
+                 tokenize: bool = True, token_prompts: bool = True, text_offsets: bool = True,
+                 port: int = 0) -> None:
+        self.model = model
+        self.toy = toy or ToyModel()
+        self.max_model_len = max_model_len
+        self.faults = list(faults or [])
+        self.delay_s = delay_s
+        self.features = {"return_token_ids": return_token_ids, "logprob_ids": logprob_ids,
+                         "tokenize": tokenize, "token_prompts": token_prompts,
+                         "text_offsets": text_offsets}
+        self.calls: list[Call] = []
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.server = _QuietServer(("127.0.0.1", port), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeVLLM:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def served(self, kind: str) -> list[Call]:
+        """Successful requests of one kind."""
+        return [c for c in self.calls if c.kind == kind and c.fault is None]
+
+    def _fault_for(self, kind: str) -> Fault | None:
+        with self.lock:
+            self.counts[kind] = index = self.counts.get(kind, 0) + 1
+            for f in self.faults:
+                if f.hits(kind, index):
+                    return f
+        return None
+
+    # --- responses ------------------------------------------------------------------------------
+    def completion(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        """``(status, reply, kind)`` of a ``/v1/completions`` body."""
+        if body.get("model") != self.model:
+            return 404, _error(f"The model `{body.get('model')}` does not exist.",
+                               "NotFoundError", 404), "gen"
+        prompt = body.get("prompt")
+        if isinstance(prompt, str):
+            prompt_ids = TOK.encode(prompt)
+        elif isinstance(prompt, list) and all(isinstance(x, int) for x in prompt):
+            if not self.features["token_prompts"]:
+                return 400, _error("prompt must be a string", "BadRequestError", 400), "gen"
+            prompt_ids = prompt
+        else:
+            return 400, _error("Either prompt or prompt_embeds must be provided and non-empty.",
+                               "BadRequestError", 400), "gen"
+        max_tokens = body.get("max_tokens", 16)
+        if len(prompt_ids) + max_tokens > self.max_model_len:
+            return 400, _error(
+                f"This model's maximum context length is {self.max_model_len} tokens. However, "
+                f"you requested {len(prompt_ids) + max_tokens} tokens ({len(prompt_ids)} in the "
+                f"messages, {max_tokens} in the completion). Please reduce the length of the "
+                "messages or completion.", "BadRequestError", 400), "gen"
+        kind = "probe" if TOK.decode(prompt_ids).endswith(PROBE_END) else "gen"
+        ids, finish = self.toy.complete(prompt_ids, body.get("seed") or 0, max_tokens)
+        choice: dict[str, Any] = {
+            "index": 0,
+            "text": TOK.decode(ids, skip_eos=True),
+            "logprobs": None,
+            "finish_reason": finish,
+            "stop_reason": None,
+        }
+        if body.get("logprobs") is not None:
+            as_ids = body.get("return_tokens_as_token_ids") and self.features["logprob_ids"]
+            tokens = [f"token_id:{t}" if as_ids else TOK.piece(t) for t in ids]
+            offsets, pos = [], 0
+            for t in ids:
+                offsets.append(pos)
+                if t != TOK.eos:
+                    pos += len(TOK.piece(t))
+            choice["logprobs"] = {
+                "text_offset": offsets if self.features["text_offsets"] else [],
+                "token_logprobs": [-0.25] * len(ids),
+                "tokens": tokens,
+                "top_logprobs": [{tok: -0.25} for tok in tokens],
+            }
+        if body.get("return_token_ids") and self.features["return_token_ids"]:
+            choice["token_ids"] = list(ids)
+            choice["prompt_token_ids"] = list(prompt_ids)
+        reply = {
+            "id": f"cmpl-{hashlib.md5(json.dumps(body).encode()).hexdigest()[:12]}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": len(prompt_ids), "total_tokens": len(prompt_ids) + len(ids),
+                      "completion_tokens": len(ids), "prompt_tokens_details": None},
+        }
+        return 200, reply, kind
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"fake": self})
+
+    def log_call(self, kind: str, body: dict[str, Any], fault: str | None) -> None:
+        """Record one request."""
+        prompt = body.get("prompt")
+        self.calls.append(Call(kind, len(prompt) if isinstance(prompt, list) else -1,
+                               body.get("seed"), fault, time.monotonic(), body))
+
+    def tokenizer_reply(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``/tokenize`` and ``/detokenize``."""
+        if path == "/detokenize":
+            return 200, {"prompt": TOK.decode(body.get("tokens", []))}
+        if not isinstance(body.get("prompt"), str):
+            return 400, _error("prompt is required", "BadRequestError", 400)
+        ids = TOK.encode(body["prompt"])
+        return 200, {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids,
+                     "token_strs": None}
+
+    def models_reply(self) -> dict[str, Any]:
+        """``/v1/models``."""
+        return {"object": "list", "data": [{
+            "id": self.model, "object": "model", "created": 0, "owned_by": "vllm",
+            "root": self.model, "parent": None, "max_model_len": self.max_model_len,
+            "permission": [],
+        }]}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up (a timeout, a cancelled run) is normal here: no traceback. The listen
+    backlog is uvicorn's (socketserver's default of 5 drops the SYNs of a client opening 64
+    connections at once, and TCP retries them 1 s and 3 s later)."""
+
+    request_queue_size = 2048
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler; ``fake`` is set on the subclass :class:`FakeVLLM` makes."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+    fake: FakeVLLM
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send_bytes(self, code: int, data: bytes, headers: dict | None = None,
+                    cut: bool = False) -> None:
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if cut:  # promise the whole body, send half, hang up
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            self.wfile.write(data)
+        except OSError:  # the client gave up (timeout) or hung up
+            self.close_connection = True
+
+    def _send(self, code: int, obj: dict[str, Any], headers: dict | None = None,
+              cut: bool = False) -> None:
+        self._send_bytes(code, json.dumps(obj).encode(), headers, cut)
+
+    def _body(self) -> dict[str, Any] | None:
+        n = int(self.headers.get("Content-Length", 0))
+        try:
+            body = json.loads(self.rfile.read(n) or b"{}")
+        except ValueError:
+            self._send(400, _error("invalid JSON body", "BadRequestError", 400))
+            return None
+        return body if isinstance(body, dict) else {}
+
+    def _reply(self, kind: str, reply: dict[str, Any], body: dict[str, Any]) -> None:
+        """Send ``reply``, or the fault due for this request of ``kind``."""
+        fault = self.fake._fault_for(kind)
+        self.fake.log_call(kind, body, fault.what if fault else None)
+        if fault is None:
+            self._send(200, reply)
+        elif fault.what == "429":
+            self._send(429, _error("Too many requests", "RateLimitError", 429),
+                       {"Retry-After": fault.retry_after})
+        elif fault.what == "500":
+            self._send(500, _error("internal error", "InternalServerError", 500))
+        elif fault.what == "stall":
+            time.sleep(fault.stall_s)
+            self._send(200, reply)
+        elif fault.what == "drop":
+            self._send(200, reply, cut=True)
+        elif fault.what == "malformed":
+            self._send_bytes(200, b'{"id": "cmpl-x", "choices": [{"text": ')
+        elif fault.what == "short":
+            self._send(200, _shortened(reply))
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self.path.rstrip("/") == "/v1/models":
+            self._reply("models", self.fake.models_reply(), {})
+        else:
+            self._send(404, _error("Not Found", "NotFoundError", 404))
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        body = self._body()
+        if body is None:
+            return
+        fake = self.fake
+        if self.path in ("/tokenize", "/detokenize"):
+            if not fake.features["tokenize"]:
+                self._send(404, {"detail": "Not Found"})
+                return
+            status, reply = fake.tokenizer_reply(self.path, body)
+            if status != 200:
+                self._send(status, reply)
+            else:
+                self._reply("tokenize", reply, body)
+            return
+        if self.path != "/v1/completions":
+            self._send(404, {"detail": "Not Found"})
+            return
+        if fake.delay_s:
+            time.sleep(fake.delay_s)
+        status, reply, kind = fake.completion(body)
+        if status != 200:
+            fake.log_call(kind, body, f"http{status}")
+            self._send(status, reply)
+            return
+        self._reply(kind, reply, body)
+
+
+def _shortened(reply: dict[str, Any]) -> dict[str, Any]:
+    """A completion cut to fewer tokens than asked, still claiming ``length``."""
+    choice = reply["choices"][0]
+    keep = max(0, reply["usage"]["completion_tokens"] // 2 - 1)
+    if choice.get("token_ids") is not None:
+        choice["token_ids"] = choice["token_ids"][:keep]
+    choice["finish_reason"] = "length"
+    choice["text"] = choice["text"][:keep]
+    reply["usage"]["completion_tokens"] = keep
+    return reply
+
+
+def _error(message: str, kind: str, code: int) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def serve_forever(port: int, **kwargs: Any) -> None:  # pragma: no cover - used by subprocess tests
+    """Run a fake server in the foreground (``python -m tests.fake_vllm_server PORT``)."""
+    srv = FakeVLLM(port=port, **kwargs)
+    srv.server.serve_forever()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    serve_forever(int(sys.argv[1]))

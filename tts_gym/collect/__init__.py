@@ -1,0 +1,45 @@
+"""``tts-gym collect``: build a replay store from a model behind an OpenAI-compatible server.
+
+Modules, one idea each: :mod:`~tts_gym.collect.problems` (the problem file),
+:mod:`~tts_gym.collect.templates` (prompts), :mod:`~tts_gym.collect.protocol` (probe positions,
+seeds), :mod:`~tts_gym.collect.extract` (boxed answers), :mod:`~tts_gym.collect.canonical`
+(equivalent answers share a label), :mod:`~tts_gym.collect.trajectory` (token-exact probe
+prompts), :mod:`~tts_gym.collect.api` (the completions protocol), :mod:`~tts_gym.collect.http`
+(keep-alive HTTP/1.1), :mod:`~tts_gym.collect.client` and :mod:`~tts_gym.collect.dispatch`
+(least-loaded dispatch, retries), :mod:`~tts_gym.collect.servers` (start-up checks, token mode),
+:mod:`~tts_gym.collect.target` (where the store goes, refusals), :mod:`~tts_gym.collect.journal`
+(resume), :mod:`~tts_gym.collect.build` and :mod:`~tts_gym.collect.meta` (store, sidecars,
+metadata), :mod:`~tts_gym.collect.runner` (the loop).
+
+Needs the ``collect`` extra (math-verify and its LaTeX parser): ``pip install tts-gym[collect]``;
+the HTTP client is the standard library's asyncio (:mod:`~tts_gym.collect.http`). Importing this
+package does not import them; :func:`require_extra` checks for them.
+"""
+
+from __future__ import annotations
+
+from tts_gym.collect.errors import BudgetReached, CollectError
+
+EXTRA_MODULES: tuple[str, ...] = ("math_verify", "latex2sympy2_extended")
+
+
+def require_extra() -> None:
+    """Raise :class:`CollectError` naming ``pip install tts-gym[collect]`` if a dependency of the
+    ``collect`` extra is missing."""
+    import importlib
+
+    missing = []
+    for name in EXTRA_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name.replace("_", "-"))
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise CollectError(
+            f"tts-gym collect needs {' and '.join(missing)}, which {verb} not installed: "
+            "pip install tts-gym[collect]"
+        )
+
+
+__all__ = ["BudgetReached", "CollectError", "require_extra"]
