@@ -1,7 +1,7 @@
 """The question handle: the paper's primitives as steps of a :class:`ReplayEnv`.
 
 ``probe_new``, ``probe_more`` and ``full_read`` are the AutoTTS reference primitives
-(shared/spec/replay-semantics.md). Each is carried out as one or two atomic env steps (BRANCH or
+(docs/env.md, docs/reproducing.md). Each is carried out as one or two atomic env steps (BRANCH or
 CONTINUE, then PROBE; SAMPLE), so a controller written against the handle is a policy acting on
 the registered env, and is charged exactly what the env charges.
 

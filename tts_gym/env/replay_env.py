@@ -37,7 +37,7 @@ class ReplayEnv(gym.Env):
     reasoning branches. The agent opens branches (in that order), extends them interval by
     interval (one interval = Δ tokens, 500 in the shipped stores), reveals their intermediate
     answers, prunes some, and finally answers. Every token a branch generates is charged; the
-    charging follows the AutoTTS reference replay exactly (shared/spec/replay-semantics.md), so
+    charging follows the AutoTTS reference replay exactly (docs/env.md, docs/reproducing.md), so
     controllers reproduce the published numbers of "LLMs Improving LLMs: Agentic Discovery for
     Test-Time Scaling" (2026).
 

@@ -1,4 +1,4 @@
-"""The published evaluation protocol (shared/spec/replay-semantics.md).
+"""The published evaluation protocol (docs/reproducing.md).
 
 For each shuffle seed s in 0..seeds-1 and each question q: one episode under the order of
 ``random.Random(s).shuffle``; accuracy = round(100 × mean over seeds of the fraction correct, 2),
