@@ -165,9 +165,10 @@ class Broker:
         self.n = n
         self.data = env_data(store)
         self.qs = np.arange(n, dtype=np.int64)
-        self.ep = tuple(np.stack([a] * n) for a in new_episode(store.width, self.slots))
+        episode = new_episode(store.width, self.slots)
+        self.ep = tuple(np.repeat(a[None], n, axis=0) for a in episode)
         book = new_book(self.slots, store.max_probes, store.max_answers)
-        self.book = tuple(np.stack([a] * n) for a in book)
+        self.book = tuple(np.repeat(a[None], n, axis=0) for a in book)
         self.ep[0][:] = protocol_orders(store, [spec.seed])[0]
         kernel.broker_reset(store.n_branches, self.qs, self.ep, self.book, self.slots)
         self.counts = np.zeros(store.max_answers + 1, np.int64)

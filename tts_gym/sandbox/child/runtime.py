@@ -75,7 +75,7 @@ class StepLimitExceeded(BaseException):
 
 class _Episode:
     __slots__ = (
-        "index", "capacity", "seed", "tokens", "opened", "labels", "greenlet", "proxy",
+        "index", "capacity", "seed", "tokens", "opened", "labels", "greenlet", "switch", "proxy",
         "abandoned", "notes", "rng_state", "rng_calls",
     )
 
@@ -87,6 +87,7 @@ class _Episode:
         self.opened = 0
         self.labels: list[str] = []
         self.greenlet: Any = None
+        self.switch: Any = None  # greenlet.switch, bound once (the scheduler's hot path)
         self.proxy: Any = None
         self.abandoned = False
         self.notes = 0
@@ -451,6 +452,7 @@ class Runtime:
             ep.proxy = Question(self, ep)
             ep.greenlet = greenlet.greenlet(
                 lambda *_args, ep=ep: self._episode_body(ep, factory, params, solve_line))
+            ep.switch = ep.greenlet.switch
         self._schedule(episodes)
         return 0
 
@@ -483,13 +485,14 @@ class Runtime:
         runnable: list[tuple[_Episode, Any]] = [(ep, None) for ep in episodes]
         while True:
             waiting: list[tuple[_Episode, Any]] = []
-            for k, (ep, value) in enumerate(runnable):
+            for item in runnable:
+                ep = item[0]
                 self.current = ep
                 self.switches += 1
                 status[0] = ep.index
-                ep.greenlet.switch(value)
+                ep.switch(item[1])
                 if ep.abandoned:  # the watchdog fired: report it now, run the rest after
-                    waiting = runnable[k + 1 :]
+                    waiting = runnable[runnable.index(item) + 1 :]
                     break
             self.current = None
             status[0] = -1
@@ -500,17 +503,17 @@ class Runtime:
                 continue
             ops = self._flush()
             rows, pairs, texts = wire.decode_reply(self.reader.read())
+            if len(rows) * 3 != len(ops):
+                return  # the broker refused the batch (e.g. past the step limit) and ends
             for k, text in enumerate(texts):
                 episodes[pairs[2 * k]].labels.append(text)
-            runnable = waiting
-            add = runnable.append
-            i = 0
-            for row in rows:  # one per request: (status, label, finished, slot, opened, tokens)
-                if ops[i + 1] <= _PRUNE:  # answers, notes and failures are never answered
-                    ep = episodes[ops[i]]
-                    if not ep.abandoned:
-                        add((ep, row))
-                i += 3
+            # one reply per request: (status, label, finished, slot, opened, tokens); answers,
+            # notes and failures are never answered, an abandoned episode is never resumed
+            runnable = [(ep, row) for ep, op, row in zip(
+                map(episodes.__getitem__, ops[0::3]), ops[1::3], rows, strict=True)
+                if op <= _PRUNE and not ep.abandoned]
+            if waiting:
+                runnable = waiting + runnable
 
 
 def main(rfd: int, wfd: int, status: Any, report: dict[str, Any]) -> int:

@@ -236,19 +236,30 @@ def encode_reply(values: np.ndarray, new: list[tuple[int, int]], new_strings: li
     return head + values.tobytes() + flat.tobytes() + encode_strings(new_strings)
 
 
-def decode_reply(buf: bytes) -> tuple[list[list[int]], list[int], list[str]]:
-    """Parse a REPLY payload (candidate side): ``(rows [n][6], flat (episode, label) pairs,
-    strings)``."""
+_ROW = struct.Struct(f"<{REPLY_FIELDS}q")
+
+
+def decode_reply(buf: bytes) -> tuple[list[tuple[int, ...]], list[int], list[str]]:
+    """Parse a REPLY payload (candidate side): ``(rows [n] of 6-tuples, flat (episode, label)
+    pairs, strings)``.
+
+    Raises:
+        WireError: Another message type, or a truncated payload.
+    """
+    if len(buf) < _REPLY_HEAD.size:
+        raise WireError("truncated reply header")
     kind, n, m = _REPLY_HEAD.unpack_from(buf, 0)
     if kind != REPLY:
         raise WireError(f"expected a reply, got message type {kind}")
     pos = _REPLY_HEAD.size
-    rows = np.frombuffer(buf, np.int64, REPLY_FIELDS * n, pos).reshape(n, REPLY_FIELDS).tolist()
+    end = pos + _ROW.size * n
+    if end + 8 * m > len(buf):
+        raise WireError("truncated reply body")
+    rows = list(_ROW.iter_unpack(buf[pos:end]))
     if not m:
         return rows, [], []
-    pos += 8 * REPLY_FIELDS * n
-    pairs = np.frombuffer(buf, np.int32, 2 * m, pos).tolist()
-    strings, _ = decode_strings(buf, pos + 8 * m, m, 1 << 30)
+    pairs = list(struct.unpack_from(f"<{2 * m}i", buf, end))
+    strings, _ = decode_strings(buf, end + 8 * m, m, 1 << 30)
     return rows, pairs, strings
 
 
