@@ -45,6 +45,9 @@ of them take ~35 MB; Ray spills to disk beyond this."""
 MAX_RETRIES = 3
 """Times a task is run again after its worker process or node was lost."""
 
+WAIT_S = 0.25
+"""Longest single wait for results in the driver, so Ctrl-C is acted on within it (s)."""
+
 
 class Shared:
     """A handle on an object in Ray's object store (see :meth:`RayExecutor.share`)."""
@@ -255,7 +258,11 @@ class RayExecutor(Executor):
         cutoff = len(items)
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                # a bounded wait: Python's signal handlers (Ctrl-C) run between two waits,
+                # whatever Ray's own blocking call does with signals
+                done, pending = ray.wait(pending, num_returns=1, timeout=WAIT_S)
+                if not done:
+                    continue
                 if pending:  # everything else finished by now, in one call
                     more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
                     done += more
