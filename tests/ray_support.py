@@ -123,7 +123,11 @@ def interrupt_when_running(argv: list[str], units: int) -> tuple[int, str, set[i
     import subprocess
     import sys
 
-    cli = [sys.executable, "-c", "import sys; from tts_gym.cli import main; sys.exit(main())"]
+    # Python's own SIGINT handler, as under a terminal: a test run started as a background job
+    # (no job control) inherits SIGINT ignored, and Python then installs no handler
+    cli = [sys.executable, "-c", "import signal, sys; "
+           "signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "from tts_gym.cli import main; sys.exit(main())"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([*cli, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env)
