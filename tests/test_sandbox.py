@@ -193,6 +193,22 @@ def broker():
     return Broker(UnitSpec("", "c.py", {}, ("s",), 0), {"s": store}, LIMITS)
 
 
+def test_the_broker_serves_batches_through_the_entry_compiled_for_their_type(broker):
+    """The broker's warm-up picks the compiled entry later calls use: it must be typed like
+    the entries wire.decode_batch makes (read-only), not merely like an int32 array."""
+    import array
+
+    from numba import typeof
+
+    from tts_gym.sandbox import kernel
+
+    entries, _ = wire.decode_batch(wire.encode_batch(array.array("i", [0, 1, -1]), []), 10, 10)
+    chosen = [sig for sig, res in kernel.serve_batch.overloads.items()
+              if res.entry_point is broker._serve.entry]
+    assert len(chosen) == 1
+    assert chosen[0][5] == typeof(entries)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(-2, 5), st.integers(-1, 9), st.integers(-3, 70)),

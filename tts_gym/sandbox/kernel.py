@@ -242,25 +242,12 @@ def new_outputs(n: int) -> tuple[np.ndarray, ...]:
 
 def _signature_key(args: tuple) -> tuple | None:
     """What numba's typing of ``args`` depends on, cheaply: numba's own C fingerprint of each
-    argument (kind, dtype, ndim, layout, read-only flag; what its dispatcher caches types by)
-    plus the alignment of every array, which the fingerprint leaves out. None when an argument
-    has no fingerprint."""
-    aligned: list[bool] = []
-
-    def walk(a) -> None:
-        if isinstance(a, np.ndarray):
-            aligned.append(bool(a.flags.aligned))
-        elif isinstance(a, tuple):
-            for x in a:
-                walk(x)
-
+    argument (kind, dtype, ndim, layout, read-only flag; what its dispatcher caches types by).
+    None when an argument has no fingerprint."""
     try:
-        prints = tuple(compute_fingerprint(a) for a in args)
+        return tuple(compute_fingerprint(a) for a in args)
     except (TypeError, ValueError, NotImplementedError):
         return None
-    for a in args:
-        walk(a)
-    return prints, tuple(aligned)
 
 
 class FastCall:

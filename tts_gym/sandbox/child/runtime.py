@@ -485,14 +485,13 @@ class Runtime:
         runnable: list[tuple[_Episode, Any]] = [(ep, None) for ep in episodes]
         while True:
             waiting: list[tuple[_Episode, Any]] = []
-            for item in runnable:
-                ep = item[0]
+            for k, (ep, value) in enumerate(runnable):
                 self.current = ep
                 self.switches += 1
                 status[0] = ep.index
-                ep.switch(item[1])
+                ep.switch(value)
                 if ep.abandoned:  # the watchdog fired: report it now, run the rest after
-                    waiting = runnable[runnable.index(item) + 1 :]
+                    waiting = runnable[k + 1 :]
                     break
             self.current = None
             status[0] = -1
