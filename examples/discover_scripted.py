@@ -81,16 +81,22 @@ class Controller:
     def solve(self, question):
         cfg = self.cfg
         live, pool, off = {}, [], {}
-        for _ in range(cfg["n_init"]):
+
+        def open_one():
             got = question.probe_new()
             if got is None:
-                break
+                return False
             a, slot, fin = got
             if fin:
                 pool.append(a)
             else:
                 live[slot] = a
                 off[slot] = 0
+            return True
+
+        for _ in range(cfg["n_init"]):
+            if not open_one():
+                break
         while live or question.n_opened < cfg["n_max"]:
             leader, c1, c2 = top2(pool)
             if pool and beta_conf(c1, c2) >= cfg["conf"]:
@@ -109,15 +115,8 @@ class Controller:
                     question.note("prune", slot=slot, answer=a, leader=leader)
                     del live[slot]
             if not live and question.n_opened < cfg["n_max"]:
-                got = question.probe_new()
-                if got is None:
+                if not open_one():
                     break
-                a, slot, fin = got
-                if fin:
-                    pool.append(a)
-                else:
-                    live[slot] = a
-                    off[slot] = 0
             elif not live:
                 break
         leader, _c1, _c2 = top2(pool or list(live.values()))
