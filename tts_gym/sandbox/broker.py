@@ -35,7 +35,7 @@ from tts_gym.sandbox.child import wire
 from tts_gym.sandbox.child.isolation import UID_BASE
 from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES
 from tts_gym.sandbox.limits import SandboxLimits
-from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json
+from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json, secret_values
 from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient
 from tts_gym.store import ReplayStore
 from tts_gym.store.combine import concat_stores
@@ -154,6 +154,7 @@ class Broker:
     def __init__(self, spec: UnitSpec, stores: dict[str, ReplayStore], limits: SandboxLimits):
         self.spec = spec
         self.limits = limits
+        self.secrets = secret_values()  # read once per unit, not once per answer
         self.slots = int(spec.max_branches)
         self.mode = COST_MODES.get(spec.cost_mode, MODE_REFERENCE)
         self.conf = beta_conf_table(self.slots)
@@ -319,8 +320,8 @@ class Broker:
             note = parse_json(strings[arg], MAX_NOTE_CHARS)
             if not isinstance(note, dict):
                 note = {"event": "unreadable note"}
-            note = clean_json(note)
-            event = clean_text(note.pop("event", ""), 100, multiline=False)
+            note = clean_json(note, secrets=self.secrets)
+            event = clean_text(note.pop("event", ""), 100, multiline=False, secrets=self.secrets)
             self.traces[e].append({"op": "note", "event": event, **{
                 k: v for k, v in note.items() if k not in ("op", "event")}})
         elif op == wire.OP_ANSWER:
@@ -329,7 +330,8 @@ class Broker:
             info = parse_json(strings[arg], MAX_ERROR_CHARS + 2000)
             if not isinstance(info, dict):
                 info = {"kind": "exception", "summary": strings[arg]}
-            kind = clean_text(info.get("kind", "exception"), 40, multiline=False)
+            kind = clean_text(info.get("kind", "exception"), 40, multiline=False,
+                              secrets=self.secrets)
             if kind not in ("exception", "bad_return", "watchdog", "step_limit", "memory"):
                 kind = "exception"
             self._fail(e, kind, info.get("summary", ""), info.get("traceback", ""),
@@ -343,7 +345,8 @@ class Broker:
         else:
             aid = self.store.answer_id(e, answer)
             self.answer_ids[e] = aid
-            self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS, multiline=False)
+            self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS, multiline=False,
+                                         secrets=self.secrets)
             self.revealed[e] = aid >= 0 and bool(self.book[4][e, aid] >= 0)
         if self.traces is not None:
             self.traces[e].append({"op": "finish", "answer": self.answers[e],
@@ -356,8 +359,8 @@ class Broker:
         self.done[e] = 1
         self.error = {
             "kind": kind,
-            "summary": clean_text(summary, 500, multiline=False),
-            "traceback": clean_text(tb, MAX_ERROR_CHARS),
+            "summary": clean_text(summary, 500, multiline=False, secrets=self.secrets),
+            "traceback": clean_text(tb, MAX_ERROR_CHARS, secrets=self.secrets),
             "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
             **self.where(e),
         }
