@@ -234,6 +234,7 @@ class Runtime:
         self.queue = self.ops.extend  # hot path: one bound method per primitive
         self.wait = self.main.switch
         self.strings: list[str] = []
+        self.recorded = 0  # answers, notes and failures queued this round (never answered)
         self.current: _Episode | None = None
         self.switches = 0
         self.seen_switches = -1
@@ -332,6 +333,7 @@ class Runtime:
 
     def _fail(self, ep: _Episode, kind: str, summary: str, line: int | None, tb: str) -> None:
         info = {"kind": kind, "summary": summary, "line": line, "traceback": tb}
+        self.recorded += 1
         self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
 
     def note(self, ep: _Episode, event: Any, fields: dict[str, Any]) -> None:
@@ -346,6 +348,7 @@ class Runtime:
             text = json.dumps({**head, "unserialisable_fields": sorted(map(str, fields))[:10]})
         if len(text) > MAX_NOTE_CHARS:
             text = json.dumps({**head, "oversized_fields": len(text)})
+        self.recorded += 1
         self.ops.extend((ep.index, wire.OP_NOTE, self._string(text)))
 
     # --- running the candidate ---------------------------------------------------------------
@@ -411,6 +414,7 @@ class Runtime:
             self._fail(ep, "bad_return", summary, solve_line, "")
             return
         arg = -1 if answer is None else self._string(answer)
+        self.recorded += 1
         self.ops.extend((ep.index, wire.OP_ANSWER, arg))
 
     def run(self) -> int:
@@ -477,7 +481,8 @@ class Runtime:
         wire.send_frame(self.wfd, wire.encode_batch(array.array("i", ops), self.strings))
         self.ops = []
         self.queue = self.ops.extend
-        self.strings = []
+        if self.strings:
+            self.strings = []
         return ops
 
     def _schedule(self, episodes: list[_Episode]) -> None:
@@ -500,6 +505,8 @@ class Runtime:
                     return
                 runnable = waiting
                 continue
+            recorded = self.recorded
+            self.recorded = 0
             ops = self._flush()
             rows, pairs, texts = wire.decode_reply(self.reader.read())
             if len(rows) * 3 != len(ops):
@@ -508,9 +515,13 @@ class Runtime:
                 episodes[pairs[2 * k]].labels.append(text)
             # one reply per request: (status, label, finished, slot, opened, tokens); answers,
             # notes and failures are never answered, an abandoned episode is never resumed
-            runnable = [(ep, row) for ep, op, row in zip(
-                map(episodes.__getitem__, ops[0::3]), ops[1::3], rows, strict=True)
-                if op <= _PRUNE and not ep.abandoned]
+            # (abandoning queues a failure, so a round without recorded ops has neither)
+            if recorded:
+                runnable = [(ep, row) for ep, op, row in zip(
+                    map(episodes.__getitem__, ops[0::3]), ops[1::3], rows, strict=True)
+                    if op <= _PRUNE and not ep.abandoned]
+            else:
+                runnable = list(zip(map(episodes.__getitem__, ops[0::3]), rows, strict=True))
             if waiting:
                 runnable = waiting + runnable
 

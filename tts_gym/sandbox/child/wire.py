@@ -74,10 +74,12 @@ class WireError(Exception):
 
 def send_frame(fd: int, payload: bytes) -> None:
     """Write one frame to ``fd`` (blocking, retried until complete)."""
-    data = memoryview(_LEN.pack(len(payload)) + payload)
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
+    data = _LEN.pack(len(payload)) + payload
+    n = os.write(fd, data)
+    if n < len(data):  # a partial write (a frame larger than the pipe's free space)
+        rest = memoryview(data)[n:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
 
 
 class FrameReader:
@@ -190,9 +192,10 @@ def decode_strings(buf: bytes, pos: int, count: int, max_chars: int) -> tuple[li
 def encode_batch(ops: array.array, strings: list[str]) -> bytes:
     """A BATCH payload (candidate side): ``ops`` holds flat int32 triples
     ``(episode, op, arg)``."""
-    n = len(ops) // 3
-    table = encode_strings(strings)
-    return _BATCH_HEAD.pack(BATCH, n, len(strings)) + ops.tobytes() + table
+    if not strings:
+        return _BATCH_HEAD.pack(BATCH, len(ops) // 3, 0) + ops.tobytes() + _EMPTY_TABLE
+    return (_BATCH_HEAD.pack(BATCH, len(ops) // 3, len(strings)) + ops.tobytes()
+            + encode_strings(strings))
 
 
 def decode_batch(buf: bytes, max_entries: int, max_chars: int) -> tuple[np.ndarray, list[str]]:
