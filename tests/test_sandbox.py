@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from tests.test_sandbox_redteam import candidate_processes
 from tts_gym.cli import main as cli_main
 from tts_gym.controller import load_file_controller
 from tts_gym.evaluation import evaluate
-from tts_gym.sandbox import layers
+from tts_gym.sandbox import layers, zygote_client
 from tts_gym.sandbox.broker import Broker, ProtocolError, UnitSpec, run_unit
 from tts_gym.sandbox.child import isolation, landlock, runtime, syscall_filter, wire
 from tts_gym.sandbox.evaluate import CandidateFailed, evaluate_source
@@ -379,6 +380,85 @@ def test_the_watchdog_blames_the_looping_episode_only():
     err = info.value.error
     assert err["kind"] == "watchdog" and err["question"] == 2, err
     assert "question 2" in str(info.value) and "no primitive" in str(info.value)
+
+
+MARKER = """\
+import math
+
+
+class Controller:
+    def solve(self, question):
+        seen = getattr(math, "tts_marker", None)
+        math.tts_marker = "left by an earlier episode"
+        question.note("marker", seen=seen)
+        return question.full_read()
+"""
+
+
+def _idle_fork_servers() -> set[int]:
+    return {c.proc.pid for c in zygote_client._IDLE.values() if c.proc is not None}
+
+
+def _seen_markers(result) -> list:
+    return [next(ev["seen"] for ev in tr if ev.get("event") == "marker")
+            for tr in result.traces[0]]
+
+
+def test_a_warm_fork_server_is_reused_and_carries_nothing_between_commands():
+    store = tiny_store(1, questions=3, branches=8)
+    first = evaluate_source(MARKER, store, 1, limits=LIMITS, traces=True)
+    servers = _idle_fork_servers()
+    assert servers, "the in-process broker keeps its fork server for the next command"
+    second = evaluate_source(MARKER, store, 1, limits=LIMITS, traces=True)
+    assert _idle_fork_servers() == servers  # reused, not restarted
+    # episodes of one process may share memory (different questions); a new command's
+    # process starts from the fork server's state, never from an earlier candidate's
+    assert _seen_markers(first) == _seen_markers(second) == [
+        None, "left by an earlier episode", "left by an earlier episode"]
+
+
+def test_a_dead_idle_fork_server_is_replaced():
+    store = tiny_store(1, questions=2, branches=8)
+    evaluate_source(MARKER, store, 1, limits=LIMITS)
+    killed = _idle_fork_servers()
+    for pid in killed:  # not waited for: the next spawn may find it alive, then dead
+        os.kill(pid, signal.SIGKILL)
+    out = evaluate_source(MARKER, store, 1, limits=LIMITS)
+    assert out.answers is not None
+    assert _idle_fork_servers() and not _idle_fork_servers() & killed
+
+
+BURN = """\
+class Controller:
+    def solve(self, question):
+        x = 0
+        for i in range(3_000_000):
+            x += i
+        return question.full_read()
+"""
+
+
+def test_the_cpu_of_a_warm_fork_servers_candidates_is_accounted():
+    store = tiny_store(1, questions=1, branches=8)
+    evaluate_source(MARKER, store, 1, limits=LIMITS)  # start the fork server
+    before = zygote_client.idle_cpu_seconds()
+    child = evaluate_source(BURN, store, 1, limits=LIMITS)
+    spent = zygote_client.idle_cpu_seconds() - before
+    assert child.answers is not None
+    assert spent >= 0.05, f"the candidate's CPU is not accounted ({spent:.3f} s)"
+
+
+def test_pool_workers_stop_their_fork_servers():
+    """A multiprocessing worker ends with its pool: its fork server is closed and its working
+    folder removed, not left to die with the worker."""
+    store = tiny_store(1, questions=2, branches=8)
+    workers = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=1.0, stall_s=4.0,
+                            workers=2)
+    evaluate_source(MARKER, store, 4, limits=workers)
+    left = [p for p in Path(tempfile.gettempdir()).glob(f"{zygote_client.WORKDIR_PREFIX}*-*")
+            if not Path(f"/proc/{p.name[len(zygote_client.WORKDIR_PREFIX):].split('-')[0]}")
+            .exists()]
+    assert left == []
 
 
 def test_killing_the_broker_leaves_no_candidate(tmp_path):

@@ -3,7 +3,8 @@ fork server.
 
 Each worker of the executor (:mod:`tts_gym.executor`) is a broker: pinned to one CPU together
 with the candidate processes it serves (a round trip between a broker and its candidate then
-never wakes a second CPU), it runs units one after the other with its own fork server.
+never wakes a second CPU), it runs units one after the other with its own fork server (kept
+warm for the process's next command: :func:`~tts_gym.sandbox.zygote_client.acquire`).
 Brokers and candidates run under ``SCHED_BATCH``: a write to the pipe then does not preempt the
 writer, which reaches its own blocking read first (measured ~10 % less time per unit than with
 wake-up preemption). Units are independent, so the result depends neither on the number of
@@ -28,7 +29,7 @@ from tts_gym.executor import Executor, Job, resolve
 from tts_gym.executor.node import cpus as _cpus
 from tts_gym.sandbox.broker import UnitResult, UnitSpec, run_unit
 from tts_gym.sandbox.limits import SandboxLimits
-from tts_gym.sandbox.zygote_client import SandboxUnavailable, ZygoteClient
+from tts_gym.sandbox.zygote_client import SandboxUnavailable, acquire, release
 from tts_gym.store import ReplayStore
 
 
@@ -84,11 +85,11 @@ def _broker(shared: dict[str, Any], slot: int | None) -> Iterator[dict[str, Any]
         if shared["guard"]:
             node_guard(limits)
         ctx = {"stores": shared["stores"], "limits": limits,
-               "client": ZygoteClient(limits.startup_s)}
+               "client": acquire(limits.startup_s)}
         try:
             yield ctx
         finally:
-            ctx["client"].close()
+            release(ctx["client"])  # kept warm for this process's next command
 
 
 def _unit(ctx: dict[str, Any], item: tuple[UnitSpec, float | None]) -> UnitResult:
@@ -99,7 +100,7 @@ def _unit(ctx: dict[str, Any], item: tuple[UnitSpec, float | None]) -> UnitResul
         return run_unit(spec, ctx["stores"], ctx["limits"], ctx["client"])
     except BaseException:  # e.g. a cancelled task: the next unit gets a fresh fork server
         ctx["client"].close()
-        ctx["client"] = ZygoteClient(ctx["limits"].startup_s)
+        ctx["client"] = acquire(ctx["limits"].startup_s)
         raise
 
 
