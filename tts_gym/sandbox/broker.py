@@ -36,7 +36,7 @@ from tts_gym.sandbox.child.isolation import UID_BASE
 from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json, secret_values
-from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient
+from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient, cpu_seconds
 from tts_gym.store import ReplayStore
 from tts_gym.store.combine import concat_stores
 
@@ -487,15 +487,6 @@ def verify_isolation(pid: int) -> str | None:
     return None
 
 
-def _child_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def _exit_error(code: int) -> dict[str, Any]:
     if code in (-signal.SIGXCPU, -signal.SIGKILL):
         return {"kind": "cpu_limit", "summary": "the candidate process exceeded its CPU limit"}
@@ -540,9 +531,10 @@ class _Session:
         if not isinstance(info, dict):
             return {"kind": "isolation", "summary": "the candidate process sent no layer report"}
         if "error" in info:
-            self.layers = clean_json(info.get("report") or {})
-            return {"kind": "isolation", "summary": clean_text(info["error"], 500)}
-        self.layers = clean_json(info)
+            self.layers = clean_json(info.get("report") or {}, secrets=self.broker.secrets)
+            return {"kind": "isolation",
+                    "summary": clean_text(info["error"], 500, secrets=self.broker.secrets)}
+        self.layers = clean_json(info, secrets=self.broker.secrets)
         problem = None if self.limits.unsafe else verify_isolation(self.child.pid)
         if problem:
             return {"kind": "isolation",
@@ -600,12 +592,15 @@ class _Session:
             err = err if isinstance(err, dict) else {"summary": "unreadable schedule"}
             self.broker.error = {
                 "kind": "schedule",
-                "summary": clean_text(err.get("summary", ""), 500, multiline=False),
-                "traceback": clean_text(err.get("traceback", ""), MAX_ERROR_CHARS),
+                "summary": clean_text(err.get("summary", ""), 500, multiline=False,
+                                      secrets=self.broker.secrets),
+                "traceback": clean_text(err.get("traceback", ""), MAX_ERROR_CHARS,
+                                        secrets=self.broker.secrets),
                 "line": None, "seed": self.broker.spec.seed,
             }
             return {}
-        return clean_json(info["value"], max_depth=3, max_items=100, max_chars=200)
+        return clean_json(info["value"], max_depth=3, max_items=100, max_chars=200,
+                          secrets=self.broker.secrets)
 
     def _batch(self, frame: bytes) -> None:
         b = self.broker
@@ -619,8 +614,9 @@ class _Session:
             b.error = {  # the module did not load
                 "kind": "load",
                 "summary": clean_text(info.get("summary", "the file did not load"), 500,
-                                      multiline=False),
-                "traceback": clean_text(info.get("traceback", ""), MAX_ERROR_CHARS),
+                                      multiline=False, secrets=b.secrets),
+                "traceback": clean_text(info.get("traceback", ""), MAX_ERROR_CHARS,
+                                        secrets=b.secrets),
                 "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
                 "seed": b.spec.seed,
             }
@@ -665,7 +661,7 @@ def run_unit(
         guard.done.set()
         guard.join()
         running = int(child.status[0])
-        cpu = _child_cpu(child.pid)
+        cpu = cpu_seconds(child.pid)
         code = client.reap(child)
     if ended:
         error = _ended_error(guard.reason, code, limits)

@@ -106,6 +106,10 @@ class ZygoteClient:
         self.placement: tuple[Any, ...] | None = None  # set by acquire()
         self.workdir: str | None = None
 
+    def running(self) -> bool:
+        """Its fork server was started by this process and has not exited."""
+        return self.proc is not None and self.owner == os.getpid() and self.proc.poll() is None
+
     def _request(
         self, obj: dict[str, Any], fds: tuple[int, ...] = (), timeout: float = 30.0
     ) -> dict[str, Any]:
@@ -134,7 +138,7 @@ class ZygoteClient:
         Raises:
             SandboxUnavailable: It did not start within ``startup_s``.
         """
-        if self.proc is not None and self.proc.poll() is None and self.owner == os.getpid():
+        if self.running():
             return
         self.proc = None  # a fork of the owner must not use the owner's server
         self.owner = os.getpid()
@@ -185,7 +189,7 @@ class ZygoteClient:
             plan: Isolation settings for :func:`tts_gym.sandbox.child.isolation.apply`
                 (``memory_mb``, ``cpu_s``, ``netns``).
         """
-        warm = self.proc is not None and self.proc.poll() is None and self.owner == os.getpid()
+        warm = self.running()
         self.start()
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
@@ -261,7 +265,7 @@ def acquire(startup_s: float) -> ZygoteClient:
     """
     key = _placement()
     client = _IDLE.pop(key, None)
-    if client is None or client.proc is None or client.proc.poll() is not None:
+    if client is None or not client.running():
         if client is not None:
             client.close()
         client = ZygoteClient(startup_s)
@@ -276,31 +280,31 @@ def release(client: ZygoteClient) -> None:
     process is a multiprocessing worker (it ends with its pool: its fork server is stopped and
     reaped now, so nothing outlives the pool and its CPU is accounted to the worker)."""
     key = client.placement
-    alive = client.proc is not None and client.proc.poll() is None
-    if (key is None or not alive or client.owner != os.getpid() or key in _IDLE
+    if (key is None or not client.running() or key in _IDLE
             or multiprocessing.parent_process() is not None):
         client.close()
         return
     _IDLE[key] = client
 
 
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """CPU seconds of process ``pid`` from ``/proc/<pid>/stat`` (utime + stime; with
+    ``reaped``, also cutime + cstime: its children that it has reaped); 0.0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = sum(int(f) for f in fields[11 : 15 if reaped else 13])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def idle_cpu_seconds() -> float:
     """CPU seconds used so far by this process's idle fork servers and the candidate processes
-    they reaped (``/proc/<pid>/stat``: utime, stime, cutime, cstime). They are not reaped by
-    this process until it exits, so ``RUSAGE_CHILDREN`` does not include them yet; a benchmark
-    adds this to count every process of the sandbox."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for client in list(_IDLE.values()):
-        if client.proc is None or client.owner != os.getpid():
-            continue
-        try:
-            with open(f"/proc/{client.proc.pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / tick
+    they reaped. They are not reaped by this process until it exits, so ``RUSAGE_CHILDREN``
+    does not include them yet; a benchmark adds this to count every process of the sandbox."""
+    return sum(cpu_seconds(c.proc.pid, reaped=True) for c in list(_IDLE.values())
+               if c.proc is not None and c.owner == os.getpid())
 
 
 def close_idle() -> None:

@@ -481,8 +481,7 @@ class Runtime:
         wire.send_frame(self.wfd, wire.encode_batch(array.array("i", ops), self.strings))
         self.ops = []
         self.queue = self.ops.extend
-        if self.strings:
-            self.strings = []
+        self.strings = []
         return ops
 
     def _schedule(self, episodes: list[_Episode]) -> None:

@@ -192,8 +192,6 @@ def decode_strings(buf: bytes, pos: int, count: int, max_chars: int) -> tuple[li
 def encode_batch(ops: array.array, strings: list[str]) -> bytes:
     """A BATCH payload (candidate side): ``ops`` holds flat int32 triples
     ``(episode, op, arg)``."""
-    if not strings:
-        return _BATCH_HEAD.pack(BATCH, len(ops) // 3, 0) + ops.tobytes() + _EMPTY_TABLE
     return (_BATCH_HEAD.pack(BATCH, len(ops) // 3, len(strings)) + ops.tobytes()
             + encode_strings(strings))
 
