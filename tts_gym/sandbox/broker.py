@@ -15,12 +15,16 @@ and an answer that was never revealed in its episode is recorded as unrevealed (
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import marshal
 import os
 import signal
+import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +37,7 @@ from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.sandbox import kernel, serve_loop
 from tts_gym.sandbox.child import wire
 from tts_gym.sandbox.child.isolation import UID_BASE
-from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES
+from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES, compile_candidate
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json, secret_values
 from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient, cpu_seconds
@@ -239,6 +243,8 @@ class Broker:
             "traces": self.spec.traces,
             "schedule_beta": self.spec.schedule_beta,
             "imports": list(self.spec.imports),
+            "code": compiled(self.spec.source, self.spec.filename),
+            "python": sys.version,
             "watchdog_s": self.limits.watchdog_s,
         }
         return wire.text_message(wire.START, json.dumps(job))
@@ -395,6 +401,27 @@ class Broker:
 
 
 _COMBINED: dict[tuple[str, ...], ReplayStore] = {}
+_CODE: dict[tuple[str, str], str | None] = {}
+_QUIET = threading.Lock()  # warnings.catch_warnings changes process-wide state
+
+
+def compiled(source: str, filename: str) -> str | None:
+    """The candidate file compiled (never run) in this process, marshalled and base64-encoded
+    for START, cached per (source, filename): a command's units share one compilation instead
+    of compiling in each candidate process (~1.5 ms each). None when it does not compile: the
+    candidate process then compiles it and reports the error as a load failure."""
+    key = (source, filename)
+    if key not in _CODE:
+        if len(_CODE) > 16:
+            _CODE.clear()
+        try:
+            with _QUIET, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the file's text never reaches our stderr
+                code = marshal.dumps(compile_candidate(source, filename))
+            _CODE[key] = base64.b64encode(code).decode("ascii")
+        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError, OverflowError):
+            _CODE[key] = None
+    return _CODE[key]
 _LABELS: dict[str, tuple[np.ndarray, ...]] = {}
 
 

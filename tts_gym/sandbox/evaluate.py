@@ -4,7 +4,7 @@
 unit (a fresh, isolated candidate process playing every question of the store once), the
 broker charges and records, and the answers are scored here with the one scoring rule
 (:func:`tts_gym.evaluation.score`). The numbers equal the in-process handle path's for the
-same code, episode for episode (tests/test_sandbox_equivalence.py).
+same code, episode for episode (tests/test_sandbox.py).
 """
 
 from __future__ import annotations

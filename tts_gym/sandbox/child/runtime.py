@@ -27,13 +27,18 @@ Per-episode guards:
 from __future__ import annotations
 
 import array
+import base64
 import builtins
+import itertools
 import json
 import linecache
+import marshal
 import random
 import signal
 import sys
 import traceback
+import types
+from collections.abc import Iterator
 from typing import Any
 
 import greenlet
@@ -67,6 +72,77 @@ MAX_NOTE_CHARS = 2000
 MAX_NOTES_PER_EPISODE = 4000
 MAX_ERROR_CHARS = 4000
 WATCHDOG_PERIOD_S = 0.25
+
+
+_ACTIVE: list[Any] = [None]
+"""The process's :class:`Runtime` once it runs (the randomness wrappers ask it for the stream)."""
+_WRAPPED: list[bool] = [False]
+
+
+def wrap_randomness() -> None:
+    """Route ``random.*`` and ``numpy.random.*`` module functions through the running
+    runtime's per-episode states (swapped only when another episode used randomness last).
+
+    Idempotent; the fork server calls it once, so candidate processes inherit the wrappers
+    instead of building them (~0.6 ms each). Until a runtime runs, the wrappers call through.
+    """
+    if _WRAPPED[0]:
+        return
+    _WRAPPED[0] = True
+
+    def wrap(fn: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            rt = _ACTIVE[0]
+            if rt is not None:
+                rt._ensure_rng()
+            return fn(*args, **kwargs)
+
+        call.__name__ = getattr(fn, "__name__", "call")
+        call.__doc__ = getattr(fn, "__doc__", None)
+        return call
+
+    inst = random._inst  # type: ignore[attr-defined]
+    for name in dir(random):
+        fn = getattr(random, name)
+        if getattr(fn, "__self__", None) is inst:
+            setattr(random, name, wrap(fn))
+    np_rand = np.random.mtrand._rand
+    for name in dir(np.random):
+        fn = getattr(np.random, name)
+        if getattr(fn, "__self__", None) is np_rand:
+            setattr(np.random, name, wrap(fn))
+    default_rng = np.random.default_rng
+
+    def seeded_default_rng(seed: Any = None) -> Any:
+        rt = _ACTIVE[0]
+        if seed is None and rt is not None:  # no entropy in the sandbox: derive it from the episode
+            ep = rt.current if rt.current is not None else rt.module_rng
+            ep.rng_calls += 1
+            seed = [ep.seed, ep.rng_calls]
+        return default_rng(seed)
+
+    np.random.default_rng = seeded_default_rng
+
+
+def compile_candidate(source: str, filename: str) -> types.CodeType:
+    """The code object of a candidate file as the sandbox runs it: no future flags inherited
+    from the caller, no ``-O``. The broker compiles (never runs) each file once per command
+    and sends the code object in START; a candidate process compiles it itself only when
+    that failed (so compile errors are reported from the process, with their traceback)."""
+    return compile(source, filename, "exec", dont_inherit=True, optimize=0)
+
+
+def _code_of(job: dict[str, Any], source: str, filename: str) -> types.CodeType:
+    """The code sent by the broker when it fits this interpreter, else the source compiled."""
+    blob = job.get("code")
+    if isinstance(blob, str) and job.get("python") == sys.version:
+        try:
+            code = marshal.loads(base64.b64decode(blob))
+        except (ValueError, TypeError, EOFError):
+            code = None
+        if isinstance(code, types.CodeType) and code.co_filename == filename:
+            return code
+    return compile_candidate(source, filename)
 
 
 class StepLimitExceeded(BaseException):
@@ -146,52 +222,49 @@ def _raise_for(status: int, name: str, slot: int, ep: _Episode) -> None:
 class Question:
     """One episode seen through the paper's primitives (AutoTTS, 2026): ``probe_new``,
     ``probe_more``, ``full_read``, ``prune``, ``note`` and read-only counters. Every primitive
-    is a request to the broker."""
+    is a request to the broker: the proxy hands it to the scheduler with the switch itself
+    (``wait(request)``), so a request is queued exactly when its episode blocks on it."""
 
-    __slots__ = ("ep", "rt")
+    __slots__ = ("ep", "rt", "wait", "labels", "req_new", "req_read")
 
     def __init__(self, rt: Runtime, ep: _Episode) -> None:
         self.rt = rt
         self.ep = ep
+        self.wait = rt.main.switch
+        self.labels = ep.labels
+        self.req_new = (ep.index, _PROBE_NEW, -1)
+        self.req_read = (ep.index, _FULL_READ, -1)
 
     def probe_new(self) -> tuple[str, int, bool] | None:
         ep = self.ep
-        rt = self.rt
-        rt.queue((ep.index, _PROBE_NEW, -1))
-        st, label, fin, slot, ep.opened, ep.tokens = rt.wait()
+        st, label, fin, slot, ep.opened, ep.tokens = self.wait(self.req_new)
         if st:
             if st == _NONE_LEFT:
                 return None
             _raise_for(st, "probe_new", -1, ep)
-        return ep.labels[label], slot, fin == 1
+        return self.labels[label], slot, fin == 1
 
     def probe_more(self, slot: int) -> tuple[str, bool]:
         ep = self.ep
         s = slot if slot.__class__ is int else _check_slot("probe_more", slot)
-        rt = self.rt
-        rt.queue((ep.index, _PROBE_MORE, s))
-        st, label, fin, _slot, ep.opened, ep.tokens = rt.wait()
+        st, label, fin, _slot, ep.opened, ep.tokens = self.wait((ep.index, _PROBE_MORE, s))
         if st:
             _raise_for(st, "probe_more", s, ep)
-        return ep.labels[label], fin == 1
+        return self.labels[label], fin == 1
 
     def full_read(self) -> str | None:
         ep = self.ep
-        rt = self.rt
-        rt.queue((ep.index, _FULL_READ, -1))
-        st, label, _fin, _slot, ep.opened, ep.tokens = rt.wait()
+        st, label, _fin, _slot, ep.opened, ep.tokens = self.wait(self.req_read)
         if st:
             if st == _NONE_LEFT:
                 return None
             _raise_for(st, "full_read", -1, ep)
-        return ep.labels[label]
+        return self.labels[label]
 
     def prune(self, slot: int) -> None:
         ep = self.ep
         s = slot if slot.__class__ is int else _check_slot("prune", slot)
-        rt = self.rt
-        rt.queue((ep.index, _PRUNE, s))
-        st, _label, _fin, _slot, ep.opened, ep.tokens = rt.wait()
+        st, _label, _fin, _slot, ep.opened, ep.tokens = self.wait((ep.index, _PRUNE, s))
         if st:
             _raise_for(st, "prune", s, ep)
 
@@ -219,9 +292,9 @@ class Runtime:
 
     Args:
         rfd, wfd: The pipe from / to the broker.
-        status: int32 ``[2]`` view of the page shared with the broker: ``[episode running now
-            (-1: the scheduler), switches so far]``; the broker reads it to blame the right
-            episode if the whole process stalls in C code.
+        status: int32 view of the page shared with the broker: ``status[0]`` is the episode
+            running now (-1: the scheduler); the broker reads it to blame the right episode if
+            the whole process stalls in C code.
     """
 
     def __init__(self, rfd: int, wfd: int, status: Any) -> None:
@@ -230,14 +303,12 @@ class Runtime:
         self.reader = wire.FrameReader(rfd, 1 << 30)
         self.status = status
         self.main = greenlet.getcurrent()
-        self.ops: list[int] = []
-        self.queue = self.ops.extend  # hot path: one bound method per primitive
-        self.wait = self.main.switch
+        self.ops: list[int] = []  # flat (episode, op, arg) triples of this round, in order
         self.strings: list[str] = []
         self.recorded = 0  # answers, notes and failures queued this round (never answered)
         self.current: _Episode | None = None
-        self.switches = 0
-        self.seen_switches = -1
+        self.passes = 0  # scheduler passes over the runnable episodes (watchdog progress)
+        self.seen: tuple[int, Any] = (-1, None)
         self.strikes = 0
         self.watchdog_strikes = 40
         self.abandoned: list[Any] = []
@@ -275,45 +346,13 @@ class Runtime:
             self.np_rand.set_state(ep.rng_state[1])
         self.rng_owner = ep
 
-    def _wrap_rng(self) -> None:
-        """Route ``random.*`` and ``numpy.random.*`` module functions through per-episode
-        states (swapped only when another episode used randomness last)."""
-        ensure = self._ensure_rng
-
-        def wrap(fn: Any) -> Any:
-            def call(*args: Any, **kwargs: Any) -> Any:
-                ensure()
-                return fn(*args, **kwargs)
-
-            call.__name__ = getattr(fn, "__name__", "call")
-            call.__doc__ = getattr(fn, "__doc__", None)
-            return call
-
-        inst = random._inst  # type: ignore[attr-defined]
-        for name in dir(random):
-            fn = getattr(random, name)
-            if getattr(fn, "__self__", None) is inst:
-                setattr(random, name, wrap(fn))
-        for name in dir(np.random):
-            fn = getattr(np.random, name)
-            if getattr(fn, "__self__", None) is self.np_rand:
-                setattr(np.random, name, wrap(fn))
-        default_rng = np.random.default_rng
-
-        def seeded_default_rng(seed: Any = None) -> Any:
-            if seed is None:  # no entropy in the sandbox: derive it from the episode
-                ep = self.current if self.current is not None else self.module_rng
-                ep.rng_calls += 1
-                seed = [ep.seed, ep.rng_calls]
-            return default_rng(seed)
-
-        np.random.default_rng = seeded_default_rng
-
     # --- the CPU watchdog --------------------------------------------------------------------
     def _on_timer(self, _signum: int, _frame: Any) -> None:
         ep = self.current
-        if ep is None or self.switches != self.seen_switches:
-            self.seen_switches = self.switches
+        # an episode runs at most once per pass: the same one at the same pass on two ticks has
+        # called no primitive in between
+        if ep is None or self.seen[0] != self.passes or self.seen[1] is not ep:
+            self.seen = (self.passes, ep)
             self.strikes = 0
             return
         self.strikes += 1
@@ -324,7 +363,7 @@ class Runtime:
         ep.abandoned = True
         self.abandoned.append(ep.greenlet)
         self.strikes = 0
-        self.main.switch()  # abandon the looping greenlet: it is never resumed
+        self.main.switch(None)  # abandon the looping greenlet: it is never resumed
 
     # --- queued requests ---------------------------------------------------------------------
     def _string(self, text: str) -> int:
@@ -368,7 +407,7 @@ class Runtime:
 
         pseudo.greenlet = greenlet.greenlet(body)
         self.current = pseudo
-        self.switches += 1
+        self.passes += 1
         pseudo.greenlet.switch()
         self.current = None
         if pseudo.abandoned:
@@ -428,12 +467,13 @@ class Runtime:
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
         signal.signal(signal.SIGVTALRM, self._on_timer)
         signal.setitimer(signal.ITIMER_VIRTUAL, WATCHDOG_PERIOD_S, WATCHDOG_PERIOD_S)
-        self._wrap_rng()
+        wrap_randomness()
+        _ACTIVE[0] = self
         ns = self._namespace(set(job.get("imports") or []))
         params = dict(job.get("params") or {})
 
         def load() -> Any:
-            exec(compile(source, self.filename, "exec", dont_inherit=True), ns)  # noqa: S102
+            exec(_code_of(job, source, self.filename), ns)  # noqa: S102
             factory = ns.get("Controller")
             if factory is None:
                 raise NameError("the file defines no `class Controller`")
@@ -476,53 +516,57 @@ class Runtime:
         self.strings = [json.dumps(info)]
         self._flush()
 
-    def _flush(self) -> list[int]:
-        ops = self.ops
-        wire.send_frame(self.wfd, wire.encode_batch(array.array("i", ops), self.strings))
-        self.ops = []
-        self.queue = self.ops.extend
+    def _flush(self) -> None:
+        """Send this round's requests as one BATCH and start the next round's lists."""
+        wire.send_frame(self.wfd, wire.encode_batch(array.array("i", self.ops), self.strings))
+        self.ops.clear()
         self.strings = []
-        return ops
 
     def _schedule(self, episodes: list[_Episode]) -> None:
         status = self.status
-        runnable: list[tuple[_Episode, Any]] = [(ep, None) for ep in episodes]
+        ops = self.ops
+        queue = ops.extend
+        runnable: Iterator[tuple[_Episode, Any]] = iter([(ep, None) for ep in episodes])
         while True:
-            waiting: list[tuple[_Episode, Any]] = []
-            for k, (ep, value) in enumerate(runnable):
+            # run each runnable episode until it blocks on a primitive (its greenlet hands the
+            # request over with the switch) or ends (its answer or failure is queued already)
+            blocked: list[_Episode] = []
+            block = blocked.append
+            waiting: list[tuple[_Episode, Any]] = []  # not run yet when the watchdog fired
+            self.passes += 1
+            for ep, value in runnable:
                 self.current = ep
-                self.switches += 1
                 status[0] = ep.index
-                ep.switch(value)
-                if ep.abandoned:  # the watchdog fired: report it now, run the rest after
-                    waiting = runnable[k + 1 :]
+                request = ep.switch(value)
+                if request is not None:
+                    queue(request)
+                    block(ep)
+                elif ep.abandoned:  # the watchdog fired: report it now, run the rest after
+                    waiting = list(runnable)
                     break
             self.current = None
             status[0] = -1
-            if not self.ops:
+            if not ops:
                 if not waiting:
                     return
-                runnable = waiting
+                runnable = iter(waiting)
                 continue
-            recorded = self.recorded
+            n = len(ops) // 3
+            codes = ops[1::3] if self.recorded else None
             self.recorded = 0
-            ops = self._flush()
+            self._flush()
             rows, pairs, texts = wire.decode_reply(self.reader.read())
-            if len(rows) * 3 != len(ops):
+            if len(rows) != n:
                 return  # the broker refused the batch (e.g. past the step limit) and ends
             for k, text in enumerate(texts):
                 episodes[pairs[2 * k]].labels.append(text)
             # one reply per request: (status, label, finished, slot, opened, tokens); answers,
-            # notes and failures are never answered, an abandoned episode is never resumed
-            # (abandoning queues a failure, so a round without recorded ops has neither)
-            if recorded:
-                runnable = [(ep, row) for ep, op, row in zip(
-                    map(episodes.__getitem__, ops[0::3]), ops[1::3], rows, strict=True)
-                    if op <= _PRUNE and not ep.abandoned]
-            else:
-                runnable = list(zip(map(episodes.__getitem__, ops[0::3]), rows, strict=True))
+            # notes and failures are never answered
+            if codes is not None:
+                rows = [row for op, row in zip(codes, rows, strict=True) if op <= _PRUNE]
+            runnable = zip(blocked, rows, strict=True)
             if waiting:
-                runnable = waiting + runnable
+                runnable = itertools.chain(waiting, runnable)
 
 
 def main(rfd: int, wfd: int, status: Any, report: dict[str, Any]) -> int:

@@ -5,8 +5,8 @@ Started by :class:`tts_gym.sandbox.zygote_client.ZygoteClient` as
 pinned to one thread, a fixed hash seed, nothing of the caller's, so no API key), an empty
 working directory and its own session. It is a freshly executed interpreter that never loads
 ``tts_gym``, a store or a gold answer: it loads this package and ``tts_gym/candidate.py`` by
-path, pre-imports the modules a candidate may use (there is no filesystem later), compiles the
-seccomp policy once, and then, per request on its socket:
+path, pre-imports the modules a candidate may use (there is no filesystem later), wraps their
+randomness per episode and compiles the seccomp policy once, and then, per request on its socket:
 
 - ``spawn`` (with three descriptors: the pipe from the broker, the pipe to it, the shared
   status page): forks a child that applies :mod:`.isolation` and runs :mod:`.runtime`;
@@ -117,6 +117,7 @@ def serve(sock_fd: int, broker_pid: int) -> int:
     import greenlet  # noqa: F401  (the runtime's scheduler)
     import numpy as np
 
+    runtime.wrap_randomness()  # once here, inherited by every candidate process
     program = syscall_filter.compile_policy()
     gc.collect()
     gc.freeze()  # what the fork server loaded is never scanned again by a child's collector
