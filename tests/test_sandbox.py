@@ -222,8 +222,8 @@ def test_broker_refuses_malformed_batches_cleanly(broker, entries, strings):
         reply = broker.handle(wire.encode_batch(flat, strings))
     except ProtocolError:
         return
-    rows, _pairs, _texts = wire.decode_reply(reply)
-    assert len(rows) == len(entries)
+    n, rows, _pairs, _texts = wire.decode_reply(reply)
+    assert n == len(entries) == len(list(rows))
     assert broker.tokens.min() >= 0
 
 

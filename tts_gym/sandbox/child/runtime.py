@@ -518,7 +518,7 @@ class Runtime:
 
     def _flush(self) -> None:
         """Send this round's requests as one BATCH and start the next round's lists."""
-        wire.send_frame(self.wfd, wire.encode_batch(array.array("i", self.ops), self.strings))
+        wire.write_frame(self.wfd, wire.batch_frame(array.array("i", self.ops), self.strings))
         self.ops.clear()
         self.strings = []
 
@@ -555,8 +555,8 @@ class Runtime:
             codes = ops[1::3] if self.recorded else None
             self.recorded = 0
             self._flush()
-            rows, pairs, texts = wire.decode_reply(self.reader.read())
-            if len(rows) != n:
+            n_rows, rows, pairs, texts = wire.decode_reply(self.reader.read())
+            if n_rows != n:
                 return  # the broker refused the batch (e.g. past the step limit) and ends
             for k, text in enumerate(texts):
                 episodes[pairs[2 * k]].labels.append(text)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import array
 import os
 import struct
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -65,6 +66,7 @@ MAX_FRAME = 64 * 1024 * 1024
 
 _LEN = struct.Struct("<I")
 _BATCH_HEAD = struct.Struct("<BII")  # type, n entries, n strings
+_BATCH_FRAME_HEAD = struct.Struct("<IBII")  # frame length, then _BATCH_HEAD
 _REPLY_HEAD = struct.Struct("<BII")  # type, n entries, n new labels
 
 
@@ -74,7 +76,11 @@ class WireError(Exception):
 
 def send_frame(fd: int, payload: bytes) -> None:
     """Write one frame to ``fd`` (blocking, retried until complete)."""
-    data = _LEN.pack(len(payload)) + payload
+    write_frame(fd, _LEN.pack(len(payload)) + payload)
+
+
+def write_frame(fd: int, data: bytes) -> None:
+    """Write a whole frame, length prefix included (one ``write`` as a rule)."""
     n = os.write(fd, data)
     if n < len(data):  # a partial write (a frame larger than the pipe's free space)
         rest = memoryview(data)[n:]
@@ -189,11 +195,18 @@ def decode_strings(buf: bytes, pos: int, count: int, max_chars: int) -> tuple[li
     return out, start + offsets[-1]
 
 
+def batch_frame(ops: array.array, strings: list[str]) -> bytes:
+    """A BATCH frame, length prefix included, built with one concatenation (candidate side,
+    once per round): ``ops`` holds flat int32 triples ``(episode, op, arg)``."""
+    body = ops.tobytes()
+    table = encode_strings(strings)
+    return (_BATCH_FRAME_HEAD.pack(_BATCH_HEAD.size + len(body) + len(table), BATCH,
+                                   len(ops) // 3, len(strings)) + body + table)
+
+
 def encode_batch(ops: array.array, strings: list[str]) -> bytes:
-    """A BATCH payload (candidate side): ``ops`` holds flat int32 triples
-    ``(episode, op, arg)``."""
-    return (_BATCH_HEAD.pack(BATCH, len(ops) // 3, len(strings)) + ops.tobytes()
-            + encode_strings(strings))
+    """A BATCH payload: :func:`batch_frame` without the length prefix."""
+    return batch_frame(ops, strings)[_LEN.size:]
 
 
 def decode_batch(buf: bytes, max_entries: int, max_chars: int) -> tuple[np.ndarray, list[str]]:
@@ -240,9 +253,9 @@ def encode_reply(values: np.ndarray, new: list[tuple[int, int]], new_strings: li
 _ROW = struct.Struct(f"<{REPLY_FIELDS}q")
 
 
-def decode_reply(buf: bytes) -> tuple[list[tuple[int, ...]], list[int], list[str]]:
-    """Parse a REPLY payload (candidate side): ``(rows [n] of 6-tuples, flat (episode, label)
-    pairs, strings)``.
+def decode_reply(buf: bytes) -> tuple[int, Iterator[tuple[int, ...]], list[int], list[str]]:
+    """Parse a REPLY payload (candidate side): ``(n, an iterator over the n rows as 6-tuples,
+    flat (episode, label) pairs, strings)``.
 
     Raises:
         WireError: Another message type, or a truncated payload.
@@ -256,12 +269,12 @@ def decode_reply(buf: bytes) -> tuple[list[tuple[int, ...]], list[int], list[str
     end = pos + _ROW.size * n
     if end + 8 * m > len(buf):
         raise WireError("truncated reply body")
-    rows = list(_ROW.iter_unpack(buf[pos:end]))
+    rows = _ROW.iter_unpack(memoryview(buf)[pos:end])
     if not m:
-        return rows, [], []
+        return n, rows, [], []
     pairs = list(struct.unpack_from(f"<{2 * m}i", buf, end))
     strings, _ = decode_strings(buf, end + 8 * m, m, 1 << 30)
-    return rows, pairs, strings
+    return n, rows, pairs, strings
 
 
 def text_message(kind: int, text: str) -> bytes:
