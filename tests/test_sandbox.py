@@ -382,6 +382,43 @@ def test_the_watchdog_blames_the_looping_episode_only():
     assert "question 2" in str(info.value) and "no primitive" in str(info.value)
 
 
+@pytest.mark.parametrize(("source", "line", "words"), [
+    ("class Controller:\n    def solve(self, q)\n        return None\n", 2, "SyntaxError"),
+    ("x = 1\ny = undefined_name\n", 2, "NameError"),
+])
+def test_a_file_that_does_not_load_fails_as_load_with_its_line(source, line, words):
+    store = tiny_store(1, questions=3, branches=4)
+    with pytest.raises(CandidateFailed) as info:
+        evaluate_source(source, store, 1, filename="broken.py", limits=LIMITS)
+    err = info.value.error
+    assert err["kind"] == "load" and err["line"] == line, err
+    assert words in err["summary"] and "broken.py" in err["summary"], err
+
+
+def test_the_broker_compiles_a_file_once_and_a_candidate_falls_back_to_its_source(capsys):
+    import base64
+    import marshal
+    import warnings
+
+    from tts_gym.sandbox.broker import compiled
+
+    source = "import math\nclass Controller:\n    def solve(self, q):\n        return str(math.e)\n"
+    expected = runtime.compile_candidate(source, "c.py")
+    blob = compiled(source, "c.py")
+    assert blob is not None and compiled(source, "c.py") is blob  # cached per command
+    job = {"code": blob, "python": sys.version}
+    assert runtime._code_of(job, source, "c.py") == expected
+    other = base64.b64encode(marshal.dumps(compile("x = 1", "other.py", "exec"))).decode()
+    for bad in ({"code": blob, "python": "another interpreter"}, {"code": "%%%", "python":
+                sys.version}, {"code": other, "python": sys.version}, {}):
+        assert runtime._code_of(bad, source, "c.py") == expected, bad
+    assert compiled("class Controller(:\n", "c.py") is None  # the candidate reports it
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert compiled("x = 1 is 1\n", "noisy.py") is not None
+    assert not seen and not capsys.readouterr().err  # the file's text never reaches stderr
+
+
 MARKER = """\
 import math
 

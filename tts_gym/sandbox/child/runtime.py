@@ -176,6 +176,8 @@ def _short_traceback(exc: BaseException, filename: str) -> tuple[str, int | None
     the innermost candidate frame."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
     line = frames[-1].lineno if frames else None
+    if line is None and isinstance(exc, SyntaxError) and exc.filename == filename:
+        line = exc.lineno  # the file did not compile: no frame of it ran
     lines = [f'  File "{f.filename}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames]
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     text = "\n".join([*lines[-8:], head])
