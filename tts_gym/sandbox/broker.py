@@ -401,6 +401,7 @@ class Broker:
 
 
 _COMBINED: dict[tuple[str, ...], ReplayStore] = {}
+_LABELS: dict[str, tuple[np.ndarray, ...]] = {}
 _CODE: dict[tuple[str, str], str | None] = {}
 _QUIET = threading.Lock()  # warnings.catch_warnings changes process-wide state
 
@@ -411,18 +412,20 @@ def compiled(source: str, filename: str) -> str | None:
     of compiling in each candidate process (~1.5 ms each). None when it does not compile: the
     candidate process then compiles it and reports the error as a load failure."""
     key = (source, filename)
-    if key not in _CODE:
-        if len(_CODE) > 16:
-            _CODE.clear()
-        try:
-            with _QUIET, warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the file's text never reaches our stderr
-                code = marshal.dumps(compile_candidate(source, filename))
-            _CODE[key] = base64.b64encode(code).decode("ascii")
-        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError, OverflowError):
-            _CODE[key] = None
-    return _CODE[key]
-_LABELS: dict[str, tuple[np.ndarray, ...]] = {}
+    cached = _CODE.get(key, False)  # one lookup: another thread may clear the cache meanwhile
+    if cached is not False:
+        return cached
+    try:
+        with _QUIET, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the file's text never reaches our stderr
+            code = marshal.dumps(compile_candidate(source, filename))
+        got: str | None = base64.b64encode(code).decode("ascii")
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError, OverflowError):
+        got = None
+    if len(_CODE) > 16:
+        _CODE.clear()
+    _CODE[key] = got
+    return got
 
 
 def _label_table(store: ReplayStore) -> tuple[np.ndarray, ...]:
