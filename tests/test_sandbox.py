@@ -24,6 +24,7 @@ from tts_gym.evaluation import evaluate
 from tts_gym.sandbox import layers, zygote_client
 from tts_gym.sandbox.broker import Broker, ProtocolError, UnitSpec, run_unit
 from tts_gym.sandbox.child import isolation, landlock, runtime, syscall_filter, wire
+from tts_gym.sandbox.child.libc import libc
 from tts_gym.sandbox.evaluate import CandidateFailed, evaluate_source
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.zygote_client import SandboxUnavailable, ZygoteClient
@@ -68,7 +69,7 @@ def in_child(fn) -> tuple[int, str]:
 @pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
 def test_landlock_denies_the_filesystem():
     def body(_w):
-        isolation._libc().prctl(isolation.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        libc().prctl(isolation.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         got = landlock.restrict_self(landlock.abi_version())
         out = {"got": got}
         for name, fn in (("open", lambda: open("/etc/hostname").read()),
@@ -91,7 +92,7 @@ def test_seccomp_allowlist_denies_processes_files_sockets_signals():
     program = syscall_filter.compile_policy()
 
     def body(_w):
-        isolation._libc().prctl(isolation.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        libc().prctl(isolation.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         r, w = os.pipe()  # made before the filter: reading and writing stay allowed
         syscall_filter.install(program)
         out = {}

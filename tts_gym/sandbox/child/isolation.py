@@ -30,6 +30,7 @@ import signal
 from typing import Any
 
 from . import landlock, syscall_filter
+from .libc import libc
 
 UID_BASE = 1_000_000_000
 """Candidate uids are ``UID_BASE + pid`` (no passwd entry needed; distinct while running)."""
@@ -44,10 +45,6 @@ CLONE_NEWNET = 0x40000000
 
 class IsolationError(RuntimeError):
     """A required isolation layer could not be applied (the message names it)."""
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def _check(rc: int, what: str) -> None:
@@ -75,7 +72,7 @@ class _Ctx:
         self.plan = plan
         self.program = program
         self.parent_pid = parent_pid
-        self.libc = _libc()
+        self.libc = libc()
         self.keep = sorted(int(fd) for fd in plan["keep_fds"])
         self.abi = landlock.abi_version()
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from .libc import libc
+
 SYS_CREATE_RULESET = 444
 SYS_RESTRICT_SELF = 446
 CREATE_RULESET_VERSION = 1
@@ -43,14 +45,10 @@ class _RulesetAttr(ctypes.Structure):
     ]
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def abi_version() -> int:
     """The kernel's Landlock ABI (0: not available, e.g. disabled at boot or not Linux)."""
     try:
-        v = _libc().syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), CREATE_RULESET_VERSION)
+        v = libc().syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), CREATE_RULESET_VERSION)
     except (OSError, AttributeError):
         return 0
     return max(0, int(v))
@@ -76,19 +74,19 @@ def restrict_self(abi: int) -> dict[str, bool]:
     Raises:
         OSError: A system call failed (errno from the kernel).
     """
-    libc = _libc()
+    lc = libc()
     attr = _RulesetAttr(
         handled_access_fs=fs_rights(abi),
         handled_access_net=(NET_BIND_TCP | NET_CONNECT_TCP) if abi >= 4 else 0,
         scoped=(SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0,
     )
     size = ctypes.c_size_t(ctypes.sizeof(attr))
-    fd = libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), size, 0)
+    fd = lc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), size, 0)
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
     try:
-        if libc.syscall(SYS_RESTRICT_SELF, fd, 0) != 0:
+        if lc.syscall(SYS_RESTRICT_SELF, fd, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"landlock_restrict_self: {os.strerror(err)}")
     finally:

@@ -23,6 +23,8 @@ import ctypes
 import errno
 import os
 
+from .libc import libc
+
 ALLOWED: tuple[str, ...] = (
     # descriptors that are already open (the broker's pipe)
     "read", "write", "readv", "writev", "close", "lseek",
@@ -94,9 +96,8 @@ def install(program: bytes) -> None:
     Raises:
         OSError: The kernel refused the filter.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+    if libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp filter: {os.strerror(err)}")
