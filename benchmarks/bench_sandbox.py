@@ -9,8 +9,9 @@ by the broker's compiled loop). A full 100-seed cell of Qwen3-8B/aime24 at beta 
 same number of worker processes on both sides, and the CPU of every process counted: this
 process, the pool workers, the fork servers and the candidate processes (``RUSAGE_SELF`` +
 ``RUSAGE_CHILDREN``, which includes every descendant once it has been reaped, + the fork
-servers this process keeps warm between commands, read from ``/proc``: their start-up, ~0.3 s
-per worker, is paid in the untimed warm-up like the kernels' compilation). The two runs
+servers this process keeps warm between commands, for its own broker or lent to its pool's
+workers, read from ``/proc``: their start-up, ~0.2 s each, is paid in the untimed warm-up like
+the kernels' compilation). The two runs
 alternate, and the reported ratio is the median of the per-pair ratios, so load from other
 jobs on a shared machine does not land on one side only. Every answer and token must agree.
 
@@ -68,7 +69,7 @@ def compare(seeds: int = 100, pairs: int = 3, workers: int = 1, beta: float = 0.
         limits = SandboxLimits(workers=workers)
         # untimed: compile or load every kernel, start nothing twice
         evaluate(controller, store, 1, path="handle", workers=1)
-        evaluate_source(source, store, 1, params={"beta": beta}, limits=limits)
+        evaluate_source(source, store, workers, params={"beta": beta}, limits=limits)
         handle_cpu, sandbox_cpu, handle_wall, sandbox_wall = [], [], [], []
         for _ in range(pairs):
             c0, w0 = total_cpu(), time.perf_counter()

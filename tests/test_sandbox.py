@@ -486,13 +486,28 @@ def test_the_cpu_of_a_warm_fork_servers_candidates_is_accounted():
     assert spent >= 0.05, f"the candidate's CPU is not accounted ({spent:.3f} s)"
 
 
-def test_pool_workers_stop_their_fork_servers():
-    """A multiprocessing worker ends with its pool: its fork server is closed and its working
-    folder removed, not left to die with the worker."""
+def test_pool_workers_borrow_the_parents_fork_servers_and_carry_nothing():
+    """A local pool's workers adopt fork servers kept by the process that forks the pool (one
+    per worker, pinned like the worker), so a second command starts none; nothing of the first
+    command's candidates reaches the second's; a pool that did not end cleanly stops them; no
+    working folder of a dead fork server is left."""
     store = tiny_store(1, questions=2, branches=8)
     workers = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=1.0, stall_s=4.0,
                             workers=2)
-    evaluate_source(MARKER, store, 4, limits=workers)
+    expected = [[None, "left by an earlier episode"]] * 4
+    first = evaluate_source(MARKER, store, 4, limits=workers, traces=True)
+    lent = [c.proc.pid for c in zygote_client._LENDABLE]
+    assert len(lent) == 2 and all(Path(f"/proc/{pid}").exists() for pid in lent)
+    second = evaluate_source(MARKER, store, 4, limits=workers, traces=True)
+    assert [c.proc.pid for c in zygote_client._LENDABLE] == lent  # reused, not restarted
+    for result in (first, second):
+        assert [[next(ev["seen"] for ev in tr if ev.get("event") == "marker") for tr in seed]
+                for seed in result.traces] == expected
+    if len(os.sched_getaffinity(0)) > 1:  # each worker pinned its borrowed fork server
+        assert all(len(os.sched_getaffinity(pid)) == 1 for pid in lent)
+    zygote_client.give_back(list(zygote_client._LENDABLE), clean=False)
+    assert zygote_client._LENDABLE == []
+    assert not any(Path(f"/proc/{pid}").exists() for pid in lent)
     left = [p for p in Path(tempfile.gettempdir()).glob(f"{zygote_client.WORKDIR_PREFIX}*-*")
             if not Path(f"/proc/{p.name[len(zygote_client.WORKDIR_PREFIX):].split('-')[0]}")
             .exists()]

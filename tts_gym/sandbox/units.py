@@ -3,8 +3,10 @@ fork server.
 
 Each worker of the executor (:mod:`tts_gym.executor`) is a broker: pinned to one CPU together
 with the candidate processes it serves (a round trip between a broker and its candidate then
-never wakes a second CPU), it runs units one after the other with its own fork server (kept
-warm for the process's next command: :func:`~tts_gym.sandbox.zygote_client.acquire`).
+never wakes a second CPU), it runs units one after the other with its own fork server: kept
+warm for the process's next command (:func:`~tts_gym.sandbox.zygote_client.acquire`), or, for
+the workers of a local pool, lent by the process that forks the pool and kept there between
+commands (:func:`~tts_gym.sandbox.zygote_client.lend`).
 Brokers and candidates run under ``SCHED_BATCH``: a write to the pipe then does not preempt the
 writer, which reaches its own blocking read first (measured ~10 % less time per unit than with
 wake-up preemption). Units are independent, so the result depends neither on the number of
@@ -26,10 +28,11 @@ from dataclasses import replace
 from typing import Any
 
 from tts_gym.executor import Executor, Job, resolve
+from tts_gym.executor.local import LocalExecutor
 from tts_gym.executor.node import cpus as _cpus
 from tts_gym.sandbox.broker import UnitResult, UnitSpec, run_unit
 from tts_gym.sandbox.limits import SandboxLimits
-from tts_gym.sandbox.zygote_client import SandboxUnavailable, acquire, release
+from tts_gym.sandbox.zygote_client import SandboxUnavailable, acquire, give_back, lend, release
 from tts_gym.store import ReplayStore
 
 
@@ -84,8 +87,11 @@ def _broker(shared: dict[str, Any], slot: int | None) -> Iterator[dict[str, Any]
     with pinned(cpu):
         if shared["guard"]:
             node_guard(limits)
-        ctx = {"stores": shared["stores"], "limits": limits,
-               "client": acquire(limits.startup_s)}
+        lent = shared.get("zygotes") or []
+        client = lent[slot] if slot is not None and slot < len(lent) else None
+        if client is None or not client.adopt():  # none lent, or it died: start our own
+            client = acquire(limits.startup_s)
+        ctx = {"stores": shared["stores"], "limits": limits, "client": client}
         try:
             yield ctx
         finally:
@@ -143,4 +149,17 @@ def run_units(
     shared = {"stores": ex.share(dict(stores), key), "limits": limits,
               "guard": ex.distributed}
     stop = (lambda r: r.status != "ok") if stop_on_error else None
-    return ex.map(UNIT_JOB, shared, [_portable(s) for s in specs], progress=progress, stop=stop)
+    pool = min(ex.slots(), len(specs)) if isinstance(ex, LocalExecutor) else 0
+    if pool < 2:
+        return ex.map(UNIT_JOB, shared, [_portable(s) for s in specs], progress=progress,
+                      stop=stop)
+    # a local pool forks its workers from this process: lend them fork servers kept here
+    shared["zygotes"] = lent = lend(pool, limits.startup_s)
+    clean = False
+    try:
+        out = ex.map(UNIT_JOB, shared, [_portable(s) for s in specs], progress=progress,
+                     stop=stop)
+        clean = True
+        return out
+    finally:
+        give_back(lent, clean)

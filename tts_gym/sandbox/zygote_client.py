@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,10 +106,32 @@ class ZygoteClient:
         self.info: dict[str, Any] = {}
         self.placement: tuple[Any, ...] | None = None  # set by acquire()
         self.workdir: str | None = None
+        self.borrowed = False  # lent by the parent of this pool worker (see lend())
 
     def running(self) -> bool:
-        """Its fork server was started by this process and has not exited."""
-        return self.proc is not None and self.owner == os.getpid() and self.proc.poll() is None
+        """Its fork server was started by this process, or lent to it, and has not exited."""
+        if self.proc is None or self.owner != os.getpid():
+            return False
+        if self.borrowed:  # not our child: poll() cannot tell, /proc can
+            return self.sock is not None and _alive(self.proc.pid)
+        return self.proc.poll() is None
+
+    def adopt(self) -> bool:
+        """Use, in this forked pool worker, a fork server its parent started and lent
+        (:func:`lend`). The fork server takes this worker's CPU affinity and scheduling policy,
+        so the candidates it forks inherit them. False when it is not there to adopt."""
+        if self.proc is None or self.sock is None or not _alive(self.proc.pid):
+            return False
+        try:
+            if hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(self.proc.pid, os.sched_getaffinity(0))
+                os.sched_setscheduler(self.proc.pid, os.sched_getscheduler(0),
+                                      os.sched_getparam(0))
+        except OSError:
+            return False
+        self.owner = os.getpid()
+        self.borrowed = True
+        return True
 
     def _request(
         self, obj: dict[str, Any], fds: tuple[int, ...] = (), timeout: float = 30.0
@@ -142,6 +165,7 @@ class ZygoteClient:
             return
         self.proc = None  # a fork of the owner must not use the owner's server
         self.owner = os.getpid()
+        self.borrowed = False
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         remove_stale_workdirs()
         self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
@@ -224,7 +248,15 @@ class ZygoteClient:
             child.close()
 
     def close(self) -> None:
-        """Stop the fork server (it kills its children) and remove its working directory."""
+        """Stop the fork server (it kills its children) and remove its working directory; a
+        borrowed one is only let go (its owner keeps it)."""
+        if self.borrowed:
+            if self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.close()  # this worker's copy of the descriptor
+            self.sock = self.proc = self.workdir = None
+            self.borrowed = False
+            return
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -242,8 +274,19 @@ class ZygoteClient:
             self.workdir = None
 
 
+def _alive(pid: int) -> bool:
+    """Process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 # --- fork servers kept warm between commands of one process ----------------------------------
 _IDLE: dict[tuple[Any, ...], ZygoteClient] = {}
+_LENDABLE: list[ZygoteClient] = []
+_LENDING = threading.Lock()
 
 
 def _placement() -> tuple[Any, ...]:
@@ -274,11 +317,48 @@ def acquire(startup_s: float) -> ZygoteClient:
     return client
 
 
+def lend(n: int, startup_s: float) -> list[ZygoteClient]:
+    """Fork servers for the ``n`` workers of a local pool about to be forked from this process,
+    one per worker (each adopts the one of its slot: :meth:`ZygoteClient.adopt`).
+
+    They are this process's, kept between commands like an idle fork server (started here on
+    first use, ~0.2 s of CPU each), so a command with a pool of workers does not start one per
+    worker every time. Pass them back with :func:`give_back` when the pool has ended.
+    """
+    with _LENDING:
+        while len(_LENDABLE) < n:
+            _LENDABLE.append(ZygoteClient(startup_s))
+        clients = _LENDABLE[:n]
+        for client in clients:
+            client.startup_s = startup_s
+            if not client.running():
+                client.close()
+                client.start()
+        return clients
+
+
+def give_back(clients: list[ZygoteClient], clean: bool) -> None:
+    """The pool that borrowed ``clients`` has ended. Unless it ended ``clean`` (every unit
+    finished and reaped), a worker may have left a request unanswered on a fork server's
+    socket: those fork servers are stopped (and their candidates with them)."""
+    if clean:
+        return
+    with _LENDING:
+        for client in clients:
+            client.close()
+            if client in _LENDABLE:
+                _LENDABLE.remove(client)
+
+
 def release(client: ZygoteClient) -> None:
     """Keep ``client`` for the next command of this process, or close it: it is not running,
     belongs to another process, an idle one with its placement is kept already, or this
     process is a multiprocessing worker (it ends with its pool: its fork server is stopped and
-    reaped now, so nothing outlives the pool and its CPU is accounted to the worker)."""
+    reaped now, so nothing outlives the pool and its CPU is accounted to the worker). A fork
+    server borrowed from the pool's parent is only let go."""
+    if client.borrowed:
+        client.close()
+        return
     key = client.placement
     if (key is None or not client.running() or key in _IDLE
             or multiprocessing.parent_process() is not None):
@@ -300,10 +380,11 @@ def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
 
 
 def idle_cpu_seconds() -> float:
-    """CPU seconds used so far by this process's idle fork servers and the candidate processes
-    they reaped. They are not reaped by this process until it exits, so ``RUSAGE_CHILDREN``
-    does not include them yet; a benchmark adds this to count every process of the sandbox."""
-    return sum(cpu_seconds(c.proc.pid, reaped=True) for c in list(_IDLE.values())
+    """CPU seconds used so far by this process's idle fork servers (kept for its next command
+    or lent to its pools' workers) and the candidate processes they reaped. They are not reaped
+    by this process until it exits, so ``RUSAGE_CHILDREN`` does not include them yet; a
+    benchmark adds this to count every process of the sandbox."""
+    return sum(cpu_seconds(c.proc.pid, reaped=True) for c in [*_IDLE.values(), *_LENDABLE]
                if c.proc is not None and c.owner == os.getpid())
 
 
@@ -313,11 +394,16 @@ def close_idle() -> None:
         _key, client = _IDLE.popitem()
         if client.owner == os.getpid():
             client.close()
+    while _LENDABLE:
+        client = _LENDABLE.pop()
+        if client.owner == os.getpid():
+            client.close()
 
 
 def _forget_in_child() -> None:
     # a forked process must neither use nor clean up its parent's fork servers
     _IDLE.clear()
+    _LENDABLE.clear()
 
 
 atexit.register(close_idle)
