@@ -437,9 +437,9 @@ def _idle_fork_servers() -> set[int]:
     return {c.proc.pid for c in zygote_client._IDLE.values() if c.proc is not None}
 
 
-def _seen_markers(result) -> list:
+def _seen_markers(result, seed: int = 0) -> list:
     return [next(ev["seen"] for ev in tr if ev.get("event") == "marker")
-            for tr in result.traces[0]]
+            for tr in result.traces[seed]]
 
 
 def test_a_warm_fork_server_is_reused_and_carries_nothing_between_commands():
@@ -501,8 +501,7 @@ def test_pool_workers_borrow_the_parents_fork_servers_and_carry_nothing():
     second = evaluate_source(MARKER, store, 4, limits=workers, traces=True)
     assert [c.proc.pid for c in zygote_client._LENDABLE] == lent  # reused, not restarted
     for result in (first, second):
-        assert [[next(ev["seen"] for ev in tr if ev.get("event") == "marker") for tr in seed]
-                for seed in result.traces] == expected
+        assert [_seen_markers(result, seed) for seed in range(4)] == expected
     if len(os.sched_getaffinity(0)) > 1:  # each worker pinned its borrowed fork server
         assert all(len(os.sched_getaffinity(pid)) == 1 for pid in lent)
     zygote_client.give_back(list(zygote_client._LENDABLE), clean=False)

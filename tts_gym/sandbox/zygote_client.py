@@ -274,13 +274,20 @@ class ZygoteClient:
             self.workdir = None
 
 
-def _alive(pid: int) -> bool:
-    """Process ``pid`` exists and is not a zombie."""
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first); [] once the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Process ``pid`` exists and is not a zombie."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 # --- fork servers kept warm between commands of one process ----------------------------------
@@ -371,10 +378,8 @@ def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
     """CPU seconds of process ``pid`` from ``/proc/<pid>/stat`` (utime + stime; with
     ``reaped``, also cutime + cstime: its children that it has reaped); 0.0 once it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        ticks = sum(int(f) for f in fields[11 : 15 if reaped else 13])
-    except (OSError, IndexError, ValueError):
+        ticks = sum(int(f) for f in _stat(pid)[11 : 15 if reaped else 13])
+    except ValueError:
         return 0.0
     return ticks / os.sysconf("SC_CLK_TCK")
 
