@@ -4,12 +4,12 @@ one-time start of a local Ray instance reported apart; and how wall time scales 
 
 Run the figures (prints markdown; about 12 minutes on 2 cores)::
 
-    TTS_GYM_DATA=../shared/replay python benchmarks/bench_ray.py
-    TTS_GYM_DATA=../shared/replay python benchmarks/bench_ray.py --quick   # one model, 3 betas
+    TTS_GYM_DATA=/path/to/replay python benchmarks/bench_ray.py
+    TTS_GYM_DATA=/path/to/replay python benchmarks/bench_ray.py --quick   # one model, 3 betas
 
 or the small pytest-benchmark cases (one model's sweep under both executors)::
 
-    TTS_GYM_DATA=../shared/replay python -m pytest benchmarks/bench_ray.py --benchmark-only -q
+    TTS_GYM_DATA=/path/to/replay python -m pytest benchmarks/bench_ray.py --benchmark-only -q
 
 Method. Every store is loaded and every kernel compiled in this process before anything is
 timed. The first Ray run follows the instance's start at once (its workers still import
