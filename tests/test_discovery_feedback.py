@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.synthesis.feedback import best_so_far
+from agents.synthesis.feedback import best_so_far, grid_of
 from agents.synthesis.history import History
 from agents.synthesis.llm import LLMConfig
 from agents.synthesis.loop import DiscoveryConfig, run_discovery
@@ -66,20 +66,38 @@ def test_round_three_prompt_shows_what_the_llm_needs(run3):
     p1 = h.get(1)["prompt"][1]["content"]
     p3 = h.get(3)["prompt"][1]["content"]
     best = best_so_far([h.get(0), h.get(1), h.get(2)])  # seeds count too
-    assert f"Best so far: {best['name']}" in p3 and "Per store at the top point" in p3
+    assert f"Best so far: {best['name']}" in p3
+    assert "Per store (accuracy % / tokens) at the curve's focus points" in p3
     for m in MODELS:  # per-store rows of the four search models, and their facts
         assert f"| {m}/aime24 |" in p3
+    # the objective in numbers: the fixed grid, what a point below it counts, a worked example
+    grid = grid_of(h.get(0)).to_dict()
+    assert f"50 budgets spaced evenly in log-tokens from {grid['lo']:,.0f} to {grid['hi']:,.0f}" \
+        in p3
+    assert "counts 0" in p3 and "Worked example, seed" in p3
+    # comparisons along the curve, with the rule stated, and a verdict per comparison
+    assert "per budget band" in p3 and "Verdict: this round" in p3 and "*dominates*" in p3
+    cmps = h.get(2)["metrics"]["comparisons"]
+    assert cmps and all(len(c["bands"]) == 5 for c in cmps)
+    assert {c["verdict"] for c in cmps} <= {"dominates", "behind overall", "mixed"}
     assert "| probe interval |" in p3 and "| 100 |" in p3  # tiny stores probe every 100 tokens
     assert "One episode at 3 seeds moves a store's accuracy by" in p3
     assert "wrong_but_best_right" in p3 and "Trace symbols" in p3
     assert "±" in p3  # standard errors beside the figures
     assert "Latest: round 2" in p3 and "Vs the best so far" in p3
-    # traces are labelled and come from questions the candidate lost
-    for t in h.get(2)["trace_samples"]:
-        assert {"store", "question", "seed", "beta"} <= set(t) and t["why"] in ("lost", "overspent")
+    assert "Diagnostics at the focus points" in p3
+    # traces are labelled and come from questions the candidate lost, at several betas
+    samples = [t for r in (1, 2, 3) for t in h.get(r).get("trace_samples", [])]
+    for t in samples:
+        assert {"store", "question", "seed", "beta", "band"} <= set(t)
+        assert t["why"] in ("lost", "overspent")
         if t["why"] == "lost":
             assert t["verdict"] == "wrong"
+    assert len({t["beta"] for t in h.get(2)["trace_samples"]}) > 1
     assert "Trace (" in p3 and "beta=" in p3
+    # a (store, question, seed) shown once is not shown again while others qualify
+    shown = [(t["store"], t["question"], t["seed"]) for t in samples]
+    assert len(shown) == len(set(shown))
     # the seeds: full candidate files in round 1, one line each afterwards
     assert "Its candidate file" in p1 and "class Controller" in p1.split("## Seed controllers")[1]
     assert "Its candidate file" not in p3

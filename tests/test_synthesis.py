@@ -324,7 +324,9 @@ def test_every_failure_kind_is_recorded_and_the_loop_continues(tmp_path, data_di
     checks = {k: m1["checks"][k] for k in ("monotone_spending", "monotone_schedule", "trace_ok")}
     assert checks == {"monotone_spending": True, "monotone_schedule": True, "trace_ok": True}
     assert m1["checks"]["notes_present"] and not m1["checks"]["adaptive_depth"]  # full_read only
-    assert m1["vs_best_seed"]["name"].startswith("seed ") and "n_lost" in m1["vs_best_seed"]
+    labels = {c["label"]: c for c in m1["comparisons"]}
+    assert labels["the best so far"]["name"].startswith("seed ")  # round 1: the best is a seed
+    assert {"lost", "won", "status", "diff", "se"} <= set(labels["the best so far"]["bands"][0])
     assert recs[1]["trace_samples"] and "FINISH" in recs[1]["trace_samples"][0]["text"]
     # round 2's prompt showed round 1's results; round 3's showed the rejection reason
     assert "round 1: ok" in recs[2]["prompt"][1]["content"]

@@ -10,6 +10,7 @@ feedback (:mod:`~agents.synthesis.scoring`). Every failure becomes a record with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,23 +20,27 @@ import numpy as np
 
 from agents.synthesis.extract import ExtractionError, extract_code
 from agents.synthesis.feedback import (
+    TraceTarget,
     best_so_far,
-    compare,
+    compare_with,
+    curve_points,
     diagnostics,
+    focus_points,
+    matched_reference,
     pick_traces,
-    point_detail,
+    point_details,
     reference_points,
     scored_point,
     top_point,
 )
 from agents.synthesis.scoring import (
-    budget_score,
     monotone_violations,
     schedule_issues,
     trace_check,
 )
 from agents.synthesis.sweep import SweepRun, run_sweep
 from agents.synthesis.validate import declared_settings, validate_source
+from tts_gym.evaluation.curves import BudgetGrid, curve_score
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.sanitize import clean_text
 from tts_gym.store import ReplayStore
@@ -83,49 +88,77 @@ def _fail(kind: str, reason: str, **extra: Any) -> dict[str, Any]:
 _REJECT_KINDS = {"extraction", "syntax_error", "contract", "forbidden_import", "forbidden_code"}
 
 
+def shown_traces(history: Sequence[dict[str, Any]]) -> set[tuple[str, int, int]]:
+    """``(store, question, seed)`` of every trace already shown in ``history``."""
+    out = set()
+    for e in history:
+        for t in e.get("trace_samples") or []:
+            if isinstance(t, dict):
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    out.add((str(t["store"]), int(t["question"]), int(t["seed"])))
+    return out
+
+
 def score_run(
     run: SweepRun,
     stores: Mapping[str, ReplayStore],
     settings: SweepSettings,
     history: Sequence[dict[str, Any]],
-    budget_range: Sequence[float],
+    grid: BudgetGrid,
 ) -> dict[str, Any]:
     """Metrics and feedback of a successful sweep (this side holds the gold).
 
-    ``history`` are the finished rounds (round 0 first): the best so far and the best seed
-    are taken from them; ``budget_range`` is the token range of the curve-level score.
+    ``history`` are the finished rounds (round 0 first): the best so far, the best seed and the
+    reference seeds (CMC, when it is a seed) are taken from them and compared with this curve
+    band by band over ``grid``, the run's fixed budget grid. Diagnostics and traces are taken
+    at the curve's cheapest, middle and top points (:func:`feedback.focus_points`), each
+    against the best so far's point matched to it.
     """
     knob = settings.knob
     values = settings.knob_values
     results = run.results
     curve = [scored_point(results[v], {knob: v}) for v in values]
+    details = point_details(results, values)
     i = top_point(curve)
     bb = values[i]
+    refs = reference_points(history)
     best = best_so_far(history)
-    seeds = [r for r in reference_points(history) if r["round"] == 0]
+    seeds = [r for r in refs if r["round"] == 0]
     best_seed = max(seeds, key=lambda r: r["score"]) if seeds else None
-    detail = point_detail(results[bb])
+    mine = curve_points(curve, details, knob)
+    comparisons: list[dict[str, Any]] = []
+    wanted = [("the best so far", best), ("the best seed", best_seed),
+              *[("a reference", r) for r in seeds if r["name"] in REFERENCE_SEEDS]]
+    for label, ref in wanted:
+        if ref is not None and all(c["name"] != ref["name"] for c in comparisons):
+            comparisons.append(compare_with(mine, ref, grid, label))
+    diag: dict[str, Any] = {}
+    targets = []
+    for band, j in focus_points(curve):
+        v = values[j]
+        ref_c, ref_t, ref_label = matched_reference(best, curve[j]["avg_tokens"])
+        diag[_knob_label(knob, v)] = {"band": band, **diagnostics(
+            results, run.stats, run.traces, v, ref_c)}
+        ref_name = f"{best['name']} at {ref_label}" if best is not None and ref_label else None
+        targets.append(TraceTarget(v, band, ref_name, ref_c, ref_t))
     traced = [t for b in run.traces.values() for ts in b.values() for t in ts]
     metrics: dict[str, Any] = {
         "knob": knob,
         "curve": curve,
         "best": {knob: bb, "accuracy": curve[i]["accuracy"], "avg_tokens": curve[i]["avg_tokens"],
                  "se": curve[i]["se"]},
-        "score": budget_score(curve, *budget_range),
-        "detail": detail,
+        "score": curve_score(curve, grid),
+        "detail": details[i],
+        "details": details,
+        "comparisons": comparisons,
         "monotone_violations": monotone_violations(curve, knob) if knob == "beta" else [],
         "schedules": run.schedules,
         "schedule_issues": schedule_issues(run.schedules) if knob == "beta" else [],
         "trace_check": trace_check(traced),
-        "diagnostics": diagnostics(results, run.stats, run.traces, bb, best),
+        "diagnostics": diag,
         "unrevealed_answers": sum(
             r.unrevealed_answers for per in results.values() for r in per.values()),
     }
-    if best is not None:
-        metrics["vs_best"] = {"name": best["name"], **compare(detail, best["detail"])}
-    if best_seed is not None:
-        metrics["vs_best_seed"] = {"name": best_seed["name"],
-                                   **compare(detail, best_seed["detail"])}
     opened = np.concatenate([np.ravel(run.stats[bb][k]["opened"]) for k in stores])
     probes = np.concatenate([np.ravel(run.stats[bb][k]["probe_more"]) for k in stores])
     metrics["checks"] = {
@@ -138,9 +171,17 @@ def score_run(
         "adaptive_depth": bool(probes.size and probes.max() > 0),
     }
     samples = [] if not settings.traces else pick_traces(
-        results, run.traces, bb, stores, best, settings.seeds[0], settings.trace_samples,
-        settings.trace_chars)
+        results, run.traces, stores, targets, settings.seeds[0], shown_traces(history),
+        settings.trace_samples, settings.trace_chars)
     return {"metrics": metrics, "trace_samples": samples}
+
+
+REFERENCE_SEEDS = ("seed cmc",)
+"""Seeds always compared with, when they are seeds of the run (the state of the art)."""
+
+
+def _knob_label(knob: str, v: Any) -> str:
+    return f"{knob}={v:g}" if isinstance(v, float) else f"{knob}={v}"
 
 
 def evaluate_reply(
@@ -150,7 +191,7 @@ def evaluate_reply(
     history: Sequence[dict[str, Any]],
     name: str = "candidate",
     forbidden_literals: frozenset[str] = frozenset(),
-    budget_range: Sequence[float] = (1.0, 2.0),
+    budget_grid: BudgetGrid | None = None,
 ) -> dict[str, Any]:
     """Turn an LLM reply into the evaluated part of a round record (never raises).
 
@@ -185,5 +226,9 @@ def evaluate_reply(
         tb = clean_text(err.get("traceback") or "", 2000)
         return _fail(kind, reason + (f"\n{tb}" if tb else ""), **base)
     out = {"status": "ok", "failure_kind": None, "reason": None, **base}
-    out.update(score_run(run, stores, grid, history, budget_range))
+    if budget_grid is None:  # no seeds to fix it: the candidate's own token range
+        budget_grid = BudgetGrid.spanning(
+            [[{"avg_tokens": float(np.mean([r.avg_tokens for r in per.values()]))}
+              for per in run.results.values()]])
+    out.update(score_run(run, stores, grid, history, budget_grid))
     return out

@@ -1,16 +1,18 @@
-"""What each round teaches the next: the best so far, comparisons that respect noise, diagnostics
-that discriminate, and traces chosen from questions that were lost for a reason.
+"""What each round teaches the next: the best so far, comparisons along the whole curve,
+diagnostics that discriminate, and traces chosen from questions that were lost for a reason.
 
 Every scored controller (a seed over its knob, a candidate over beta) is summarised the same
 way: its curve (with a standard error per point, :func:`~agents.synthesis.scoring.seed_se`),
-its curve-level score (:func:`~agents.synthesis.scoring.budget_score`), and at its top point
-the per-episode correctness bits and per-question tokens, so later rounds can compare with it
-episode by episode (paired) without re-running it.
+its curve-level score (:func:`~tts_gym.evaluation.curves.curve_score` over the run's fixed
+budget grid), and at every point of the curve the per-episode correctness bits and per-question
+tokens, so later rounds compare with it band by band, episode by episode (paired,
+:func:`~tts_gym.evaluation.curves.compare_curves`), without re-running it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,12 +22,12 @@ from agents.synthesis.scoring import (
     curve_point,
     overspend,
     pack_bits,
-    paired_se,
     seed_se,
     trace_text,
     unpack_bits,
 )
 from tts_gym.evaluation import EvalResult
+from tts_gym.evaluation.curves import BudgetGrid, CurvePoint, compare_curves, pick_at
 from tts_gym.store import ReplayStore
 
 
@@ -55,22 +57,51 @@ def correct_of(detail: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {k: unpack_bits(v["correct"], v["shape"]) for k, v in detail.items()}
 
 
+def point_details(results: Mapping[Any, Mapping[str, EvalResult]],
+                  values: Sequence[Any]) -> list[dict[str, Any]]:
+    """:func:`point_detail` of every knob value of a sweep, in curve order."""
+    return [point_detail(results[v]) for v in values]
+
+
+def curve_points(curve: Sequence[dict[str, Any]], details: Sequence[Mapping[str, Any]] | None,
+                 knob: str) -> list[CurvePoint]:
+    """A recorded curve (with its per-point :func:`point_detail`, when recorded) as
+    :class:`~tts_gym.evaluation.curves.CurvePoint` s for
+    :func:`~tts_gym.evaluation.curves.compare_curves`."""
+    out = []
+    for i, p in enumerate(curve):
+        d = details[i] if details is not None and i < len(details) else None
+        correct = correct_of(d) if d else {}
+        tokens = {k: np.asarray(v["tokens"], np.float64) for k, v in d.items()} if d else {}
+        out.append(CurvePoint(f"{knob}={_num(p.get(knob))}", float(p["accuracy"]),
+                              float(p["avg_tokens"]), correct, tokens))
+    return out
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def reference_points(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every scored controller of the history as ``{"name", "round", "score", "best",
-    "detail", "curve"}`` (seeds first, then candidates that ran)."""
+    "detail", "details", "curve", "knob"}`` (seeds first, then candidates that ran;
+    ``details`` is None in records written before every point kept its detail)."""
     out = []
     for e in entries:
         if e.get("kind") == "seeds":
             for s in e.get("seeds", []):
                 if s.get("status") == "ok" and "detail" in s:
                     out.append({"name": f"seed {s['name']}", "round": 0, "score": s["score"],
-                                "best": s["best"], "detail": s["detail"], "curve": s["curve"]})
+                                "best": s["best"], "detail": s["detail"],
+                                "details": s.get("details"), "curve": s["curve"],
+                                "knob": s.get("knob", "beta")})
         elif e.get("kind") == "candidate" and e.get("status") == "ok":
             m = e.get("metrics") or {}
             if "detail" in m and "score" in m:
                 out.append({"name": f"round {e['round']}", "round": int(e["round"]),
                             "score": m["score"], "best": m["best"], "detail": m["detail"],
-                            "curve": m["curve"]})
+                            "details": m.get("details"), "curve": m["curve"],
+                            "knob": m.get("knob", "beta")})
     return out
 
 
@@ -82,29 +113,69 @@ def best_so_far(entries: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return max(refs, key=lambda r: (r["score"], -r["round"]))
 
 
-def compare(mine: Mapping[str, Any], ref: Mapping[str, Any], margin: float = 0.2) -> dict:
-    """Per-question wins and losses (share of seeds correct differs by >= ``margin``) of a
-    top point against a reference's, and the paired difference of accuracy with its standard
-    error (stores both hold, same seeds)."""
-    won, lost = [], []
-    for key, d in mine.items():
-        r = ref.get(key)
-        if r is None:
-            continue
-        for q, (a, b) in enumerate(zip(r["accuracy"], d["accuracy"], strict=True)):
-            if b - a >= margin:
-                won.append(f"{key}#{q} {a:.2f}->{b:.2f}")
-            elif a - b >= margin:
-                lost.append(f"{key}#{q} {a:.2f}->{b:.2f}")
-    out: dict[str, Any] = {"n_won": len(won), "n_lost": len(lost), "won": won, "lost": lost}
-    keys = [k for k in mine if k in ref and mine[k]["shape"] == ref[k]["shape"]]
-    if keys:
-        a = correct_of({k: mine[k] for k in keys})
-        b = correct_of({k: ref[k] for k in keys})
-        diff = 100.0 * float(np.mean([a[k].mean() - b[k].mean() for k in keys]))
-        out["diff"] = round(diff, 2)
-        out["se"] = paired_se([a[k] for k in keys], [b[k] for k in keys])
+def grid_of(seed_record: Mapping[str, Any] | None) -> BudgetGrid | None:
+    """The run's budget grid from its round-0 record (``budget_grid``, else the older
+    ``budget_range``); None when neither is usable."""
+    if not isinstance(seed_record, Mapping):
+        return None
+    g = seed_record.get("budget_grid")
+    try:
+        if isinstance(g, Mapping):
+            return BudgetGrid.from_dict(g)
+        rng = seed_record.get("budget_range")
+        if isinstance(rng, list) and len(rng) == 2:
+            return BudgetGrid(float(rng[0]), float(rng[1]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def ref_curve(ref: Mapping[str, Any]) -> list[CurvePoint]:
+    """A :func:`reference_points` entry's curve as points."""
+    return curve_points(ref["curve"], ref.get("details"), ref.get("knob", "beta"))
+
+
+def compare_with(mine: Sequence[CurvePoint], ref: Mapping[str, Any], grid: BudgetGrid,
+                 label: str, name: str = "this round") -> dict[str, Any]:
+    """The per-band comparison (:func:`~tts_gym.evaluation.curves.compare_curves`) of a curve
+    with a reference, as a JSON record ``{"label", "name", "a", "b", "verdict", "bands"}``."""
+    cmp = compare_curves(mine, ref_curve(ref), grid, name_a=name, name_b=ref["name"])
+    return {"label": label, "name": ref["name"], **cmp.to_dict()}
+
+
+def focus_points(curve: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """``[(label, index)]``: the cheapest point, the middle one (tokens nearest the geometric
+    mean of the two ends), the dearest one and the top point (highest accuracy), without
+    repeats, in that order. Diagnostics and traces are taken there, so the cheap end, where the
+    score is usually lost, is never left unexplained."""
+    by_tokens = sorted(range(len(curve)), key=lambda i: (curve[i]["avg_tokens"], i))
+    cheap, dear = by_tokens[0], by_tokens[-1]
+    lo, hi = (max(curve[i]["avg_tokens"], 1.0) for i in (cheap, dear))
+    inner = [i for i in by_tokens if i not in (cheap, dear)]
+    mid = min(inner, key=lambda i: (abs(np.log(max(curve[i]["avg_tokens"], 1.0))
+                                        - 0.5 * np.log(lo * hi)), i)) if inner else cheap
+    out: list[tuple[str, int]] = []
+    for label, i in (("cheapest", cheap), ("middle", mid), ("dearest", dear),
+                     ("top", top_point(curve))):
+        if all(i != j for _, j in out):
+            out.append((label, i))
     return out
+
+
+def matched_reference(ref: Mapping[str, Any] | None, tokens: float
+                      ) -> tuple[dict[str, np.ndarray] | None, dict[str, list[float]] | None,
+                                 str | None]:
+    """The reference's point the score picks at ``tokens`` (its best accuracy spending no
+    more): ``(correct per store [S, Q], per-question mean tokens per store, label)``; Nones
+    when the reference has no point that cheap or no recorded detail there."""
+    if ref is None:
+        return None, None, None
+    pts = ref_curve(ref)
+    i = pick_at(pts, tokens)
+    if i is None or not pts[i].correct:
+        return None, None, None
+    toks = {k: np.asarray(v, np.float64).tolist() for k, v in pts[i].tokens.items()}
+    return dict(pts[i].correct), toks, pts[i].label
 
 
 def diagnostics(
@@ -112,13 +183,15 @@ def diagnostics(
     stats: Mapping[float, Mapping[str, Mapping[str, np.ndarray]]],
     traces: Mapping[float, Mapping[str, list]],
     beta: float,
-    best: Mapping[str, Any] | None,
+    ref_correct: Mapping[str, np.ndarray] | None,
 ) -> dict[str, float]:
     """The diagnostics of :data:`~agents.synthesis.scoring.DIAGNOSTICS` at ``beta`` (the
-    early-stop figure over every step of the sweep)."""
+    early-stop figure over every step of the sweep); ``ref_correct`` is the best so far's
+    correctness ``[S, Q]`` per store at its point matched to this one
+    (:func:`matched_reference`), or None."""
     values = list(results)  # the sweep's order (cheap to expensive)
     here = results[beta]
-    best_correct = correct_of(best["detail"]) if best else {}
+    best_correct = ref_correct or {}
     n = wrong = vs_best = seen = unrevealed = 0
     for key, r in here.items():
         w = ~r.correct
@@ -147,52 +220,66 @@ def diagnostics(
     }
 
 
+@dataclass(frozen=True)
+class TraceTarget:
+    """Where to look for a trace: one knob value of the latest sweep and the reference it is
+    compared with there (:func:`matched_reference`)."""
+
+    beta: Any
+    band: str
+    ref_name: str | None
+    ref_correct: Mapping[str, np.ndarray] | None
+    ref_tokens: Mapping[str, Sequence[float]] | None
+
+
 def pick_traces(
-    results: Mapping[float, Mapping[str, EvalResult]],
-    traces: Mapping[float, Mapping[str, list]],
-    beta: float,
+    results: Mapping[Any, Mapping[str, EvalResult]],
+    traces: Mapping[Any, Mapping[str, list]],
     stores: Mapping[str, ReplayStore],
-    best: Mapping[str, Any] | None,
+    targets: Sequence[TraceTarget],
     seed: int,
+    shown: set[tuple[str, int, int]],
     n: int = 3,
     chars: int = 1200,
 ) -> list[dict[str, Any]]:
-    """Up to ``n`` traces of seed ``seed`` at ``beta``: episodes this candidate got wrong that
-    the best so far got right (largest loss of per-question accuracy first), then the episode
-    where it spent the most tokens more than the best so far. Never from a question no branch
-    gets right."""
-    here = results[beta]
-    best_detail = (best or {}).get("detail") or {}
-    best_correct = correct_of(best_detail) if best_detail else {}
-    lost, over = [], []
-    for key, r in here.items():
-        if key not in traces.get(beta, {}):
+    """Up to ``n`` traces of seed ``seed``, one per target in order: an episode lost where the
+    reference was right (largest loss of per-question accuracy first), else the one that
+    overspent most against the reference; never from a question no branch gets right, nor a
+    (store, question, seed) in ``shown`` unless nothing else qualifies."""
+    out: list[dict[str, Any]] = []
+    for t in targets:
+        if len(out) >= n or t.beta not in traces:
             continue
-        store = stores[key]
-        ok = [bool(np.any(store.final_ans[q, : store.n_branches[q]] == store.gold[q]))
-              for q in range(store.n_questions)]
-        b_acc = best_detail.get(key, {}).get("accuracy")
-        b_tok = best_detail.get(key, {}).get("tokens")
-        for q in range(store.n_questions):
-            if not ok[q]:
+        here = results[t.beta]
+        lost, over = [], []
+        for key, r in here.items():
+            if key not in traces[t.beta]:
                 continue
-            mine_right = bool(r.correct[0, q])
-            best_right = bool(best_correct[key][0, q]) if key in best_correct else None
-            gap = (b_acc[q] - float(r.per_question_accuracy[q])) if b_acc else 0.0
-            if not mine_right and (best_right or best_right is None):
-                lost.append((gap, key, q))
-            elif b_tok:
-                over.append((float(r.tokens[0, q]) - b_tok[q], key, q))
-    lost.sort(reverse=True)
-    over.sort(reverse=True)
-    chosen = [("lost", x) for x in lost[: max(1, n - 1)]]
-    chosen += [("overspent", x) for x in over[:1] if x[0] > 0]
-    out = []
-    for why, (_v, key, q) in chosen[:n]:
+            store = stores[key]
+            ref_c = (t.ref_correct or {}).get(key)
+            ref_t = (t.ref_tokens or {}).get(key)
+            for q in range(store.n_questions):
+                if not np.any(store.final_ans[q, : store.n_branches[q]] == store.gold[q]):
+                    continue
+                taken = any(o["store"] == key and o["question"] == q for o in out)
+                if taken:
+                    continue
+                stale = (key, q, seed) in shown
+                if not r.correct[0, q] and ref_c is not None and ref_c[0, q]:
+                    gap = float(ref_c[:, q].mean() - r.per_question_accuracy[q])
+                    lost.append((stale, -gap, key, q))
+                elif ref_t is not None:
+                    over.append((stale, -(float(r.tokens[0, q]) - ref_t[q]), key, q))
+        pool = [("lost", x) for x in sorted(lost)] + [
+            ("overspent", x) for x in sorted(over) if -x[1] > 0]
+        if not pool:
+            continue
+        why, (_stale, _v, key, q) = pool[0]
         out.append({
-            "store": key, "question": q, "seed": seed, "beta": beta, "why": why,
+            "store": key, "question": q, "seed": seed, "beta": t.beta, "band": t.band,
+            "why": why, "ref_name": t.ref_name,
             "verdict": "right" if here[key].correct[0, q] else "wrong",
-            "text": trace_text(traces[beta][key][q], chars),
+            "text": trace_text(traces[t.beta][key][q], chars),
         })
     return out
 

@@ -26,10 +26,12 @@ from typing import Any
 
 from agents.synthesis.candidate import SweepSettings, evaluate_reply
 from agents.synthesis.facts import facts_text
+from agents.synthesis.feedback import grid_of
 from agents.synthesis.history import History, run_key
 from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing
 from agents.synthesis.prompt import build_messages
 from agents.synthesis.seeds import seed_round
+from tts_gym.evaluation.curves import BudgetGrid
 from tts_gym.io import write_json_atomic
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
 from tts_gym.sandbox.layers import require
@@ -195,17 +197,16 @@ def _setting_line(cfg: DiscoveryConfig, stores: dict[str, ReplayStore]) -> str:
     )
 
 
-def _budget_range(history: History) -> list[float]:
-    rng = history.get(0).get("budget_range") if history.has(0) else None
-    ok = isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, (int, float)) for x in rng)
-    return [float(x) for x in rng] if ok else [1.0, 2.0]
+def run_grid(history: History) -> BudgetGrid | None:
+    """The score's budget grid, fixed by round 0 (the paper's four seeds)."""
+    return grid_of(history.get(0)) if history.has(0) else None
 
 
 def _evaluate(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplayStore],
               text: str, r: int, name: str | None = None) -> dict[str, Any]:
     return evaluate_reply(clean_text(text, 200_000), stores, _settings(cfg),
                           [e for e in history.entries() if int(e.get("round", 0)) < r],
-                          name or f"round{r}", gold_literals(stores), _budget_range(history))
+                          name or f"round{r}", gold_literals(stores), run_grid(history))
 
 
 def _spent(history: History) -> tuple[float, int]:
@@ -315,10 +316,21 @@ def evaluate_proposal(
         "response": response,
         "eval_seconds": round(time.monotonic() - start, 2),
     }
-    best = (record.get("metrics") or {}).get("best")
-    what = best or record["reason"]
-    log(f"{_label(r, k, cfg)}: {record['status']} {record.get('failure_kind') or ''} {what}")
+    log(f"{_label(r, k, cfg)}: {outcome_line(record)}")
     return record
+
+
+def outcome_line(record: dict[str, Any]) -> str:
+    """A round's result in one line, the score (what the loop optimises) first."""
+    m = record.get("metrics") or {}
+    if record.get("status") != "ok" or "score" not in m:
+        reason = str(record.get("reason") or "").splitlines()[0][:200] if record.get(
+            "reason") else ""
+        return f"{record.get('status')} ({record.get('failure_kind')}): {reason}"
+    b, knob = m["best"], m.get("knob", "beta")
+    verdicts = "; ".join(f"{c['verdict']} vs {c['name']}" for c in m.get("comparisons", []))
+    return (f"score {m['score']:.2f}; top point {knob}={b.get(knob)} {b['accuracy']:.2f}% at "
+            f"{b['avg_tokens']:,.0f} tokens" + (f"; {verdicts}" if verdicts else ""))
 
 
 def _sibling(k: int, cfg: DiscoveryConfig) -> dict[str, int]:

@@ -17,9 +17,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.synthesis.contract import CONSTRAINTS, CONSTRAINTS_NO_BETA, OBJECTIVE, QUESTION_API
-from agents.synthesis.feedback import best_so_far
+from agents.synthesis.feedback import best_so_far, focus_points, grid_of
 from agents.synthesis.scoring import DIAGNOSTICS
 from agents.synthesis.seeds import seed_source
+from tts_gym.evaluation.curves import (
+    VERDICT_RULE,
+    BudgetGrid,
+    comparison_from_dict,
+    format_se,
+    pick_at,
+)
 from tts_gym.sandbox.sanitize import redact
 
 SKELETON = """\
@@ -87,6 +94,10 @@ def _num(v: Any) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
+def _pm(se: Any) -> str:
+    return f"±{format_se(float(se))}" if isinstance(se, (int, float)) else ""
+
+
 def curve_text(curve: Sequence[dict[str, Any]], knob: str) -> str:
     """``knob->accuracy±se%/tokens`` per point."""
     parts = []
@@ -96,45 +107,96 @@ def curve_text(curve: Sequence[dict[str, Any]], knob: str) -> str:
     return ", ".join(parts)
 
 
-def _per_store(point: dict[str, Any]) -> list[str]:
-    rows = ["| store | accuracy % | tokens |", "|---|---|---|"]
-    for key, v in (point.get("per_store") or {}).items():
-        rows.append(f"| {key} | {v['accuracy']:.2f} | {v['avg_tokens']:,.0f} |")
+def objective_text(grid: BudgetGrid | None, seeds: Sequence[dict[str, Any]]) -> str:
+    """The score in numbers: the grid, what a point below it counts, and one seed's score
+    worked out from its curve."""
+    if grid is None:
+        return ""
+    lines = [
+        f"The score, in numbers: {grid.describe()} (fixed by the paper's four seed controllers' "
+        "search curves, so scores of different runs compare). At each budget the curve counts "
+        "its best accuracy (mean over the search stores, %) among its points costing at most "
+        "that budget; a budget below the curve's cheapest point counts 0, so a point (e.g. "
+        f"beta=0) must cost at most {grid.lo:,.0f} tokens to score at the lowest budget. "
+        "The score is the mean of the counts."]
+    ex = next((e for e in seeds if e.get("status") == "ok" and "score" in e), None)
+    if ex is not None:
+        knob, budgets = ex["knob"], grid.budgets()
+        shown = sorted({0, len(budgets) // 4, len(budgets) // 2, 3 * len(budgets) // 4,
+                        len(budgets) - 1})
+        parts = []
+        for j in shown:
+            i = pick_at(ex["curve"], float(budgets[j]))
+            parts.append(f"budget {j + 1} ({budgets[j]:,.0f}): "
+                         + ("no point, 0" if i is None else
+                            f"{knob}={_num(ex['curve'][i][knob])} "
+                            f"{ex['curve'][i]['accuracy']:.2f}"))
+        lines.append(f"Worked example, seed {ex['name']} (curve below): " + "; ".join(parts)
+                     + f"; the mean over all {grid.n} budgets is its score, {ex['score']:.2f}.")
+    return "\n".join(lines)
+
+
+def _focus_table(curve: Sequence[dict[str, Any]], knob: str) -> list[str]:
+    """Per store at the cheapest, middle and top points."""
+    focus = focus_points(curve)
+    head = " | ".join(f"{band} {knob}={_num(curve[i][knob])}" for band, i in focus)
+    rows = ["Per store (accuracy % / tokens) at the curve's focus points:",
+            f"| store | {head} |", "|---|" + "---|" * len(focus)]
+    keys = list(curve[focus[0][1]].get("per_store") or {})
+    for key in keys:
+        cells = []
+        for _band, i in focus:
+            v = (curve[i].get("per_store") or {}).get(key)
+            cells.append(f"{v['accuracy']:.2f} / {v['avg_tokens'] / 1000:.1f}k" if v else "")
+        rows.append(f"| {key} | " + " | ".join(cells) + " |")
     return rows
 
 
-def _top(curve: Sequence[dict[str, Any]], best: dict[str, Any], knob: str) -> dict[str, Any]:
-    return next((p for p in curve if p.get(knob) == best.get(knob)), curve[-1])
+def _comparison_lines(cmp: dict[str, Any]) -> list[str]:
+    try:
+        c = comparison_from_dict(cmp)
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [f"Vs {cmp.get('label', '')} ({cmp.get('name')}), per budget band:", *c.lines()]
 
 
-def _best_block(best: dict[str, Any] | None, entries: Sequence[dict[str, Any]]) -> list[str]:
+def _diagnostics_table(diag: dict[str, Any]) -> list[str]:
+    if not diag or not all(isinstance(v, dict) for v in diag.values()):
+        return []
+    keys = [k for k in DIAGNOSTICS if any(k in v for v in diag.values())]
+    rows = ["Diagnostics at the focus points (definitions above):",
+            "| point | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for label, v in diag.items():
+        rows.append(f"| {v.get('band', '')} {label} | "
+                    + " | ".join(str(v.get(k, "")) for k in keys) + " |")
+    return rows
+
+
+def _code_of(entries: Sequence[dict[str, Any]], r: int) -> str:
+    rec = next((e for e in entries if e.get("round") == r and e.get("kind") == "candidate"), {})
+    return f"Its code:\n```python\n{rec.get('code', '')}```"
+
+
+def _best_block(best: dict[str, Any] | None, entries: Sequence[dict[str, Any]],
+                also_latest: bool) -> list[str]:
     if best is None:
         return ["## Best so far: none yet"]
-    knob = "beta" if best["round"] else next(
-        (s["knob"] for e in entries if e.get("kind") == "seeds" for s in e["seeds"]
-         if f"seed {s['name']}" == best["name"]), "beta")
+    knob = best.get("knob", "beta")
     top = best["best"]
-    lines = [f"## Best so far: {best['name']} (score {best['score']:.2f})",
+    title = f"## Best so far: {best['name']} (score {best['score']:.2f})"
+    if also_latest:
+        title = f"## Best so far, and the latest round: {best['name']} (score {best['score']:.2f})"
+    lines = [title,
              f"Top point {knob}={_num(top.get(knob))}: {top['accuracy']:.2f}% "
-             f"(±{top.get('se', float('nan')):.2f}) at {top['avg_tokens']:,.0f} tokens.",
-             f"Curve ({knob}->acc±se/tokens): {curve_text(best['curve'], knob)}",
-             "Per store at the top point:", *_per_store(_top(best["curve"], top, knob))]
-    if best["round"]:
-        rec = next(e for e in entries if e.get("round") == best["round"])
-        lines.append(f"Its code:\n```python\n{rec.get('code', '')}```")
+             f"({_pm(top.get('se', float('nan')))}) at {top['avg_tokens']:,.0f} tokens.",
+             f"Curve ({knob}->acc±se/tokens): {curve_text(best['curve'], knob)}"]
+    if best["round"] and not also_latest:
+        lines.append(_code_of(entries, best["round"]))
     return lines
 
 
-def _compare_text(label: str, cmp: dict[str, Any] | None) -> str:
-    if not cmp:
-        return ""
-    diff = (f"{cmp['diff']:+.2f} points (paired se {cmp['se']:.2f})" if "diff" in cmp else "")
-    return (f"Vs {label} {cmp.get('name')}: {diff}; questions won {cmp['n_won']}: "
-            f"{' '.join(cmp['won']) or '-'}; lost {cmp['n_lost']}: {' '.join(cmp['lost']) or '-'}")
-
-
-def _latest_block(rec: dict[str, Any], with_code: bool) -> list[str]:
-    lines = [f"## Latest: round {rec['round']}: {rec.get('status')}"]
+def _latest_block(rec: dict[str, Any], with_head: bool, with_code: bool) -> list[str]:
+    lines = [f"## Latest: round {rec['round']}: {rec.get('status')}"] if with_head else []
     if rec.get("status") != "ok":
         lines.append(f"{rec.get('failure_kind')}: {rec.get('reason')}")
         if with_code and rec.get("code"):
@@ -143,20 +205,16 @@ def _latest_block(rec: dict[str, Any], with_code: bool) -> list[str]:
     m = rec["metrics"]
     knob = m.get("knob", "beta")
     b = m["best"]
-    lines += [
-        f"Score {m.get('score', 0):.2f}; top point {knob}={_num(b.get(knob))}: "
-        f"{b['accuracy']:.2f}% (±{b.get('se', float('nan')):.2f}) at {b['avg_tokens']:,.0f} "
-        "tokens.",
-        f"Curve ({knob}->acc±se/tokens): {curve_text(m['curve'], knob)}",
-        "Per store at the top point:", *_per_store(_top(m["curve"], b, knob)),
-    ]
-    for text in (_compare_text("the best so far", m.get("vs_best")),
-                 _compare_text("the best seed", m.get("vs_best_seed"))):
-        if text:
-            lines.append(text)
-    if m.get("diagnostics"):
-        lines.append("Diagnostics at the top point: " + ", ".join(
-            f"{k}={v}" for k, v in m["diagnostics"].items()))
+    if with_head:
+        lines += [
+            f"Score {m.get('score', 0):.2f}; top point {knob}={_num(b.get(knob))}: "
+            f"{b['accuracy']:.2f}% ({_pm(b.get('se', float('nan')))}) at "
+            f"{b['avg_tokens']:,.0f} tokens.",
+            f"Curve ({knob}->acc±se/tokens): {curve_text(m['curve'], knob)}"]
+    lines += _focus_table(m["curve"], knob)
+    for cmp in m.get("comparisons") or []:
+        lines += _comparison_lines(cmp)
+    lines += _diagnostics_table(m.get("diagnostics") or {})
     mono = m.get("monotone_violations") or []
     if knob == "beta":
         lines.append("Spending monotone in beta: yes" if not mono
@@ -168,9 +226,10 @@ def _latest_block(rec: dict[str, Any], with_code: bool) -> list[str]:
     if missing:
         lines.append(f"Not adaptive: {', '.join(missing)} (the spec asks for both).")
     for t in rec.get("trace_samples", []):
-        lines.append(f"Trace ({t.get('why', 'sample')}) {t['store']} question {t['question']} "
-                     f"seed {t.get('seed', 0)} {knob}={_num(t.get('beta'))} (answer "
-                     f"{t['verdict']}): {t['text']}")
+        against = f" against {t['ref_name']}" if t.get("ref_name") else ""
+        lines.append(f"Trace ({t.get('why', 'sample')}{against}; {t.get('band', '')} point) "
+                     f"{t['store']} question {t['question']} seed {t.get('seed', 0)} "
+                     f"{knob}={_num(t.get('beta'))} (answer {t['verdict']}): {t['text']}")
     if with_code:
         lines.append(f"Its code:\n```python\n{rec.get('code', '')}```")
     return lines
@@ -183,13 +242,18 @@ def _one_line(rec: dict[str, Any]) -> str:
     m = rec["metrics"]
     b = m["best"]
     knob = m.get("knob", "beta")
+    verdicts = "; ".join(f"{c.get('verdict')} vs {c.get('name')}"
+                         for c in m.get("comparisons") or [])
     return (f"- round {rec['round']}: score {m.get('score', 0):.2f}, top {knob}="
-            f"{_num(b.get(knob))} {b['accuracy']:.2f}%/{b['avg_tokens'] / 1000:.1f}k")
+            f"{_num(b.get(knob))} {b['accuracy']:.2f}%/{b['avg_tokens'] / 1000:.1f}k"
+            + (f" ({verdicts})" if verdicts else ""))
 
 
 def _seeds_block(rec: dict[str, Any], full: bool) -> list[str]:
     lines = ["## Seed controllers (round 0, search split)"]
     for e in rec.get("seeds", []):
+        if not e.get("shown", True):
+            continue
         if e.get("status") != "ok":
             lines.append(f"- {e['name']}: unavailable")
             continue
@@ -235,21 +299,24 @@ def build_messages(
     cands = [e for e in entries if e.get("kind") == "candidate"]
     best = best_so_far(entries)
     latest = cands[-1] if cands else None
+    grid = grid_of(seeds[0]) if seeds else None
     head = [f"Round {round_no} of {total_rounds}. {setting}",
             *([] if proposal is None else [
                 f"Proposal {proposal[0] + 1} of {proposal[1]} this round (the other proposals "
                 "see the same history; make yours differ)."]),
-            "Propose a NEW controller whose curve beats the best so far, learning from the "
-            "comparisons, diagnostics and traces below.", facts,
+            "Propose a NEW controller whose curve beats the best so far along the whole curve "
+            "(every budget band, not only the top point), learning from the comparisons, "
+            "diagnostics and traces below.",
+            objective_text(grid, seeds[0].get("seeds", []) if seeds else []), facts,
             "Diagnostics: " + "; ".join(f"{k}: {v}" for k, v in DIAGNOSTICS.items()) + ".",
             "Accuracy figures carry a standard error (±) from seed-to-seed variation within "
-            "each question; differences between two controllers are paired on the same "
-            "episodes.", TRACE_LEGEND]
-    blocks = _best_block(best, entries)
-    if latest is not None and (best is None or latest["round"] != best["round"]):
-        blocks += _latest_block(latest, with_code=True)
-    elif latest is not None:
-        blocks += _latest_block(latest, with_code=False)
+            "each question. Comparisons between two curves: " + VERDICT_RULE + " Their SE is "
+            "paired on the same episodes and clustered by question (it counts how much the "
+            "difference varies between questions, not only between seeds).", TRACE_LEGEND]
+    same = latest is not None and best is not None and latest["round"] == best["round"]
+    blocks = _best_block(best, entries, also_latest=same)
+    if latest is not None:
+        blocks += _latest_block(latest, with_head=not same, with_code=True)
     older = [_one_line(e) for e in reversed(cands[:-1])] if len(cands) > 1 else []
     seed_lines = _seeds_block(seeds[0], full=not cands) if seeds else []
     fixed = "\n".join(head) + "\n\n" + "\n".join(blocks) + "\n\n" + "\n".join(seed_lines)

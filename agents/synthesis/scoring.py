@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tts_gym.evaluation import EvalResult
+from tts_gym.evaluation.curves import BudgetGrid, curve_score
 from tts_gym.store import ReplayStore
 
 
@@ -185,16 +186,11 @@ def paired_se(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
 
 
 def budget_score(curve: Sequence[dict[str, Any]], lo: float, hi: float, n: int = 50) -> float:
-    """The curve-level criterion: the mean, over ``n`` budgets log-spaced from ``lo`` to ``hi``
-    tokens, of the best accuracy the curve reaches within each budget (0 below its cheapest
-    point). Rewards accuracy and cheapness over the whole range, not one point."""
-    if not curve or lo <= 0 or hi <= lo:
+    """The curve-level criterion over ``n`` budgets log-spaced from ``lo`` to ``hi`` tokens
+    (:func:`tts_gym.evaluation.curves.curve_score`; 0 for a degenerate range)."""
+    if lo <= 0 or hi <= lo:
         return 0.0
-    tokens = np.array([p["avg_tokens"] for p in curve], np.float64)
-    acc = np.array([p["accuracy"] for p in curve], np.float64)
-    budgets = np.logspace(np.log10(lo), np.log10(hi), n)
-    best = [float(acc[tokens <= b].max()) if np.any(tokens <= b) else 0.0 for b in budgets]
-    return round(float(np.mean(best)), 3)
+    return curve_score(curve, BudgetGrid(lo, hi, n))
 
 
 def pack_bits(correct: np.ndarray) -> str:

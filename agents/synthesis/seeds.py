@@ -79,6 +79,7 @@ def evaluate_seed(
         "curve": curve,
         "best": {"index": i, **{k: curve[i][k] for k in (knob, "accuracy", "avg_tokens", "se")}},
         "detail": details[i],
+        "details": details,
         "file": FILE_OF[name],
         "betas": {str(v): beta_of(name, v) for v in values},
         "trace": {"store": key, "question": 0, "text": trace_text(traced.traces[0][0], 800)},
