@@ -115,6 +115,15 @@ def test_selection_rescored_finalists_and_reported_cmc(run3):
     assert "cmc" in summary["heldout_curves"]
     report = (out / "report.md").read_text()
     assert "## Does it beat CMC?" in report and "The paper's rule" in report
+    # the verdict against CMC on held-out, with its rule, and every curve's held-out score
+    vs = summary["heldout_vs_cmc"]
+    assert vs["b"] == "CMC" and vs["verdict"] in ("dominates", "behind overall", "mixed")
+    assert len(vs["bands"]) == 5 and vs["paired_seeds"] == 2
+    assert "**Verdict: round" in report and "The rule: In each of 5 budget bands" in report
+    assert {"cmc", "sc", "asc", "esc", "parallel-probe"} <= set(summary["heldout_scores"])
+    assert f"round {summary['chosen']['round']}" in summary["heldout_scores"]
+    assert summary["budget_grid"]["n"] == 50 and summary["heldout_grid"]["spacing"] == "log"
+    assert "| curve | held-out score |" in report
     assert "search.png" in report and "heldout.png" in report
     assert any("final scoring of round" in m for m in logs)  # progress while scoring
     assert any("units" in m for m in logs)

@@ -137,7 +137,7 @@ def score_run(
     for band, j in focus_points(curve):
         v = values[j]
         ref_c, ref_t, ref_label = matched_reference(best, curve[j]["avg_tokens"])
-        diag[_knob_label(knob, v)] = {"band": band, **diagnostics(
+        diag[knob_label(knob, v)] = {"band": band, **diagnostics(
             results, run.stats, run.traces, v, ref_c)}
         ref_name = f"{best['name']} at {ref_label}" if best is not None and ref_label else None
         targets.append(TraceTarget(v, band, ref_name, ref_c, ref_t))
@@ -180,7 +180,8 @@ REFERENCE_SEEDS = ("seed cmc",)
 """Seeds always compared with, when they are seeds of the run (the state of the art)."""
 
 
-def _knob_label(knob: str, v: Any) -> str:
+def knob_label(knob: str, v: Any) -> str:
+    """``knob=value`` as curve points are labelled (``beta=0.5``, ``n=16``)."""
     return f"{knob}={v:g}" if isinstance(v, float) else f"{knob}={v}"
 
 

@@ -20,21 +20,34 @@ from typing import Any
 
 import numpy as np
 
-from agents.synthesis.feedback import scored_point, top_point
+from agents.synthesis.candidate import knob_label as _knob_label
+from agents.synthesis.feedback import grid_of, scored_point, top_point
 from agents.synthesis.history import History
 from agents.synthesis.llm import Budget
-from agents.synthesis.scoring import budget_score, curve_point
+from agents.synthesis.scoring import curve_point
 from agents.synthesis.seeds import SEED_SWEEPS
 from agents.synthesis.sweep import run_sweep
 from agents.synthesis.validate import declared_settings
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.evaluation.curves import (
+    VERDICT_RULE,
+    BudgetGrid,
+    CurvePoint,
+    compare_curves,
+    comparison_from_dict,
+    curve_score,
+)
 from tts_gym.io import write_json_atomic, write_text_atomic
+from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.store import ReplayStore, load_store
 
 FINAL_TIMEOUT_FACTOR = 4
 """Final and finalist sweeps may take this many candidate timeouts."""
-CMC_BETAS = tuple(round(0.1 * i, 1) for i in range(11))
+CMC_BETAS = SWEEP_GRIDS["cmc"][1]
+"""CMC's betas wherever it is swept (``tts-gym sweep``'s grid)."""
+PAPER_SEEDS = ("sc", "asc", "esc", "parallel-probe")
+"""The paper's four seed controllers: their curves fix the score's budget grid."""
 
 
 def candidates(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,7 +91,7 @@ def _progress(log: Callable[[str], None], what: str, total: int) -> Callable[[An
 
 
 def rescore_finalists(cfg: Any, entries: Sequence[dict[str, Any]],
-                      stores: Mapping[str, ReplayStore], budget_range: Sequence[float],
+                      stores: Mapping[str, ReplayStore], grid: BudgetGrid | None,
                       log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Sweep the best ``cfg.finalists`` candidates again with ``cfg.finalist_seeds`` seeds."""
     ranked = sorted(candidates(entries), key=lambda e: (-e["metrics"].get("score", 0.0),
@@ -100,7 +113,7 @@ def rescore_finalists(cfg: Any, entries: Sequence[dict[str, Any]],
         else:
             curve = [scored_point(run.results[v], {knob: v}) for v in values]
             i = top_point(curve)
-            row.update(curve=curve, score=budget_score(curve, *budget_range),
+            row.update(curve=curve, score=curve_score(curve, grid) if grid else 0.0,
                        best={knob: values[i], "accuracy": curve[i]["accuracy"],
                              "avg_tokens": curve[i]["avg_tokens"], "se": curve[i]["se"]})
         out.append(row)
@@ -121,19 +134,41 @@ def _heldout_stores(cfg: Any, log: Callable[[str], None]) -> dict[str, ReplaySto
 
 
 def _trusted_curve(name: str, knob: str, values: Sequence[Any], fixed: dict[str, Any],
-                   stores: Mapping[str, ReplayStore], seeds: Sequence[int]) -> list[dict]:
-    curve = []
+                   stores: Mapping[str, ReplayStore], seeds: Sequence[int]
+                   ) -> tuple[list[dict[str, Any]], list[CurvePoint]]:
+    """A built-in's curve over ``values`` (in-process): the curve dicts and, for paired
+    comparisons, the points with their per-episode detail."""
+    curve, points = [], []
     for v in values:
         ctrl = make_controller(name, {knob: v, **fixed})
-        curve.append(curve_point({k: evaluate(ctrl, s, list(seeds)) for k, s in stores.items()},
-                                 {knob: v}))
-    return curve
+        res = {k: evaluate(ctrl, s, list(seeds)) for k, s in stores.items()}
+        curve.append(curve_point(res, {knob: v}))
+        points.append(CurvePoint.from_results(_knob_label(knob, v), res))
+    return curve, points
+
+
+def heldout_verdict(out: dict[str, Any], chosen_key: str, chosen_pts: Sequence[CurvePoint],
+                    cmc_pts: Sequence[CurvePoint], paper_seeds: Sequence[str]) -> None:
+    """Held-out scores of every curve in ``out["curves"]`` over the grid built from the paper's
+    four seeds' held-out curves (like the search grid), and the per-band comparison of the
+    chosen controller with CMC, paired on the chosen curve's seeds; written into ``out``."""
+    base = [out["curves"][n] for n in paper_seeds if n in out["curves"]]
+    if not base:
+        return
+    grid = BudgetGrid.spanning(base)
+    out["heldout_grid"] = grid.to_dict()
+    out["heldout_scores"] = {n: curve_score(c, grid) for n, c in out["curves"].items()}
+    k = int(out["curve_seeds"])
+    cmp = compare_curves(chosen_pts, [p.first_seeds(k) for p in cmc_pts], grid,
+                         name_a=chosen_key, name_b="CMC")
+    out["heldout_vs_cmc"] = {**cmp.to_dict(), "paired_seeds": k}
 
 
 def final_numbers(cfg: Any, chosen: dict[str, Any], pick: dict[str, Any],
                   seed_record: dict[str, Any], search: Mapping[str, ReplayStore],
                   heldout: Mapping[str, ReplayStore], log: Callable[[str], None]) -> dict:
-    """The chosen point on every store, curves on the held-out stores, CMC and the seeds."""
+    """The chosen point on every store, curves on the held-out stores, CMC and the seeds, the
+    held-out curve scores and the verdict against CMC (:func:`heldout_verdict`)."""
     knob, values = _knob_values(cfg, chosen)
     point = pick["best"][knob]
     seeds = list(range(cfg.final_seeds))
@@ -158,11 +193,15 @@ def final_numbers(cfg: Any, chosen: dict[str, Any], pick: dict[str, Any],
         curve_run = run_sweep(chosen["code"], heldout, values, cs, limits, name=name,
                               filename=f"round{chosen['round']}.py", schedules=False, knob=knob,
                               progress=_progress(log, what, len(values) * len(cs)))
+        chosen_key = f"round {chosen['round']}"
+        chosen_pts: list[CurvePoint] = []
         if curve_run.status == "ok":
-            out["curves"][f"round {chosen['round']}"] = [
+            out["curves"][chosen_key] = [
                 scored_point(curve_run.results[v], {knob: v}) for v in values]
+            chosen_pts = [CurvePoint.from_results(_knob_label(knob, v), curve_run.results[v])
+                          for v in values]
         log(f"CMC and seeds on {len(heldout)} held-out store(s), {len(seeds)} seeds")
-        cmc = _trusted_curve("cmc", "beta", CMC_BETAS, {}, heldout, seeds)
+        cmc, cmc_pts = _trusted_curve("cmc", "beta", CMC_BETAS, {}, heldout, seeds)
         out["curves"]["cmc"] = cmc
         mine = np.mean([out["rows"][name][k]["avg_tokens"] for k in heldout])
         if knob == "beta" and point in CMC_BETAS:
@@ -171,14 +210,16 @@ def final_numbers(cfg: Any, chosen: dict[str, Any], pick: dict[str, Any],
         near = min(cmc, key=lambda p: abs(np.log(p["avg_tokens"]) - np.log(max(1.0, mine))))
         out["rows"][f"cmc (nearest tokens, beta={near['beta']:g})"] = near["per_store"]
         for e in seed_record.get("seeds", []):
-            if e.get("status") != "ok":
+            if e.get("status") != "ok" or e["name"] == "cmc" or e["name"] not in SEED_SWEEPS:
                 continue
             sk, sv, fixed = SEED_SWEEPS[e["name"]]
             best_v = e["best"][sk]
-            curve = _trusted_curve(e["name"], sk, sv, fixed, heldout, seeds)
+            curve, _ = _trusted_curve(e["name"], sk, sv, fixed, heldout, seeds)
             out["curves"][e["name"]] = curve
             out["rows"][f"{e['name']} ({sk}={best_v})"] = next(
                 p for p in curve if p[sk] == best_v)["per_store"]
+        if chosen_pts:
+            heldout_verdict(out, chosen_key, chosen_pts, cmc_pts, PAPER_SEEDS)
     return out
 
 
@@ -232,12 +273,41 @@ def _final_table(rows: Mapping[str, Any], search: Sequence[str]) -> list[str]:
     out = ["| store | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k in keys:
         out.append(f"| {k} | " + " | ".join(_mean_cell(rows[n], [k]) for n in names) + " |")
-    for label, ks in (("**search mean**", [k for k in keys if k in search]),
-                      ("**held-out mean**", [k for k in keys if k not in search])):
+    held = [k for k in keys if k not in search]
+    models = sorted({k.split("/")[0] for k in held})
+    groups = [("**search mean**", [k for k in keys if k in search]),
+              *[(f"{m} held-out mean", [k for k in held if k.split("/")[0] == m])
+                for m in models if len(models) > 1],
+              ("**held-out mean**", held)]
+    for label, ks in groups:
         if ks:
             out.append(f"| {label} | " + " | ".join(_mean_cell(rows[n], ks) for n in names) + " |")
     errors = [f"{n}: {rows[n]['error']}" for n in names if "error" in rows[n]]
     return out + ([""] + errors if errors else [])
+
+
+def _verdict_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The verdict against CMC, its per-band table, the rule, and every held-out curve's
+    score."""
+    vs = summary.get("heldout_vs_cmc")
+    out: list[str] = []
+    if vs:
+        cmp = comparison_from_dict(vs)
+        out += [f"**Verdict: {cmp.name_a} {cmp.verdict_text()} CMC on the held-out stores** "
+                f"(curves paired on {vs['paired_seeds']} seeds).", "", *cmp.lines()[:-1], "",
+                f"The rule: {VERDICT_RULE}", ""]
+    else:
+        out += ["No verdict: the chosen controller has no held-out curve (no held-out store, or "
+                "its held-out sweep failed).", ""]
+    scores = summary.get("heldout_scores") or {}
+    grid = summary.get("heldout_grid")
+    if scores and grid:
+        g = BudgetGrid.from_dict(grid)
+        out += [f"Held-out curve scores ({g.describe()}, from the paper's four seeds' held-out "
+                "curves, as on the search split):", "", "| curve | held-out score |", "|---|---|",
+                *[f"| {n} | {v:.2f} |" for n, v in sorted(scores.items(), key=lambda x: -x[1])],
+                ""]
+    return out
 
 
 def _rounds_table(entries: Sequence[dict[str, Any]]) -> list[str]:
@@ -301,8 +371,8 @@ def finalize(
     """Select (finalists re-scored), score on held-out data, write ``report.md``."""
     start = time.monotonic()
     entries = history.entries()
-    budget_range = (entries[0].get("budget_range") if entries else None) or [1.0, 2.0]
-    finalists = rescore_finalists(cfg, entries, stores, budget_range, log) if candidates(
+    budget_grid = grid_of(entries[0]) if entries else None
+    finalists = rescore_finalists(cfg, entries, stores, budget_grid, log) if candidates(
         entries) else []
     ok = [f for f in finalists if "error" not in f]
     pick = max(ok, key=lambda f: (f["score"], -f["round"])) if ok else None
@@ -333,6 +403,10 @@ def finalize(
         "finalists": finalists,
         "final": final.get("rows", {}),
         "final_seeds": cfg.final_seeds,
+        "budget_grid": budget_grid.to_dict() if budget_grid is not None else None,
+        "heldout_grid": final.get("heldout_grid"),
+        "heldout_scores": final.get("heldout_scores", {}),
+        "heldout_vs_cmc": final.get("heldout_vs_cmc"),
         "heldout_curves": final.get("curves", {}),
         "ablations": {"no_traces": bool(getattr(cfg, "no_traces", False)),
                       "no_beta": bool(getattr(cfg, "no_beta", False))},
@@ -394,12 +468,12 @@ def _report_lines(cfg: Any, entries: Sequence[dict[str, Any]], stores: Mapping[s
                      f"{same} at {pk}={pb[pk]}: {pb['accuracy']:.2f}% / {pb['avg_tokens']:,.0f}.")
     lines += [
         "",
-        f"## Does it beat CMC? ({summary['final_seeds']} seeds; held-out scored only after "
-        "selection)",
+        "## Does it beat CMC? (held-out, scored only after selection)",
         "",
-        "Cells: accuracy / average tokens per question. CMC is shown at the same beta and at "
-        "the beta whose held-out tokens are nearest the chosen point's; each seed at its best "
-        "search budget.",
+        *_verdict_lines(summary),
+        f"Cells: accuracy / average tokens per question ({summary['final_seeds']} seeds). CMC "
+        "is shown at the same beta and at the beta whose held-out tokens are nearest the "
+        "chosen point's; each seed at its best search budget.",
         "",
         *_final_table(summary["final"], list(stores)),
         "",

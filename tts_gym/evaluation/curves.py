@@ -78,6 +78,20 @@ class CurvePoint:
         )
 
 
+    def first_seeds(self, k: int) -> CurvePoint:
+        """The point restricted to its first ``k`` seeds (accuracy and tokens recomputed as
+        :class:`~tts_gym.evaluation.EvalResult` rounds them), to pair it with a curve scored on
+        fewer seeds of the same protocol."""
+        correct = {key: np.asarray(c)[:k] for key, c in self.correct.items()}
+        tokens = {key: np.asarray(t)[:k] for key, t in self.tokens.items()
+                  if np.ndim(t) == 2}
+        if not correct or len(tokens) != len(correct):
+            raise ValueError(f"point {self.label} holds no per-seed detail to restrict.")
+        acc = np.mean([round(100.0 * float(c.mean()), 2) for c in correct.values()])
+        tok = np.mean([float(t.mean()) for t in tokens.values()])
+        return CurvePoint(self.label, round(float(acc), 2), round(float(tok), 1), correct, tokens)
+
+
 @dataclass(frozen=True)
 class BudgetGrid:
     """The budgets (tokens per question) at which a curve is scored: ``n`` log-spaced from

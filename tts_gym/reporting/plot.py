@@ -21,6 +21,20 @@ STYLE = {
 """controller -> (legend label, colour, marker)."""
 RL_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 """Colours of RL curves, in order of appearance."""
+OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939",
+                 "#843c39")
+OTHER_MARKERS = ("v", "X", "p", "h", "<", ">", "d", "8")
+"""Colours and markers of other curves (discovered rounds, files), none of :data:`STYLE`'s."""
+
+
+def other_style(i: int) -> tuple[str, str]:
+    """``(colour, marker)`` of the ``i``-th other curve: distinct pairs for the first 64.
+
+    >>> len({other_style(i) for i in range(64)})
+    64
+    """
+    n = len(OTHER_COLOURS)
+    return OTHER_COLOURS[i % n], OTHER_MARKERS[(i + i // n) % len(OTHER_MARKERS)]
 
 
 def curve_of(row: dict[str, Any]) -> str:
@@ -180,7 +194,7 @@ def group_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
     """The matplotlib figure :func:`plot_group` saves (see there)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=110)
-    n_rl = 0
+    n_rl = n_other = 0
     labels: list[tuple[float, float, str, str]] = []
     for name, pts in curves(rows).items():
         if str(pts[0]["controller"]).startswith("rl:"):
@@ -191,8 +205,11 @@ def group_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
                 for r in pts
                 if (b := r.get("budget")) not in (None, "")
             ]
+        elif name in STYLE:
+            label, colour, marker = STYLE[name]
         else:
-            label, colour, marker = STYLE.get(name, (name, None, "o"))
+            label, (colour, marker) = name, other_style(n_other)
+            n_other += 1
         ax.plot(
             [float(r["avg_tokens"]) for r in pts],
             [float(r["accuracy"]) for r in pts],
