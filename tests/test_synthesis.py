@@ -265,6 +265,24 @@ def test_prompt_best_so_far_latest_older_and_capped():
     assert len(capped) < 5200 and "older round(s) omitted" in capped
 
 
+def test_prompt_shows_a_round_that_is_both_best_and_latest_once():
+    seeds = {"round": 0, "kind": "seeds", "seeds": [], "best_seed": None,
+             "budget_grid": {"lo": 50.0, "hi": 5000.0, "n": 50, "spacing": "log"}}
+    entries = [seeds, _cand(1, 10.0), _cand(2, 40.0)]  # round 2 is the best and the latest
+    user = build_messages(3, 3, entries, "s")[1]["content"]
+    assert "Best so far, and the latest round: round 2" in user and "## Latest" not in user
+    assert user.count("# code of round 2") == 1 and user.count("Curve (beta") == 1
+    assert "50 budgets spaced evenly in log-tokens from 50 to 5,000 tokens" in user
+    assert "must cost at most 50 tokens" in user
+
+
+def test_prompt_prints_a_standard_error_that_rounds_to_zero_as_below_a_hundredth():
+    entries = [{"round": 0, "kind": "seeds", "seeds": []}, _cand(1, 10.0)]
+    entries[1]["metrics"]["best"]["se"] = 0.001
+    user = build_messages(2, 2, entries, "s")[1]["content"]
+    assert "(±< 0.01)" in user and "±0.00" not in user
+
+
 def test_history_is_append_only(tmp_path):
     h = History(tmp_path)
     h.save_partial(1, "prompt", [{"role": "user", "content": "p"}])
