@@ -57,12 +57,13 @@ def correct_of(detail: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def reference_points(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every scored controller of the history as ``{"name", "round", "score", "best",
-    "detail", "curve"}`` (seeds first, then candidates that ran)."""
+    "detail", "curve"}`` (seeds first, then candidates that ran; seeds scored only for the
+    budget grid, ``"shown": false``, are left out)."""
     out = []
     for e in entries:
         if e.get("kind") == "seeds":
             for s in e.get("seeds", []):
-                if s.get("status") == "ok" and "detail" in s:
+                if s.get("status") == "ok" and "detail" in s and s.get("shown", True):
                     out.append({"name": f"seed {s['name']}", "round": 0, "score": s["score"],
                                 "best": s["best"], "detail": s["detail"], "curve": s["curve"]})
         elif e.get("kind") == "candidate" and e.get("status") == "ok":
