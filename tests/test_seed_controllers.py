@@ -150,10 +150,10 @@ def test_the_cmc_seed_file_equals_the_builtin_at_every_beta(monkeypatch):
 
 @requires_data
 @pytest.mark.data
-@pytest.mark.slow
-def test_the_cmc_seed_file_equals_the_builtin_on_a_real_store():
-    store = load_store("Qwen3-1.7B", "aime24", real_data_dir())
-    _same_in_the_sandbox({store.name: store}, [0])
+def test_the_cmc_seed_file_equals_the_builtin_on_real_stores():
+    stores = {s.name: s for s in (load_store(m, "aime24", real_data_dir())
+                                  for m in ("Qwen3-0.6B", "Qwen3-1.7B"))}
+    _same_in_the_sandbox(stores, [0, 1])
 
 
 def _config(out: Path, url: str, data_dir: Path, **kw) -> DiscoveryConfig:
