@@ -82,6 +82,8 @@ def test_round_three_prompt_shows_what_the_llm_needs(run3):
     assert {c["verdict"] for c in cmps} <= {"dominates", "behind overall", "mixed"}
     assert "| probe interval |" in p3 and "| 100 |" in p3  # tiny stores probe every 100 tokens
     assert "One episode at 3 seeds moves a store's accuracy by" in p3
+    # the probe signal as facts (aggregates only)
+    assert "The probe signal" in p3 and "Held answers" in p3 and "any branch right" in p3
     assert "wrong_but_best_right" in p3 and "Trace symbols" in p3
     assert "±" in p3  # standard errors beside the figures
     assert "Latest: round 2" in p3 and "Vs the best so far" in p3

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agents.synthesis.llm import DEFAULT_API_KEY_ENV, LLMConfig, Pricing
 from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
+from agents.synthesis.seeds import PAPER_SEEDS, SEED_SWEEPS, check_seed_names
 from tts_gym.cli import CliError
 from tts_gym.cli.common import default_workers
 from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
@@ -123,6 +124,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heldout-curve-seeds", type=int, default=10,
                    help="seeds of the chosen controller's held-out curve over the sweep (its "
                    "chosen point uses --final-seeds)")
+    p.add_argument(
+        "--seed-controllers",
+        default=",".join(PAPER_SEEDS),
+        metavar="NAMES",
+        help="comma-separated seeds that round 0 scores and round 1 shows, among "
+        f"{', '.join(SEED_SWEEPS)}; the paper's four by default, cmc to start from the state "
+        "of the art (the score's budget grid always comes from the paper's four)",
+    )
     p.add_argument("--no-traces", action="store_true",
                    help="ablation: show no execution traces to the LLM")
     p.add_argument("--no-beta", action="store_true",
@@ -151,6 +160,7 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
     for flag in ("seeds", "final_seeds", "finalists", "finalist_seeds", "heldout_curve_seeds"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1.")
+    seed_controllers = check_seed_names(args.seed_controllers.split(","))
     betas = tuple(sorted(set(float(b) for b in args.betas)))
     if any(not 0.0 <= b <= 1.0 for b in betas):
         raise ValueError(f"--betas must lie in [0, 1], got {list(betas)}.")
@@ -193,6 +203,7 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
         finalist_seeds=args.finalist_seeds,
         heldout_curve_seeds=args.heldout_curve_seeds,
         candidates_per_round=args.candidates_per_round,
+        seed_controllers=seed_controllers,
     )
 
 

@@ -85,12 +85,13 @@ def _num(v: Any) -> str:
 def reference_points(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every scored controller of the history as ``{"name", "round", "score", "best",
     "detail", "details", "curve", "knob"}`` (seeds first, then candidates that ran;
-    ``details`` is None in records written before every point kept its detail)."""
+    ``details`` is None in records written before every point kept its detail; seeds scored
+    only for the budget grid, ``"shown": false``, are left out)."""
     out = []
     for e in entries:
         if e.get("kind") == "seeds":
             for s in e.get("seeds", []):
-                if s.get("status") == "ok" and "detail" in s:
+                if s.get("status") == "ok" and "detail" in s and s.get("shown", True):
                     out.append({"name": f"seed {s['name']}", "round": 0, "score": s["score"],
                                 "best": s["best"], "detail": s["detail"],
                                 "details": s.get("details"), "curve": s["curve"],

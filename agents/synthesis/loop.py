@@ -29,8 +29,9 @@ from agents.synthesis.facts import facts_text
 from agents.synthesis.feedback import grid_of
 from agents.synthesis.history import History, run_key
 from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing
+from agents.synthesis.probe_facts import probe_facts_text
 from agents.synthesis.prompt import build_messages
-from agents.synthesis.seeds import seed_round
+from agents.synthesis.seeds import PAPER_SEEDS, check_seed_names, seed_round
 from tts_gym.evaluation.curves import BudgetGrid
 from tts_gym.io import write_json_atomic
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
@@ -45,7 +46,9 @@ DEFAULT_BETAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
 # settings that must not change between a run and its resume (the history depends on them)
 _FROZEN = ("models", "search_benchmarks", "betas", "seeds", "no_beta", "no_traces",
-           "candidates_per_round")
+           "candidates_per_round", "seed_controllers")
+# what a setting meant in a config.json written before the setting existed
+_FROZEN_BEFORE = {"seed_controllers": list(PAPER_SEEDS)}
 _NO_LOCK = contextlib.nullcontext()
 
 
@@ -79,6 +82,9 @@ class DiscoveryConfig:
             point and the seeds' use ``final_seeds``).
         candidates_per_round: Sibling proposals per round (K), asked concurrently with the same
             history and evaluated in parallel on the executor.
+        seed_controllers: The seeds round 0 scores and round 1 shows (default the paper's
+            four; ``"cmc"`` starts from the state of the art). The score's budget grid comes
+            from the paper's four whatever this says.
     """
 
     out: Path
@@ -104,6 +110,7 @@ class DiscoveryConfig:
     finalist_seeds: int = 30
     heldout_curve_seeds: int = 10
     candidates_per_round: int = 1
+    seed_controllers: tuple[str, ...] = PAPER_SEEDS
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (saved as ``config.json``)."""
@@ -170,7 +177,8 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
             old = {}
         old = old if isinstance(old, dict) else {}
         new = json.loads(json.dumps(cfg.to_dict()))
-        changed = [k for k in _FROZEN if k in old and old[k] != new[k]]
+        changed = [k for k in _FROZEN if (k in old or (old and k in _FROZEN_BEFORE))
+                   and old.get(k, _FROZEN_BEFORE.get(k)) != new[k]]
         if changed:
             raise ValueError(
                 f"--resume with different {changed} than the saved run ({cfg_path}); "
@@ -240,6 +248,20 @@ def run_round(
     return None
 
 
+_FACTS: dict[tuple[Any, ...], str] = {}
+
+
+def store_facts_block(stores: dict[str, ReplayStore], seeds: int) -> str:
+    """The prompt's facts: the stores' figures and their probe signal, computed once per set of
+    loaded stores (the probe signal reads every probe of every branch: ~1 s for the four
+    search stores)."""
+    key = (seeds, *((k, id(s)) for k, s in stores.items()))
+    if key not in _FACTS:
+        _FACTS.clear()  # one run's stores at a time
+        _FACTS[key] = facts_text(stores, seeds) + "\n" + probe_facts_text(stores)
+    return _FACTS[key]
+
+
 def round_prompt(r: int, k: int, cfg: DiscoveryConfig, history: History,
                  entries: list[dict[str, Any]], stores: dict[str, ReplayStore]
                  ) -> list[dict[str, str]]:
@@ -250,7 +272,7 @@ def round_prompt(r: int, k: int, cfg: DiscoveryConfig, history: History,
         kk = cfg.candidates_per_round
         messages = build_messages(
             r, cfg.rounds, entries, _setting_line(cfg, stores), cfg.prompt_chars,
-            facts=facts_text(stores, cfg.seeds), no_beta=cfg.no_beta,
+            facts=store_facts_block(stores, cfg.seeds), no_beta=cfg.no_beta,
             proposal=(k, kk) if kk > 1 else None,
         )
         history.save_partial(r, "prompt", messages, k)
@@ -369,7 +391,8 @@ def _reverify(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplaySt
         log(f"{_label(r, k, cfg)}: its record does not verify (edited, or its key is gone); "
             "recomputing")
         if r == 0:
-            history.replace(0, seed_round(stores, list(range(cfg.seeds))))
+            history.replace(0, seed_round(stores, list(range(cfg.seeds)),
+                                          cfg.seed_controllers))
             continue
         code = raw.get("code") if isinstance(raw.get("code"), str) else ""
         reply = f"```python\n{code}```" if code else ""
@@ -391,6 +414,7 @@ def run_discovery(
     from agents.synthesis.report import finalize
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    cfg.seed_controllers = check_seed_names(cfg.seed_controllers)
     stores = load_search_stores(cfg)  # first: a run that cannot start must not claim --out
     layers = require(cfg.limits)  # no isolation, no run (unless --unsafe-no-isolation)
     if not layers["ok"]:
@@ -409,7 +433,7 @@ def run_discovery(
         _reverify(cfg, history, stores, log)
     if not history.has(0):
         log(f"round 0: scoring the seed controllers on {len(stores)} search store(s)")
-        history.append(seed_round(stores, list(range(cfg.seeds))))
+        history.append(seed_round(stores, list(range(cfg.seeds)), cfg.seed_controllers))
     history.write_index()
     client = client or LLMClient(cfg.llm, cfg.pricing)
     usd, tok = _spent(history)

@@ -25,7 +25,7 @@ from agents.synthesis.feedback import grid_of, scored_point, top_point
 from agents.synthesis.history import History
 from agents.synthesis.llm import Budget
 from agents.synthesis.scoring import curve_point
-from agents.synthesis.seeds import SEED_SWEEPS
+from agents.synthesis.seeds import PAPER_SEEDS, SEED_SWEEPS
 from agents.synthesis.sweep import run_sweep
 from agents.synthesis.validate import declared_settings
 from tts_gym.controller import make_controller
@@ -46,8 +46,6 @@ FINAL_TIMEOUT_FACTOR = 4
 """Final and finalist sweeps may take this many candidate timeouts."""
 CMC_BETAS = SWEEP_GRIDS["cmc"][1]
 """CMC's betas wherever it is swept (``tts-gym sweep``'s grid)."""
-PAPER_SEEDS = ("sc", "asc", "esc", "parallel-probe")
-"""The paper's four seed controllers: their curves fix the score's budget grid."""
 
 
 def candidates(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

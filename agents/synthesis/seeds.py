@@ -1,16 +1,24 @@
-"""Round 0: the seed controllers (SC, ASC, ESC, Parallel-Probe) on the search split.
+"""Round 0: the seed controllers on the search split.
 
-Each seed is resolved by name through :func:`tts_gym.controller.make_controller` and swept over
-its published budget knob (AutoTTS, 2026: SC n, ASC max_samples, ESC max_samples,
-Parallel-Probe num_chains); a seed whose module is missing is recorded as unavailable. They are
+The seeds shown to the LLM are chosen with ``--seed-controllers``: by default the paper's four
+(:data:`PAPER_SEEDS`: SC, ASC, ESC, Parallel-Probe), or CMC, the paper's discovered controller,
+to start from the state of the art. Each seed is resolved by name through
+:func:`tts_gym.controller.make_controller` and swept over its published budget knob (AutoTTS,
+2026: SC n, ASC max_samples, ESC max_samples, Parallel-Probe num_chains, CMC beta over the
+built-in sweep's grid); a seed whose module is missing is recorded as unavailable. They are
 trusted code, so they run in-process with :func:`tts_gym.evaluate` (the batch kernels when
 present). What the LLM is shown is each seed as a standalone candidate file
 (``seed_files/``): it passes the lint, runs in the sandbox, and at the beta of each grid point
-gives the built-in's numbers (tests/test_discovery_feedback.py).
+gives the built-in's numbers (tests/test_discovery_feedback.py, tests/test_seed_controllers.py).
+
+The curve score's budget grid is always built from the paper's four seeds, whatever
+``--seed-controllers`` says, so that scores of different runs compare: round 0 scores them even
+when they are not shown, and marks such entries ``"shown": false``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,15 +27,40 @@ from agents.synthesis.feedback import point_detail, scored_point, top_point
 from agents.synthesis.scoring import budget_score, trace_text
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.store import ReplayStore
 
-SEED_SWEEPS: dict[str, tuple[str, tuple[int, ...], dict[str, Any]]] = {
+SEED_SWEEPS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
     "sc": ("n", (1, 4, 8, 16, 32, 64), {}),
     "asc": ("max_samples", (1, 4, 8, 16, 32, 64), {"threshold": 0.95}),
     "esc": ("max_samples", (16, 32, 64), {"window": 8}),
     "parallel-probe": ("num_chains", (1, 4, 8, 16, 32, 64), {}),
+    "cmc": SWEEP_GRIDS["cmc"],
 }
-"""Seed name -> (budget knob, its published sweep, fixed parameters)."""
+"""Seed name -> (budget knob, its published sweep, fixed parameters). CMC's is the built-in
+sweep's beta grid (0.0, 0.1, ..., 1.0)."""
+
+PAPER_SEEDS: tuple[str, ...] = ("sc", "asc", "esc", "parallel-probe")
+"""The paper's seed controllers: the default of ``--seed-controllers``, and the seeds whose
+curves fix the score's budget grid."""
+
+GRID_POINTS: int = inspect.signature(budget_score).parameters["n"].default
+"""Budgets of the curve score's grid (log-spaced; :func:`budget_score`'s own default)."""
+
+
+def check_seed_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The seed names in order, duplicates dropped.
+
+    Raises:
+        ValueError: An unknown name, or none at all (the message lists the valid ones).
+    """
+    out = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    bad = [n for n in out if n not in SEED_SWEEPS]
+    if bad or not out:
+        what = f"unknown seed controller(s) {bad}" if bad else "no seed controller given"
+        raise ValueError(f"--seed-controllers: {what}; choose among {', '.join(SEED_SWEEPS)} "
+                         f"(comma-separated, default {','.join(PAPER_SEEDS)}).")
+    return out
 
 
 SEED_FILES = Path(__file__).parent / "seed_files"
@@ -42,9 +75,12 @@ def seed_source(name: str) -> str:
     return (SEED_FILES / FILE_OF[name]).read_text()
 
 
-def beta_of(name: str, value: int) -> float:
-    """The beta at which the seed file plays the built-in with knob ``value``."""
-    values = SEED_SWEEPS[name][1]
+def beta_of(name: str, value: Any) -> float:
+    """The beta at which the seed file plays the built-in with knob ``value`` (CMC's knob is
+    beta itself)."""
+    knob, values, _fixed = SEED_SWEEPS[name]
+    if knob == "beta":
+        return float(value)
     return round(values.index(value) / (len(values) - 1), 4) if len(values) > 1 else 0.0
 
 
@@ -86,22 +122,43 @@ def evaluate_seed(
     }
 
 
-def seed_round(stores: Mapping[str, ReplayStore], seeds: Sequence[int]) -> dict[str, Any]:
-    """The round-0 record: every seed's sweep, each one's curve-level score over the seeds'
-    common token range (``budget_range``), and the best seed by that score."""
-    entries = [evaluate_seed(n, stores, seeds) for n in SEED_SWEEPS]
+def seed_round(stores: Mapping[str, ReplayStore], seeds: Sequence[int],
+               names: Sequence[str] = PAPER_SEEDS) -> dict[str, Any]:
+    """The round-0 record: every seed's sweep (the paper's four always, for the budget grid;
+    those not in ``names`` marked ``"shown": false``), each one's curve-level score over the
+    grid, and the best shown seed by that score.
+
+    Args:
+        stores: The search stores.
+        seeds: Protocol shuffle seeds.
+        names: The seeds shown to the LLM (``--seed-controllers``).
+
+    Returns:
+        ``{"round": 0, "kind": "seeds", "status", "seeds": [entry...], "budget_range": [lo,
+        hi], "budget_grid": {"lo", "hi", "n", "spacing": "log", "from": [names]},
+        "best_seed", "metrics"}``; ``budget_range`` repeats the grid's ends for old readers.
+
+    Raises:
+        ValueError: An unknown seed name (see :func:`check_seed_names`).
+    """
+    shown = check_seed_names(names)
+    order = [*PAPER_SEEDS, *(n for n in shown if n not in PAPER_SEEDS)]
+    entries = [{**evaluate_seed(n, stores, seeds), "shown": n in shown} for n in order]
     ok = [e for e in entries if e["status"] == "ok"]
-    tokens = [p["avg_tokens"] for e in ok for p in e["curve"]]
+    grid_from = [e for e in ok if e["name"] in PAPER_SEEDS]
+    tokens = [p["avg_tokens"] for e in grid_from for p in e["curve"]]
     budget = [max(1.0, min(tokens)), max(2.0, max(tokens))] if tokens else [1.0, 2.0]
     for e in ok:
-        e["score"] = budget_score(e["curve"], *budget)
-    best = max(ok, key=lambda e: e["score"], default=None)
+        e["score"] = budget_score(e["curve"], *budget, GRID_POINTS)
+    best = max((e for e in ok if e["shown"]), key=lambda e: e["score"], default=None)
     return {
         "round": 0,
         "kind": "seeds",
         "status": "ok",
         "seeds": entries,
         "budget_range": budget,
+        "budget_grid": {"lo": budget[0], "hi": budget[1], "n": GRID_POINTS, "spacing": "log",
+                        "from": [e["name"] for e in grid_from]},
         "best_seed": best["name"] if best else None,
         "metrics": {"best": {"name": best["name"], **best["best"]} if best else None},
     }

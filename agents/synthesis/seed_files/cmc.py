@@ -11,7 +11,7 @@ Stop: confident pool leader with a non-falling trend. Widen: open more branches 
 from tts_gym.candidate import beta_conf, majority, top2
 
 MAX_BRANCH = 64
-MAX_OUTER = 4096
+MAX_OUTER = 500  # outer rounds before the final fallback, as in the built-in
 
 
 class Branch:
