@@ -19,8 +19,10 @@ import numpy as np
 
 from agents.synthesis.extract import ExtractionError, extract_code
 from agents.synthesis.feedback import (
+    TraceTarget,
     best_so_far,
     compare,
+    correct_of,
     diagnostics,
     pick_traces,
     point_detail,
@@ -138,9 +140,25 @@ def score_run(
         "adaptive_depth": bool(probes.size and probes.max() > 0),
     }
     samples = [] if not settings.traces else pick_traces(
-        results, run.traces, bb, stores, best, settings.seeds[0], settings.trace_samples,
-        settings.trace_chars)
+        results, run.traces, stores, [_top_target(bb, best)], settings.seeds[0],
+        shown_traces(history), settings.trace_samples, settings.trace_chars)
     return {"metrics": metrics, "trace_samples": samples}
+
+
+def _top_target(beta: float, best: Mapping[str, Any] | None) -> TraceTarget:
+    """The trace target of the top point against the best so far (at its top point)."""
+    if not best or not best.get("detail"):
+        return TraceTarget(beta, "top")
+    detail = best["detail"]
+    return TraceTarget(beta, "top", best["name"], correct_of(detail),
+                       {k: v["tokens"] for k, v in detail.items()})
+
+
+def shown_traces(history: Sequence[dict[str, Any]]) -> set[tuple[str, int, int]]:
+    """(store, question, seed) of every trace shown in an earlier round."""
+    return {(t["store"], int(t["question"]), int(t.get("seed", 0)))
+            for e in history for t in e.get("trace_samples") or []
+            if isinstance(t, dict) and "store" in t and "question" in t}
 
 
 def evaluate_reply(
@@ -149,10 +167,15 @@ def evaluate_reply(
     settings: SweepSettings,
     history: Sequence[dict[str, Any]],
     name: str = "candidate",
-    forbidden_literals: frozenset[str] = frozenset(),
+    answer_labels: frozenset[str] = frozenset(),
     budget_range: Sequence[float] = (1.0, 2.0),
 ) -> dict[str, Any]:
     """Turn an LLM reply into the evaluated part of a round record (never raises).
+
+    ``answer_labels`` are the search stores' answer labels (:func:`~agents.synthesis.loop.
+    answer_labels`): the lint refuses a string literal equal to one. A failed run's reason and
+    traceback hold no answer string: :func:`~agents.synthesis.sweep.run_sweep` scrubbed them
+    (:func:`~agents.synthesis.aliases.scrub_error`) before they are cut to length here.
 
     Returns:
         ``status`` ("ok", "rejected", "failed"), ``failure_kind``, ``reason``, ``code``,
@@ -162,7 +185,7 @@ def evaluate_reply(
         code = extract_code(reply_text)
     except ExtractionError as exc:
         return _fail("extraction", str(exc), code=None)
-    check = validate_source(code, forbidden_literals, no_beta=settings.knob == "setting")
+    check = validate_source(code, answer_labels, no_beta=settings.knob == "setting")
     if not check.ok:
         return _fail(check.kind, check.reason, code=code, validation=check.to_dict())
     grid = settings
