@@ -54,7 +54,7 @@ def test_note_values_keys_and_text_are_scrubbed():
     got = alias_trace([note], al)[0]
     assert got["event"] == "A" and got["answer"] == "A" and got["n"] == "A"
     assert got["count"] == 7 and got["other"] == NEUTRAL  # "12" is question 1's label
-    assert got["both"] == ["A", NEUTRAL, 3.5] and got["map"] == {"A": 7}
+    assert got["both"] == ["A", 12, 3.5] and got["map"] == {"A": 7}  # 12: not this question's
     assert got["text"] == f"top ‹A› beats {NEUTRAL}; 123 and x2"  # short labels: whole tokens
     assert got["flag"] is True and got["noise"] == "ERR"
     assert got["n"] == "A" and al.alias("1") == "B"  # an own label first named in a note
@@ -134,15 +134,17 @@ def test_trace_text_keeps_the_changes_and_counts_what_it_elides():
 
 def test_majority_and_branch_changes_match_a_plain_twin():
     rng = np.random.default_rng(3)
-    tr = [_ev("probe_new", s, str(rng.integers(3))) for s in range(3)]
-    tr += [_ev("probe_more", int(rng.integers(3)), str(rng.integers(3))) for _ in range(40)]
+    pick = ["0", "1", "2", "3", "ERR"]
+    tr = [_ev("probe_new", s, pick[rng.integers(5)]) for s in range(4)]
+    tr += [_ev("probe_more", int(rng.integers(4)), pick[rng.integers(5)]) for _ in range(300)]
     latest, order, prev, got = {}, [], None, walk(tr)
     for ev, step in zip(tr, got, strict=True):
         changed = ev["op"] == "probe_more" and latest.get(ev["slot"]) not in (None, ev["answer"])
         latest[ev["slot"]] = ev["answer"]
         order += [ev["answer"]] if ev["answer"] not in order else []
-        counts = {a: list(latest.values()).count(a) for a in order}
-        top = max(order, key=lambda a: (counts[a], -order.index(a)))
+        counts = {a: list(latest.values()).count(a) for a in order if a != "ERR"}
+        live = [a for a in counts if counts[a]]
+        top = max(live, key=lambda a: (counts[a], -order.index(a))) if live else None
         assert (step.majority, step.majority_changed, step.branch_changed) == (
             top, top != prev, changed)
         prev = top

@@ -8,9 +8,9 @@ holds an answer string of a store. Two tools do it:
   shown as noise (``~ERR``), never aliased; an answer the controller returned without revealing
   it gets the next alias (the trace marks it unrevealed). Text the candidate produced (notes'
   event names, keys and values) is scrubbed: a value equal to an answer label of the episode's
-  question becomes its alias (numbers too, when their ``str()`` is such a label), a label of
-  another question becomes :data:`NEUTRAL`, and labels inside a longer string are replaced as
-  whole tokens (``‹A›`` or :data:`NEUTRAL`).
+  question becomes its alias (numbers too, when their ``str()`` is such a label), a string equal
+  to a label of another question becomes :data:`NEUTRAL` (a number is left alone: counts would
+  be lost), and labels inside a longer string are replaced (``‹A›`` or :data:`NEUTRAL`).
 - :class:`AnswerLabels`: every answer label of every question of the run's stores (gold or not:
   a scrub or lint rule that singled out gold strings would tell the LLM which strings are gold),
   and :meth:`AnswerLabels.scrub` for free text (exception text, tracebacks).
@@ -236,8 +236,8 @@ class EpisodeAliases:
         if isinstance(v, bool) or v is None:
             return v
         if isinstance(v, (int, float)):
-            text = str(v)
-            return self.value(text) if self._is_label(text) else v
+            text = str(v)  # a count that equals another question's label is left alone
+            return self.alias(text) if self.owns(text) else v
         if isinstance(v, str):
             if v in NOISE:
                 return v
@@ -251,9 +251,6 @@ class EpisodeAliases:
         if isinstance(v, dict):
             return {str(self.value(str(k))): self.value(x) for k, x in v.items()}
         return self.text(str(v))
-
-    def _is_label(self, text: str) -> bool:
-        return self.owns(text) or (self.labels is not None and text in self.labels.all)
 
     def text(self, text: str) -> str:
         """Free text: whole-token labels replaced (``‹A›``, :data:`NEUTRAL`)."""

@@ -49,23 +49,37 @@ class Step:
 
 
 def walk(trace: Sequence[dict[str, Any]], noise: Collection[str] = NOISE) -> list[Step]:
-    """One :class:`Step` per event of ``trace`` (markers included)."""
+    """One :class:`Step` per event of ``trace`` (markers included). The majority is kept
+    incrementally (recounted only when the leader loses a branch)."""
     latest: dict[Any, str] = {}
     counts: dict[str, int] = {}
     first: dict[str, int] = {}
-    majority: str | None = None
-    out = []
+    state: list[str | None] = [None]  # the current majority
+
+    def leader() -> str | None:
+        live = [a for a, c in counts.items() if c > 0]
+        return min(live, key=lambda a: (-counts[a], first[a])) if live else None
 
     def put(slot: Any, answer: str) -> None:
         old = latest.get(slot)
-        if old is not None and old not in noise:
-            counts[old] -= 1
         latest[slot] = answer
         first.setdefault(answer, len(first))
+        if old == answer:
+            return
+        if old is not None and old not in noise:
+            counts[old] -= 1
         if answer not in noise:
             counts[answer] = counts.get(answer, 0) + 1
+        top = state[0]
+        if top is None or old == top:
+            state[0] = leader()
+        elif answer not in noise and (counts[answer], -first[answer]) > (counts[top],
+                                                                         -first[top]):
+            state[0] = answer
 
+    out = []
     for ev in trace:
+        before = state[0]
         op = ev.get("op")
         changed = False
         if op in ANSWER_OPS and ev.get("answer") is not None and "slot" in ev:
@@ -77,10 +91,7 @@ def walk(trace: Sequence[dict[str, Any]], noise: Collection[str] = NOISE) -> lis
                 first.setdefault(str(answer), len(first))
             for slot, answer in (ev.get("slots") or {}).items():
                 put(slot, str(answer))
-        live = [a for a, c in counts.items() if c > 0]
-        new = max(live, key=lambda a: (counts[a], -first[a])) if live else None
-        out.append(Step(new, new != majority, changed))
-        majority = new
+        out.append(Step(state[0], state[0] != before, changed))
     return out
 
 
