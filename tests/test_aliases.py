@@ -47,17 +47,17 @@ def test_answers_alias_in_order_of_first_revelation_noise_marked_unrevealed_alia
 def test_note_values_keys_and_text_are_scrubbed():
     labels = AnswerLabels({"s": tiny_store(0, questions=2)})  # labels "0".."3", "10".."13"
     al = EpisodeAliases(labels.own("s", 0), labels)
-    assert al.alias("2") == "A"
-    note = {"op": "note", "event": "2", "answer": "2", "n": 2, "count": 7, "other": "12",
+    note = {"op": "note", "event": "2", "answer": "2", "n": 2, "count": 3, "other": "12",
             "both": ["2", 12, 3.5], "map": {"2": 7}, "text": "top 2 beats 12; 123 and x2",
-            "flag": True, "noise": "ERR"}
-    got = alias_trace([note], al)[0]
-    assert got["event"] == "A" and got["answer"] == "A" and got["n"] == "A"
-    assert got["count"] == 7 and got["other"] == NEUTRAL  # "12" is question 1's label
-    assert got["both"] == ["A", 12, 3.5] and got["map"] == {"A": 7}  # 12: not this question's
+            "flag": True, "noise": "ERR", "own": "1"}
+    got = alias_trace([_ev("probe_new", 0, "2"), note], al)[1]
+    assert got["event"] == "A" and got["answer"] == "A" and got["n"] == "A"  # int("2")
+    assert got["count"] == 3  # an own label, but never revealed: a count, left alone
+    assert got["other"] == NEUTRAL  # "12" is question 1's label
+    assert got["both"] == ["A", 12, 3.5] and got["map"] == {"A": 7}
     assert got["text"] == f"top ‹A› beats {NEUTRAL}; 123 and x2"  # short labels: whole tokens
     assert got["flag"] is True and got["noise"] == "ERR"
-    assert got["n"] == "A" and al.alias("1") == "B"  # an own label first named in a note
+    assert got["own"] == "B"  # an own label first named in a note (as a string)
 
 
 def test_long_labels_are_scrubbed_anywhere_short_ones_as_whole_tokens():

@@ -8,9 +8,11 @@ holds an answer string of a store. Two tools do it:
   shown as noise (``~ERR``), never aliased; an answer the controller returned without revealing
   it gets the next alias (the trace marks it unrevealed). Text the candidate produced (notes'
   event names, keys and values) is scrubbed: a value equal to an answer label of the episode's
-  question becomes its alias (numbers too, when their ``str()`` is such a label), a string equal
-  to a label of another question becomes :data:`NEUTRAL` (a number is left alone: counts would
-  be lost), and labels inside a longer string are replaced (``‹A›`` or :data:`NEUTRAL`).
+  question becomes its alias, a string equal to a label of another question becomes
+  :data:`NEUTRAL`, and labels inside a longer string are replaced (``‹A›`` or :data:`NEUTRAL`).
+  A number is aliased when its ``str()`` is an answer the episode revealed or returned (so
+  ``int(answer)`` is caught), and left as it is otherwise: on the published stores most small
+  integers are some question's answer, and counts would be lost.
 - :class:`AnswerLabels`: every answer label of every question of the run's stores (gold or not:
   a scrub or lint rule that singled out gold strings would tell the LLM which strings are gold),
   and :meth:`AnswerLabels.scrub` for free text (exception text, tracebacks).
@@ -236,8 +238,8 @@ class EpisodeAliases:
         if isinstance(v, bool) or v is None:
             return v
         if isinstance(v, (int, float)):
-            text = str(v)  # a count that equals another question's label is left alone
-            return self.alias(text) if self.owns(text) else v
+            text = str(v)  # only answers the episode revealed: counts stay readable
+            return self.alias(text) if text in self.map else v
         if isinstance(v, str):
             if v in NOISE:
                 return v
@@ -268,6 +270,12 @@ def alias_trace(trace: Sequence[dict[str, Any]], aliases: EpisodeAliases) -> lis
     its order); the finish answer gets one too (``"unrevealed"`` stays set when the episode
     never revealed it).
     """
+    for ev in trace:  # first the revealed answers, in order, then the finish answer
+        if ev.get("op") in ANSWER_OPS and ev.get("answer") is not None:
+            aliases.shown(ev["answer"])
+        elif ev.get("op") == SKIP:
+            for a in ev.get("revealed") or {}:
+                aliases.shown(a)
     out = []
     for ev in trace:
         op = ev.get("op")
