@@ -13,6 +13,7 @@ from agents.synthesis.aliases import (
     alias_trace,
     scrub_error,
 )
+from agents.synthesis.candidate import shown_traces
 from agents.synthesis.feedback import TraceTarget, pick_traces
 from agents.synthesis.scoring import overspend, trace_text
 from agents.synthesis.sweep import cap_trace
@@ -202,3 +203,11 @@ def test_pick_traces_prefers_lost_then_overspent_skips_shown_and_unwinnable():
     for t in got + two:
         for label in store.answers[t["question"]]:
             assert label == "ERR" or f"={label}" not in t["text"]
+
+
+def test_traces_shown_in_earlier_rounds_are_collected_for_the_next_pick():
+    history = [{"round": 0, "kind": "seeds"},
+               {"round": 1, "trace_samples": [{"store": "s", "question": 2, "seed": 0},
+                                              {"store": "t", "question": 0}]},
+               {"round": 2, "status": "failed", "trace_samples": None}]
+    assert shown_traces(history) == {("s", 2, 0), ("t", 0, 0)}

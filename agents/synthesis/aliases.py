@@ -140,7 +140,7 @@ class AnswerLabels:
 
     @property
     def finder(self) -> TokenFinder:
-        """The compiled whole-token finder over :attr:`all` (built on first use)."""
+        """The compiled finder over :attr:`all` (built on first use, shared per label set)."""
         if self._finder is None:
             self._finder = _finder(self.all)
         return self._finder
@@ -152,9 +152,10 @@ class AnswerLabels:
         return self.by_question.get((store, question), frozenset())
 
     def scrub(self, text: str, aliases: EpisodeAliases | None = None) -> str:
-        """Free text with every whole-token label replaced: by ``‹alias›`` when ``aliases``
-        knows it as its question's, else by :data:`NEUTRAL`. A text cut short (ending in
-        ``...``) also loses a trailing fragment that starts a label."""
+        """Free text with every label replaced (short and numeric ones as whole tokens,
+        :func:`token_only`): by ``‹alias›`` when ``aliases`` knows it as its episode's, else by
+        :data:`NEUTRAL`. A text cut short (ending in ``...``) also loses a trailing fragment
+        that starts a label."""
         def repl(label: str) -> str:
             if aliases is not None and aliases.owns(label):
                 return f"‹{aliases.alias(label)}›"
@@ -276,6 +277,9 @@ def alias_trace(trace: Sequence[dict[str, Any]], aliases: EpisodeAliases) -> lis
         elif ev.get("op") == SKIP:
             for a in ev.get("revealed") or {}:
                 aliases.shown(a)
+    for ev in trace:
+        if ev.get("op") == "finish" and ev.get("answer") is not None:
+            aliases.shown(ev["answer"])
     out = []
     for ev in trace:
         op = ev.get("op")
