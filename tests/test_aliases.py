@@ -20,6 +20,7 @@ from agents.synthesis.sweep import cap_trace
 from agents.synthesis.trace_steps import SKIP, walk
 from agents.synthesis.validate import validate_source
 from tests import synthesis_candidates as C
+from tests.conftest import real_data_dir, requires_data
 from tts_gym.evaluation import EvalResult
 from tts_gym.store.pack import pack_questions
 from tts_gym.testing import distinct_label_questions, tiny_store
@@ -105,6 +106,7 @@ def test_the_lint_refuses_every_answer_label_and_echoes_none():
         assert v.reason.startswith(f"line {line}: ") and f"'{label}'" not in v.reason
         assert f'"{label}"' not in v.reason
     assert validate_source(C.GOOD.replace('reason="budget"', 'reason="ERR"'), labels).ok
+    assert validate_source(C.GOOD.replace('"agree"', '"n"'), labels | {"n"}).ok  # a key name
 
 
 def _long_trace():
@@ -211,3 +213,19 @@ def test_traces_shown_in_earlier_rounds_are_collected_for_the_next_pick():
                                               {"store": "t", "question": 0}]},
                {"round": 2, "status": "failed", "trace_samples": None}]
     assert shown_traces(history) == {("s", 2, 0), ("t", 0, 0)}
+
+
+@requires_data
+def test_seed_files_pass_the_lint_with_the_published_answer_labels():
+    """The published stores hold answers like ``n`` or ``False`` (broken extractions): the
+    files shown to the LLM as examples must still pass the label rule."""
+    from agents.synthesis.loop import answer_labels
+    from agents.synthesis.seeds import FILE_OF, seed_source
+    from tts_gym.paths import MODELS
+    from tts_gym.store import load_store
+
+    labels = answer_labels({f"{m}/aime24": load_store(m, "aime24", str(real_data_dir()))
+                            for m in MODELS})
+    assert "n" in labels  # the case this test is about
+    for name in FILE_OF:
+        assert validate_source(seed_source(name), labels).ok, name

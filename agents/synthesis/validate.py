@@ -8,7 +8,9 @@ ALLOWED_IMPORTS`; it mentions no forbidden name (``eval``, ``open``, ``getattr``
 attribute starting with an underscore (dunder, name-mangled or private: the way to
 ``question._env.store``), no forbidden attribute (``format``, frame and numpy I/O attributes),
 writes no attribute or item of an imported module (no state smuggled across episodes), holds no
-string literal equal to an answer label of the search stores (gold or not); and it
+string literal equal to an answer label of the search stores (gold or not; identifier-shaped
+strings such as ``"n"`` excepted: code names its keys that way, and some published answers are
+broken extractions like ``n``); and it
 defines the contract: ``class Controller`` with ``__init__(self, beta)``,
 ``schedule(self, beta)`` and ``solve(self, question)``.
 """
@@ -247,7 +249,8 @@ def _check_literals(tree: ast.Module, labels: frozenset[str]) -> Validation | No
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant):
             text = _literal_text(node.value)
-            if text is not None and text in labels and text not in NOISE_LABELS:
+            if (text is not None and text in labels and text not in NOISE_LABELS
+                    and not text.isidentifier()):
                 return _bad(  # the literal is not echoed: the message must not carry answers
                     "forbidden_code", node,
                     "a string literal on this line equals an answer label of the search "
@@ -274,8 +277,9 @@ def validate_source(
         source: The full Python file.
         answer_labels: Strings a literal may not equal: every answer label of the search
             stores, gold or not, so a refusal says nothing about which are gold
-            (:func:`agents.synthesis.loop.answer_labels`; :data:`NOISE_LABELS` are always
-            allowed). The refusal names the line, never the literal.
+            (:func:`agents.synthesis.loop.answer_labels`; :data:`NOISE_LABELS` and
+            identifier-shaped strings are always allowed). The refusal names the line, never
+            the literal.
         no_beta: The ``--no-beta`` contract (``__init__(self, setting)``, a ``SETTINGS`` grid).
 
     Returns:
