@@ -69,12 +69,11 @@ revealed them (never the answer strings); `~ERR`, `~?`, `~No` mark noise answers
 `new sK=A` probe_new opened slot K and read answer A; `more sK=A` probe_more; `read sK=A`
 full_read; a trailing `!` means the branch has finished (A is its final answer); `(maj A)` the
 most frequent of the branches' latest answers became A; `prune sK`; `more sK refused (why)` a
-call the environment refused; `NOTE event k=v ...` the
-controller's own note (answers in it aliased too: `‹A›` inside text, `‹answer›` for an answer of
-another question); `FINISH A (T tok)` its answer and total tokens (`unrevealed`: never returned
-by a primitive, scored wrong). Only the first and last steps, the last note and the steps where
-the majority or a branch's answer changed are shown; `... N steps ...` stands for the steps
-between them."""
+call the environment refused; `NOTE event k=v ...` the controller's own note (answers in it
+aliased too: `‹A›` inside text, `‹answer›` for an answer of another question); `FINISH A (T tok)`
+its answer and total tokens (`unrevealed`: never returned by a primitive, scored wrong). Only
+the first and last steps, the last note and the steps where the majority or a branch's answer
+changed are shown; `... N steps ...` stands for the steps between them."""
 
 
 def system_message(no_beta: bool = False) -> str:
