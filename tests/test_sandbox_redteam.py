@@ -293,19 +293,21 @@ def test_hostile_strings_are_sanitised(secret):
 
 
 def test_hard_coded_answers_are_rejected_by_the_lint(secret):
-    """The discovery lint refuses a string literal equal to a gold answer of the search stores
-    (noise labels stay allowed); and a hard-coded answer would score wrong anyway."""
-    from agents.synthesis.loop import gold_literals
+    """The discovery lint refuses a string literal equal to an answer label of the search
+    stores, gold or not, naming the line but not the literal (noise labels stay allowed); and a
+    hard-coded answer would score wrong anyway."""
+    from agents.synthesis.loop import answer_labels
     from agents.synthesis.validate import validate_source
 
     _path, store = secret
     gold = store.gold_string(0)
-    src = C.GOOD.replace('question.note("stop", reason="no branch")',
-                         f'return "{gold}"').replace("    def solve", "    def solve", 1)
-    v = validate_source(src, gold_literals({"s": store}))
-    assert not v.ok and "gold answer" in v.reason and gold[:10] in v.reason
+    other = next(a for a in store.answers[0] if a != gold and a != "ERR")
+    for label in (gold, other):
+        src = C.GOOD.replace('question.note("stop", reason="no branch")', f'return "{label}"')
+        v = validate_source(src, answer_labels({"s": store}))
+        assert not v.ok and v.reason.startswith("line ") and label[:6] not in v.reason
     noisy = C.GOOD.replace('reason="budget"', 'reason="ERR"')
-    assert validate_source(noisy, gold_literals({"s": store}) | {"ERR"}).ok
+    assert validate_source(noisy, answer_labels({"s": store}) | {"ERR"}).ok
     hard = f"""class Controller:
     def __init__(self, beta):
         pass

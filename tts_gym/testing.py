@@ -71,3 +71,28 @@ def write_store_json(path: str | Path, data: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
+
+
+def distinct_label_questions(seed: int = 0, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`tiny_questions` whose answer labels are distinctive random strings
+    (``ans-`` and 12 hex digits, unique across every call with another ``seed``), gold or not
+    alike; ``ERR`` stays as the noise answer. A plain substring search of any text then finds
+    every answer that leaked into it (the gold-leak tests)."""
+    rng = np.random.default_rng([seed, 0x90_1D])
+    out = []
+    for q, item in enumerate(tiny_questions(seed, **kwargs)):
+        names: dict[str, str] = {"ERR": "ERR"}
+
+        def label(text: str, names: dict[str, str] = names, q: int = q) -> str:
+            if text not in names:
+                names[text] = f"ans-{seed:x}{q:x}-{rng.bytes(6).hex()}"
+            return names[text]
+
+        out.append({
+            **item,
+            "gold_answer": label(item["gold_answer"]),
+            "each_branch": [[[label(p) for p in probes], tokens, label(final)]
+                            for probes, tokens, final in item["each_branch"]],
+            "final_answers_trace": [label(f) for f in item["final_answers_trace"]],
+        })
+    return out

@@ -95,7 +95,7 @@ def shown_traces(history: Sequence[dict[str, Any]]) -> set[tuple[str, int, int]]
         for t in e.get("trace_samples") or []:
             if isinstance(t, dict):
                 with contextlib.suppress(KeyError, TypeError, ValueError):
-                    out.add((str(t["store"]), int(t["question"]), int(t["seed"])))
+                    out.add((str(t["store"]), int(t["question"]), int(t.get("seed", 0))))
     return out
 
 
@@ -191,10 +191,15 @@ def evaluate_reply(
     settings: SweepSettings,
     history: Sequence[dict[str, Any]],
     name: str = "candidate",
-    forbidden_literals: frozenset[str] = frozenset(),
+    answer_labels: frozenset[str] = frozenset(),
     budget_grid: BudgetGrid | None = None,
 ) -> dict[str, Any]:
     """Turn an LLM reply into the evaluated part of a round record (never raises).
+
+    ``answer_labels`` are the search stores' answer labels (:func:`~agents.synthesis.loop.
+    answer_labels`): the lint refuses a string literal equal to one. A failed run's reason and
+    traceback hold no answer string: :func:`~agents.synthesis.sweep.run_sweep` scrubbed them
+    (:func:`~agents.synthesis.aliases.scrub_error`) before they are cut to length here.
 
     Returns:
         ``status`` ("ok", "rejected", "failed"), ``failure_kind``, ``reason``, ``code``,
@@ -204,7 +209,7 @@ def evaluate_reply(
         code = extract_code(reply_text)
     except ExtractionError as exc:
         return _fail("extraction", str(exc), code=None)
-    check = validate_source(code, forbidden_literals, no_beta=settings.knob == "setting")
+    check = validate_source(code, answer_labels, no_beta=settings.knob == "setting")
     if not check.ok:
         return _fail(check.kind, check.reason, code=code, validation=check.to_dict())
     grid = settings

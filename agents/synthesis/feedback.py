@@ -11,12 +11,14 @@ tokens, so later rounds compare with it band by band, episode by episode (paired
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from agents.synthesis.aliases import AnswerLabels, EpisodeAliases
+from agents.synthesis.facts import winnable
 from agents.synthesis.scoring import (
     best_point,
     curve_point,
@@ -223,65 +225,105 @@ def diagnostics(
 
 @dataclass(frozen=True)
 class TraceTarget:
-    """Where to look for a trace: one knob value of the latest sweep and the reference it is
-    compared with there (:func:`matched_reference`)."""
+    """Where a round's traces should teach: one point of its curve against a reference.
 
-    beta: Any
+    Attributes:
+        beta: The knob value whose seed-0 traces are looked at.
+        band: Its label in the prompt (``"cheapest"``, ``"middle"``, ``"top"``).
+        ref_name: The reference's name (``"round 2"``, ``"seed asc"``), or None.
+        ref_correct: The reference at its comparable point: per store, bool ``[S, Q]``
+            (same seeds, row 0 = the traced seed), or None.
+        ref_tokens: Per store, the reference's per-question mean tokens at that point, or None.
+    """
+
+    beta: float
     band: str
-    ref_name: str | None
-    ref_correct: Mapping[str, np.ndarray] | None
-    ref_tokens: Mapping[str, Sequence[float]] | None
+    ref_name: str | None = None
+    ref_correct: Mapping[str, np.ndarray] | None = None
+    ref_tokens: Mapping[str, Sequence[float]] | None = None
+
+
+def _trace_queue(target: TraceTarget, here: Mapping[str, EvalResult],
+                 traces: Mapping[str, list], stores: Mapping[str, ReplayStore]
+                 ) -> list[tuple[str, str, int]]:
+    """``(why, store, question)`` for one target, best first: lost episodes (largest gap of
+    per-question accuracy first), then overspent ones (most tokens more first)."""
+    lost, over = [], []
+    for key, r in here.items():
+        if key not in traces or key not in stores:
+            continue
+        ok = winnable(stores[key])
+        ref = (target.ref_correct or {}).get(key)
+        ref = ref if ref is not None and np.shape(ref)[1:] == r.correct.shape[1:] else None
+        ref_tok = (target.ref_tokens or {}).get(key)
+        for q in range(r.correct.shape[1]):
+            if not ok[q]:
+                continue
+            mine_acc = float(r.per_question_accuracy[q])
+            if ref is not None and not r.correct[0, q] and ref[0, q]:
+                lost.append((float(np.mean(ref[:, q])) - mine_acc, key, q))
+                continue
+            if ref_tok is not None and len(ref_tok) == r.correct.shape[1]:
+                extra = float(r.tokens[0, q]) - float(ref_tok[q])
+            else:
+                extra = float(overspend(traces[key][q]))
+            if extra > 0:
+                over.append((extra, key, q))
+    lost.sort(key=lambda x: (-x[0], x[1], x[2]))
+    over.sort(key=lambda x: (-x[0], x[1], x[2]))
+    return [("lost", k, q) for _g, k, q in lost] + [("overspent", k, q) for _g, k, q in over]
 
 
 def pick_traces(
-    results: Mapping[Any, Mapping[str, EvalResult]],
-    traces: Mapping[Any, Mapping[str, list]],
+    results: Mapping[float, Mapping[str, EvalResult]],
+    traces: Mapping[float, Mapping[str, list]],
     stores: Mapping[str, ReplayStore],
     targets: Sequence[TraceTarget],
     seed: int,
-    shown: set[tuple[str, int, int]],
+    shown: Set[tuple[str, int, int]] = frozenset(),
     n: int = 3,
     chars: int = 1200,
 ) -> list[dict[str, Any]]:
-    """Up to ``n`` traces of seed ``seed``, one per target in order: an episode lost where the
-    reference was right (largest loss of per-question accuracy first), else the one that
-    overspent most against the reference; never from a question no branch gets right, nor a
-    (store, question, seed) in ``shown`` unless nothing else qualifies."""
-    out: list[dict[str, Any]] = []
+    """Up to ``n`` traces of seed ``seed`` (row 0 of the results), one per target in turn.
+
+    For each target: an episode this candidate got wrong while the reference got it right
+    (largest per-question accuracy gap first), else the one that spent the most tokens more
+    than the reference (:func:`~agents.synthesis.scoring.overspend` without reference
+    tokens). Never a question no branch gets right; a (store, question, seed) in ``shown``
+    (earlier rounds) or already picked only when nothing else qualifies for that target.
+    Targets are visited in order, again and again, until ``n`` traces or none is left.
+
+    Returns:
+        Dicts with ``store, question, seed, beta, band, why ("lost" / "overspent"), ref_name,
+        verdict ("right" / "wrong"), text`` (answers aliased, :func:`trace_text`).
+    """
+    labels = AnswerLabels(stores)
+    queues = []
     for t in targets:
-        if len(out) >= n or t.beta not in traces:
-            continue
-        here = results[t.beta]
-        lost, over = [], []
-        for key, r in here.items():
-            if key not in traces[t.beta]:
+        here, tr = results.get(t.beta), traces.get(t.beta)
+        queues.append(_trace_queue(t, here, tr, stores) if here and tr else [])
+    picked: set[tuple[str, int, int]] = set()
+    out: list[dict[str, Any]] = []
+    while len(out) < n and any(queues):
+        for t, queue in zip(targets, queues, strict=True):
+            if len(out) >= n or not queue:
                 continue
-            store = stores[key]
-            ref_c = (t.ref_correct or {}).get(key)
-            ref_t = (t.ref_tokens or {}).get(key)
-            for q in range(store.n_questions):
-                if not np.any(store.final_ans[q, : store.n_branches[q]] == store.gold[q]):
-                    continue
-                taken = any(o["store"] == key and o["question"] == q for o in out)
-                if taken:
-                    continue
-                stale = (key, q, seed) in shown
-                if not r.correct[0, q] and ref_c is not None and ref_c[0, q]:
-                    gap = float(ref_c[:, q].mean() - r.per_question_accuracy[q])
-                    lost.append((stale, -gap, key, q))
-                elif ref_t is not None:
-                    over.append((stale, -(float(r.tokens[0, q]) - ref_t[q]), key, q))
-        pool = [("lost", x) for x in sorted(lost)] + [
-            ("overspent", x) for x in sorted(over) if -x[1] > 0]
-        if not pool:
-            continue
-        why, (_stale, _v, key, q) = pool[0]
-        out.append({
-            "store": key, "question": q, "seed": seed, "beta": t.beta, "band": t.band,
-            "why": why, "ref_name": t.ref_name,
-            "verdict": "right" if here[key].correct[0, q] else "wrong",
-            "text": trace_text(traces[t.beta][key][q], chars),
-        })
+            fresh = [x for x in queue if (x[1], x[2], seed) not in shown | picked]
+            choice = (fresh or [x for x in queue if (x[1], x[2], seed) not in picked]
+                      or [None])[0]
+            if choice is None:
+                queue.clear()
+                continue
+            queue.remove(choice)
+            why, key, q = choice
+            picked.add((key, q, seed))
+            aliases = EpisodeAliases(labels.own(key, q), labels)
+            out.append({
+                "store": key, "question": q, "seed": seed, "beta": t.beta, "band": t.band,
+                "why": why, "ref_name": t.ref_name,
+                "verdict": "right" if results[t.beta][key].correct[0, q] else "wrong",
+                "text": trace_text(traces[t.beta][key][q], chars, aliases),
+            })
     return out
 
 

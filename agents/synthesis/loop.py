@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.synthesis.aliases import AnswerLabels
 from agents.synthesis.candidate import SweepSettings, evaluate_reply
 from agents.synthesis.facts import facts_text
 from agents.synthesis.feedback import grid_of
@@ -214,7 +215,7 @@ def _evaluate(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplaySt
               text: str, r: int, name: str | None = None) -> dict[str, Any]:
     return evaluate_reply(clean_text(text, 200_000), stores, _settings(cfg),
                           [e for e in history.entries() if int(e.get("round", 0)) < r],
-                          name or f"round{r}", gold_literals(stores), run_grid(history))
+                          name or f"round{r}", answer_labels(stores), run_grid(history))
 
 
 def _spent(history: History) -> tuple[float, int]:
@@ -374,10 +375,11 @@ def _settings(cfg: DiscoveryConfig) -> SweepSettings:
                          traces=not cfg.no_traces, knob="setting" if cfg.no_beta else "beta")
 
 
-def gold_literals(stores: dict[str, ReplayStore]) -> frozenset[str]:
-    """The search stores' gold answer strings (a candidate may not hard-code them)."""
-    return frozenset(g for s in stores.values() for q in range(s.n_questions)
-                     if (g := s.gold_string(q)) is not None)
+def answer_labels(stores: dict[str, ReplayStore]) -> frozenset[str]:
+    """Every answer label of every question of the search stores, gold or not (a candidate may
+    not hard-code one; refusing only gold strings would tell the LLM which strings are gold).
+    Noise answers are left out (:data:`~agents.synthesis.aliases.NOISE`)."""
+    return AnswerLabels(stores).all
 
 
 def _reverify(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplayStore],

@@ -71,11 +71,16 @@ reasoning branches; a controller decides how many branches to open, how far to r
 when to abandon one and when to stop and answer."""
 
 TRACE_LEGEND = """\
-Trace symbols: `new sK=A` probe_new opened slot K and read answer A; `more sK=A` probe_more;
-`read sK=A` full_read; a trailing `!` means the branch has finished (A is its final answer);
-`prune sK`; `NOTE event {...}` the controller's own note; `FINISH A (T tok)` its answer and
-total tokens; `... N events ...` the middle of a long trace, cut; answers like 'ERR', '?' or
-'No' are noise the model produced (see the facts)."""
+Trace symbols: answers are per-episode aliases `A`, `B`, ... in the order the episode first
+revealed them (never the answer strings); `~ERR`, `~?`, `~No` mark noise answers (see the facts).
+`new sK=A` probe_new opened slot K and read answer A; `more sK=A` probe_more; `read sK=A`
+full_read; a trailing `!` means the branch has finished (A is its final answer); `(maj A)` the
+most frequent of the branches' latest answers became A; `prune sK`; `more sK refused (why)` a
+call the environment refused; `NOTE event k=v ...` the controller's own note (answers in it
+aliased too: `‹A›` inside text, `‹answer›` for an answer of another question); `FINISH A (T tok)`
+its answer and total tokens (`unrevealed`: never returned by a primitive, scored wrong). Only
+the first and last steps, the last note and the steps where the majority or a branch's answer
+changed are shown; `... N steps ...` stands for the steps between them."""
 
 
 def system_message(no_beta: bool = False) -> str:
@@ -263,8 +268,9 @@ def _seeds_block(rec: dict[str, Any], full: bool) -> list[str]:
                      f"{curve_text(e['curve'], knob)}")
         if full:
             betas = e.get("betas") or {}
-            grid = ", ".join(f"{knob}={k} at beta={v:g}" for k, v in betas.items())
-            lines.append(f"Its candidate file ({grid}):\n```python\n{seed_source(e['name'])}```")
+            grid = "" if knob == "beta" else " (" + ", ".join(
+                f"{knob}={k} at beta={v:g}" for k, v in betas.items()) + ")"
+            lines.append(f"Its candidate file{grid}:\n```python\n{seed_source(e['name'])}```")
     return lines
 
 

@@ -8,11 +8,15 @@ best seed controller, trace checks and a failure summary for the next prompt.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from agents.synthesis.aliases import NOISE, EpisodeAliases, alias_trace, noise_mark
+from agents.synthesis.trace_steps import SKIP, kept_indices, walk
 from tts_gym.evaluation import EvalResult
 from tts_gym.evaluation.curves import BudgetGrid, curve_score
 from tts_gym.store import ReplayStore
@@ -130,33 +134,96 @@ def failure_summary(result: EvalResult, store: ReplayStore, stats: Mapping[str, 
     }
 
 
+def _value_text(v: Any) -> str:
+    if isinstance(v, str) and re.fullmatch(r"[\w.~‹›+-]+", v):
+        return v
+    return json.dumps(v, ensure_ascii=False, default=str)
+
+
 def _event_text(ev: dict[str, Any]) -> str:
+    """One (aliased) event as shown in a trace."""
     op = ev.get("op")
-    if op == "probe_new":
+    if op in ("probe_new", "probe_more", "full_read"):
+        name = {"probe_new": "new", "probe_more": "more", "full_read": "read"}[op]
         if ev.get("none_left"):
-            return "probe_new->None"
-        return f"new s{ev['slot']}={ev['answer']}{'!' if ev['finished'] else ''}"
-    if op == "probe_more":
-        return f"more s{ev['slot']}={ev['answer']}{'!' if ev['finished'] else ''}"
-    if op == "full_read":
-        return "full_read->None" if ev.get("none_left") else f"read s{ev['slot']}={ev['answer']}"
+            return f"{name}->None"
+        if ev.get("refused"):
+            return f"{name} s{ev.get('slot')} refused ({ev['refused']})"
+        return f"{name} s{ev.get('slot')}={ev.get('answer')}{'!' if ev.get('finished') else ''}"
     if op == "note":
-        fields = {k: v for k, v in ev.items() if k not in ("op", "event")}
-        return f"NOTE {ev.get('event')} {fields}"
+        fields = " ".join(f"{k}={_value_text(v)}" for k, v in ev.items()
+                          if k not in ("op", "event"))
+        text = f"NOTE {_value_text(ev.get('event', ''))}" + (f" {fields}" if fields else "")
+        return text if len(text) <= NOTE_CHARS else text[: NOTE_CHARS - 3] + "..."
     if op == "finish":
-        return f"FINISH {ev.get('answer')} ({ev.get('tokens')} tok)"
+        flag = " unrevealed" if ev.get("unrevealed") else ""
+        return f"FINISH {ev.get('answer')}{flag} ({ev.get('tokens')} tok)"
     if op == "prune":
         return f"prune s{ev.get('slot')}"
-    return str(ev)
+    return str(ev.get("op"))
 
 
-def trace_text(trace: Sequence[dict[str, Any]], max_chars: int = 1200) -> str:
-    """One trace as a compact line (``!`` = branch finished), truncated in the middle."""
-    text = "; ".join(_event_text(e) for e in trace)
-    if len(text) <= max_chars:
-        return text
-    half = max_chars // 2
-    return f"{text[:half]} ... {text[-half:]}"
+NOTE_CHARS = 200
+"""Characters of one note in a trace text."""
+
+
+def trace_text(trace: Sequence[dict[str, Any]], max_chars: int = 1200,
+               aliases: EpisodeAliases | None = None) -> str:
+    """One episode trace as one line, answers aliased (:mod:`~agents.synthesis.aliases`).
+
+    Keeps the first and last steps, the last note and the steps where the revealed majority or
+    a branch's answer changed (:mod:`~agents.synthesis.trace_steps`; a majority change is
+    marked ``(maj A)``); each stretch between kept steps is shown as ``... N steps ...``.
+    When that is longer than ``max_chars``, branch changes are dropped first, then majority
+    changes, each time where kept steps are densest.
+
+    Args:
+        trace: The broker's (or the handle's) events of one episode.
+        max_chars: Cap on the text.
+        aliases: The episode's aliases (knowing its question's labels and the run's); a fresh
+            one that only knows the revealed answers when None.
+    """
+    events = alias_trace(trace, aliases or EpisodeAliases())
+    steps = walk(events, noise={noise_mark(x) for x in NOISE})
+    kept = kept_indices(events, steps)
+    if not kept:
+        return ""
+    fixed = {kept[0], kept[-1]} | {i for i in kept if events[i].get("op") == "note"}
+    rank = {i: 0 if i in fixed else (1 if steps[i].majority_changed else 2) for i in kept}
+    texts = {}
+    for i in kept:
+        t = _event_text(events[i])
+        if steps[i].majority_changed and steps[i].majority is not None:
+            t += f" (maj {steps[i].majority})"
+        texts[i] = t
+    sizes = [int(ev.get("skipped", 0)) if ev.get("op") == SKIP else 1 for ev in events]
+
+    def render(idx: list[int]) -> str:
+        parts, prev = [], -1
+        for i in idx:
+            gap = sum(sizes[prev + 1 : i])
+            if gap:
+                parts.append(f"... {gap} step{'s' if gap > 1 else ''} ...")
+            parts.append(texts[i])
+            prev = i
+        gap = sum(sizes[prev + 1 :])
+        if gap:
+            parts.append(f"... {gap} step{'s' if gap > 1 else ''} ...")
+        return "; ".join(parts)
+
+    text = render(kept)
+    while len(text) > max_chars:
+        loose = [j for j in range(1, len(kept) - 1) if rank[kept[j]]]
+        if not loose:
+            break
+        worst = max(rank[kept[j]] for j in loose)
+        j = min((j for j in loose if rank[kept[j]] == worst),
+                key=lambda j: (kept[j + 1] - kept[j - 1], j))
+        kept.pop(j)
+        text = render(kept)
+    if len(text) > max_chars:
+        text = text[: max(0, max_chars - 3)] + "..."
+    return text
 
 
 # --- noise, the curve-level criterion, diagnostics -----------------------------------------------
@@ -215,9 +282,16 @@ def overspend(trace: Sequence[dict[str, Any]]) -> int:
     spent = 0
     settled_at = None
     for ev in trace:
-        if ev.get("op") in ("probe_new", "probe_more", "full_read") and "answer" in ev:
+        if ev.get("op") == SKIP:  # a stretch shortened away (trace_steps.shorten)
+            spent += int(ev.get("tokens", 0))
+            for a, c in (ev.get("revealed") or {}).items():
+                counts[a] = counts.get(a, 0) + int(c)
+        elif ev.get("op") in ("probe_new", "probe_more", "full_read") and "answer" in ev:
             spent += int(ev.get("tokens", 0))
             counts[ev["answer"]] = counts.get(ev["answer"], 0) + 1
+        else:
+            continue
+        if counts:
             top = max(counts.values())
             leads = counts.get(final, 0) == top
             if leads and settled_at is None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.synthesis.aliases import AnswerLabels, EpisodeAliases
 from agents.synthesis.feedback import point_detail, scored_point, top_point
 from agents.synthesis.scoring import budget_score, trace_text
 from tts_gym.controller import make_controller
@@ -107,6 +108,7 @@ def evaluate_seed(
     best_ctrl = make_controller(name, {knob: values[i], **fixed})
     key, store = next(iter(stores.items()))
     traced = evaluate(best_ctrl, store, [0], traces=True, path="handle")
+    labels = AnswerLabels(stores)  # the trace shows aliases, never answer strings
     return {
         "name": name,
         "status": "ok",
@@ -118,7 +120,8 @@ def evaluate_seed(
         "details": details,
         "file": FILE_OF[name],
         "betas": {str(v): beta_of(name, v) for v in values},
-        "trace": {"store": key, "question": 0, "text": trace_text(traced.traces[0][0], 800)},
+        "trace": {"store": key, "question": 0, "text": trace_text(
+            traced.traces[0][0], 800, EpisodeAliases(labels.own(key, 0), labels))},
     }
 
 

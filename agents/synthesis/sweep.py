@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.synthesis.aliases import AnswerLabels, scrub_error
+from agents.synthesis.trace_steps import shorten
 from tts_gym.evaluation import EvalResult
 from tts_gym.evaluation.scoring import score
 from tts_gym.sandbox.broker import UnitResult, UnitSpec
@@ -26,7 +28,8 @@ from tts_gym.sandbox.units import run_units
 from tts_gym.store import ReplayStore
 
 TRACE_EVENTS = 160
-"""Events kept per recorded trace (the first and last half; the middle is summarised)."""
+"""Events kept per recorded trace (first, last, the last note and the key steps where the
+revealed majority or a branch's answer changed; :func:`~agents.synthesis.trace_steps.shorten`)."""
 
 
 @dataclass
@@ -36,7 +39,8 @@ class SweepRun:
     Attributes:
         status: ``"ok"`` or ``"error"``.
         error: The first unit error (kind, summary, traceback, store, question, seed) plus
-            ``beta`` and a one-line ``reason``.
+            ``beta`` and a one-line ``reason``; its text holds no answer string of ``stores``
+            (:func:`~agents.synthesis.aliases.scrub_error`).
         results: ``beta -> store key -> EvalResult`` (when ok).
         stats: ``beta -> store key -> op -> int64 [S, Q]`` primitive counts.
         traces: ``beta -> store key -> [Q] trace`` of seed ``trace_seed`` (capped).
@@ -58,11 +62,10 @@ class SweepRun:
 
 
 def cap_trace(trace: list[dict[str, Any]], keep: int = TRACE_EVENTS) -> list[dict[str, Any]]:
-    """The first and last ``keep // 2`` events, with the number skipped between them."""
-    if len(trace) <= keep:
-        return trace
-    half = keep // 2
-    return [*trace[:half], {"op": "...", "skipped": len(trace) - 2 * half}, *trace[-half:]]
+    """At most ``keep`` events of ``trace``: the key steps, with markers saying what the
+    elided stretches skipped, charged and revealed (:func:`~agents.synthesis.trace_steps.
+    shorten`)."""
+    return shorten(trace, keep)
 
 
 def run_sweep(
@@ -116,7 +119,8 @@ def run_sweep(
     for spec, r in zip(specs, out, strict=True):
         if r is not None and r.status != "ok":
             value = spec.params.get("beta", spec.params.get("setting"))
-            err = dict(r.error or {})
+            # no answer string of a store leaves in the error's text (agents.synthesis.aliases)
+            err = scrub_error(r.error or {}, AnswerLabels(stores), source, filename)
             err["beta"] = value
             where = f"beta={value:g}" if knob == "beta" else f"setting={json.dumps(value)}"
             err["reason"] = f"{describe_error(err)} at {where}"

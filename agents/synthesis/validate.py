@@ -7,7 +7,10 @@ Checks, in order: the source parses; it imports only :data:`~agents.synthesis.co
 ALLOWED_IMPORTS`; it mentions no forbidden name (``eval``, ``open``, ``getattr``...), no
 attribute starting with an underscore (dunder, name-mangled or private: the way to
 ``question._env.store``), no forbidden attribute (``format``, frame and numpy I/O attributes),
-writes no attribute or item of an imported module (no state smuggled across episodes); and it
+writes no attribute or item of an imported module (no state smuggled across episodes), holds no
+string literal equal to an answer label of the search stores (gold or not; identifier-shaped
+strings such as ``"n"`` excepted: code names its keys that way, and some published answers are
+broken extractions like ``n``); and it
 defines the contract: ``class Controller`` with ``__init__(self, beta)``,
 ``schedule(self, beta)`` and ``solve(self, question)``.
 """
@@ -232,17 +235,28 @@ NOISE_LABELS = frozenset({"", "ERR", "?", "No", "None", "[Boxed Answer]"})
 """Answer strings that are noise, never treated as hard-coded answers."""
 
 
-def _check_literals(tree: ast.Module, forbidden: frozenset[str]) -> Validation | None:
-    if not forbidden:
+def _literal_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None
+
+
+def _check_literals(tree: ast.Module, labels: frozenset[str]) -> Validation | None:
+    if not labels:
         return None
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if node.value in forbidden and node.value not in NOISE_LABELS:
-                return _bad(
+        if isinstance(node, ast.Constant):
+            text = _literal_text(node.value)
+            if (text is not None and text in labels and text not in NOISE_LABELS
+                    and not text.isidentifier()):
+                return _bad(  # the literal is not echoed: the message must not carry answers
                     "forbidden_code", node,
-                    f"the string literal {node.value[:40]!r} is a gold answer of the search "
-                    "questions; hard-coded answers are not allowed (answers must come from "
-                    "the primitives)",
+                    "a string literal on this line equals an answer label of the search "
+                    "questions (any answer some branch gives, right or wrong); hard-coded "
+                    "answers are not allowed: answers must come from the primitives. Rename "
+                    "or compute that string",
                 )
     return None
 
@@ -255,14 +269,17 @@ mismatch`` (CPython gh-106905)."""
 
 
 def validate_source(
-    source: str, forbidden_literals: frozenset[str] = frozenset(), no_beta: bool = False
+    source: str, answer_labels: frozenset[str] = frozenset(), no_beta: bool = False
 ) -> Validation:
     """Lint a candidate's source without running it (feedback for the LLM, not the boundary).
 
     Args:
         source: The full Python file.
-        forbidden_literals: Strings a literal may not equal (the search stores' gold answers;
-            :data:`NOISE_LABELS` are always allowed).
+        answer_labels: Strings a literal may not equal: every answer label of the search
+            stores, gold or not, so a refusal says nothing about which are gold
+            (:func:`agents.synthesis.loop.answer_labels`; :data:`NOISE_LABELS` and
+            identifier-shaped strings are always allowed). The refusal names the line, never
+            the literal.
         no_beta: The ``--no-beta`` contract (``__init__(self, setting)``, a ``SETTINGS`` grid).
 
     Returns:
@@ -286,7 +303,7 @@ def validate_source(
     bad = _check_code(tree, imported)
     if bad is not None:
         return bad
-    bad = _check_literals(tree, forbidden_literals)
+    bad = _check_literals(tree, answer_labels)
     if bad is not None:
         return bad
     bad = _check_contract(tree, no_beta)
