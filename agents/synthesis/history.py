@@ -18,8 +18,12 @@ requested again) and no finished round is repeated, because round files are neve
 
 Nothing on disk is believed on ``--resume`` without a check: every round record is signed
 with an HMAC-SHA256 whose key lives outside the run folder (the user cache, see
-:func:`run_key`), so a record edited by anyone (or anything) that can write the run folder fails
-verification and is recomputed by the loop (its code linted and run again) instead of used.
+:func:`run_key`) and which also covers the run's :attr:`History.context` (the settings a resume
+must keep and the digests of the run's stores), so a record edited by anyone (or anything) that
+can write the run folder, or copied from another run, fails verification and is recomputed by
+the loop (its code linted and run again) instead of used. Every file a resume reads is size-,
+depth- and type-checked first (:func:`read_json`); a damaged saved prompt or response is
+refused in one sentence that names it and says what to do (:class:`RunFolderError`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ from tts_gym.io import write_json_atomic
 from tts_gym.paths import user_cache_root
 
 SIGNATURE = "signature"
+MAX_FILE_BYTES = 32 << 20
+"""Largest file of a run folder that a resume reads (a round record is ~0.1-1 MB)."""
+MAX_DEPTH = 64
+"""Deepest nesting of lists and dicts accepted in a run folder's JSON."""
 _ROUND_FILE = re.compile(r"round_(\d{3})(?:_k(\d{1,3}))?\.json")
 _RECOMPUTED_FILE = re.compile(r"round_(\d{3})(?:_k(\d{1,3}))?\.recomputed\.json")
 
@@ -72,9 +80,10 @@ def run_key(run_id: str, create: bool) -> bytes | None:
     return key
 
 
-def _digest(key: bytes, record: dict[str, Any]) -> str:
+def _digest(key: bytes, record: dict[str, Any], context: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != SIGNATURE}
-    text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    signed = {"record": body, "context": context} if context else body
+    text = json.dumps(signed, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
@@ -82,14 +91,83 @@ class HistoryError(RuntimeError):
     """An inconsistent history (e.g. rewriting a finished round)."""
 
 
+class RunFolderError(ValueError):
+    """A file of a run folder that a resume cannot use (the message names it and the fix)."""
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a JSON value (0 for a scalar), computed without recursion."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            depth = max(depth, d)
+            if d > MAX_DEPTH:
+                return d
+            stack.extend((x, d + 1) for x in v)
+    return depth
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON value in ``path`` after size and depth checks.
+
+    Raises:
+        RunFolderError: Missing, larger than :data:`MAX_FILE_BYTES`, not JSON, or nested deeper
+            than :data:`MAX_DEPTH`; the message names the file and ``what`` it should hold.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise RunFolderError(f"{path} ({what}) has {size:,} bytes, more than a run folder's "
+                                 f"files may ({MAX_FILE_BYTES:,}); it is not a file tts-gym wrote.")
+        value = json.loads(path.read_bytes())
+    except RunFolderError:
+        raise
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RunFolderError(f"{path} ({what}) cannot be read as JSON "
+                             f"({type(exc).__name__}).") from None
+    if json_depth(value) > MAX_DEPTH:
+        raise RunFolderError(f"{path} ({what}) is nested deeper than {MAX_DEPTH} levels; it is "
+                             "not a file tts-gym wrote.")
+    return value
+
+
+def _is_prompt(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str)
+        and isinstance(m.get("content"), str) for m in value)
+
+
+def _is_response(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("text"), str)
+            and isinstance(value.get("usage", {}), dict))
+
+
+_STAGES = {
+    "prompt": ("the saved prompt of the round", _is_prompt,
+               "delete it and the round's prompt is built again from the finished rounds"),
+    "response": ("the saved LLM reply of the round", _is_response,
+                 "delete it to ask the LLM for this round again (a paid request)"),
+    "evaluating": ("the mark that the reply's evaluation started", lambda v: isinstance(v, dict),
+                   "delete it to evaluate the saved reply again"),
+}
+"""Stage name -> (what the file holds, its shape check, how to recover when it is damaged)."""
+
+
 class History:
     """Rounds of one discovery run, stored under ``root``."""
 
-    def __init__(self, root: str | Path, key: bytes | None = None) -> None:
+    def __init__(self, root: str | Path, key: bytes | None = None,
+                 context: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.rounds_dir = self.root / "rounds"
         self.index_path = self.root / "index.json"
         self.key = key
+        self.context: dict[str, Any] = dict(context or {})
+        """What every signature also covers: the settings a resume must keep and the digests
+        of the run's stores (set by the loop before any record is read or written)."""
         self.replaced: dict[int | tuple[int, int], dict[str, Any]] = {}
         """Verified stand-ins for round files that failed verification (set by the loop); keyed
         by round, or ``(round, sibling)`` for siblings 1..K-1."""
@@ -97,14 +175,18 @@ class History:
     def verify(self, record: dict[str, Any]) -> bool:
         """True if ``record`` carries a valid signature under this run's key."""
         sig = record.get(SIGNATURE)
-        return (self.key is not None and isinstance(sig, str)
-                and hmac.compare_digest(sig, _digest(self.key, record)))
+        if self.key is None or not isinstance(sig, str):
+            return False
+        try:
+            return hmac.compare_digest(sig, _digest(self.key, record, self.context))
+        except (TypeError, ValueError, RecursionError):  # not a JSON record tts-gym wrote
+            return False
 
     def sign(self, record: dict[str, Any]) -> dict[str, Any]:
         """``record`` with its signature (unchanged when there is no key)."""
         if self.key is None:
             return record
-        return {**record, SIGNATURE: _digest(self.key, record)}
+        return {**record, SIGNATURE: _digest(self.key, record, self.context)}
 
     def round_path(self, r: int, k: int = 0) -> Path:
         """File of finished round ``r`` (sibling ``k``)."""
@@ -136,10 +218,11 @@ class History:
         return got if got is not None else self.raw(r, k)
 
     def raw(self, r: int, k: int = 0) -> dict[str, Any]:
-        """The round file as it is on disk (unverified; ``{}`` if unreadable)."""
+        """The round file as it is on disk (unverified; ``{}`` if unreadable, too large, too
+        deep or not an object: then it does not verify and is recomputed)."""
         try:
-            rec = json.loads(self.round_path(r, k).read_text())
-        except (OSError, ValueError, RecursionError):
+            rec = read_json(self.round_path(r, k), "a finished round's record")
+        except RunFolderError:
             return {}
         return rec if isinstance(rec, dict) else {}
 
@@ -185,8 +268,8 @@ class History:
             if not m:
                 continue
             try:
-                rec = json.loads(p.read_text())
-            except (OSError, ValueError, RecursionError):
+                rec = read_json(p, "a recomputed round's record")
+            except RunFolderError:
                 continue
             if isinstance(rec, dict) and self.verify(rec):
                 self.replaced[_key(int(m[1]), int(m[2] or 0))] = rec
@@ -216,11 +299,26 @@ class History:
         write_json_atomic(self.partial_dir(r) / f"{name}{_suffix(k)}.json", obj)
 
     def load_partial(self, r: int, name: str, k: int = 0) -> Any | None:
-        """A saved stage of round ``r`` (sibling ``k``), or None."""
+        """A saved stage (``prompt``, ``response`` or ``evaluating``) of round ``r`` (sibling
+        ``k``), or None when it was not saved.
+
+        Raises:
+            RunFolderError: The file is damaged or not of its stage's shape (the message names
+                it and how to recover).
+        """
         path = self.partial_dir(r) / f"{name}{_suffix(k)}.json"
         if not path.is_file():
             return None
+        what, ok, fix = _STAGES[name]
         try:
-            return json.loads(path.read_text())
-        except ValueError:  # pragma: no cover - atomic writes make this unreachable
-            return None
+            value = read_json(path, what)
+        except RunFolderError as exc:
+            raise RunFolderError(f"{exc} To resume, {fix}.") from None
+        if not ok(value):
+            raise RunFolderError(f"{path} is not {what} (wrong shape: it was edited or damaged); "
+                                 f"to resume, {fix}.")
+        return value
+
+    def drop_stage(self, r: int, name: str, k: int = 0) -> None:
+        """Remove one saved stage of round ``r`` (sibling ``k``), if present."""
+        (self.partial_dir(r) / f"{name}{_suffix(k)}.json").unlink(missing_ok=True)
