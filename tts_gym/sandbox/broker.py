@@ -735,7 +735,8 @@ class _Session:
         b = self.broker
         if frame[0] != wire.BATCH:
             raise ProtocolError(f"unexpected message type {frame[:1]!r}")
-        if b.loading and frame[9:13] == _SETUP_FAILURE:
+        # "did not load" is the first frame after START or nothing (the frame is counted)
+        if int(b.frames[0]) == b.start_frames + 1 and frame[9:13] == _SETUP_FAILURE:
             _entries, strings = wire.decode_batch(frame, 1, MAX_ERROR_CHARS + 2000)
             info = parse_json(strings[0], MAX_ERROR_CHARS + 2000) if strings else None
             info = info if isinstance(info, dict) else {}
