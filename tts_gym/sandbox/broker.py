@@ -226,6 +226,7 @@ class Broker:
         self.traces: list[list[dict[str, Any]]] | None = (
             [[] for _ in range(n)] if spec.traces else None)
         self.error: dict[str, Any] | None = None
+        self.error_rank = -1  # the failing question's rank while its batch is recorded
         self.offsets = np.cumsum([0] + [p.n_questions for p in parts])
         self.labels = _label_table(store)
         # the turn order (take_turns): START runs every episode in order
@@ -352,11 +353,11 @@ class Broker:
             self._trace(entries, reply, answer_ids)
         if n_others:
             rows = entries.tolist()
+            self.error_rank = -1  # failures of one batch compete for the report (see _fail)
             for j in others[:n_others].tolist():
                 e, op, arg = rows[j]
-                self._record(e, op, arg, strings)
-                if self.error is not None:
-                    break
+                if self.error is None or op == wire.OP_FAIL:
+                    self._record(e, op, arg, strings)
         return wire.encode_reply(reply[:n], pairs, texts)
 
     def _trace(self, entries: np.ndarray, reply: np.ndarray, answer_ids: np.ndarray) -> None:
@@ -423,8 +424,13 @@ class Broker:
                                    **({} if self.revealed[e] else {"unrevealed": True})})
 
     def _fail(self, e: int, kind: str, summary: Any, tb: Any, line: Any = None) -> None:
-        if self.error is not None:
+        """Record episode ``e``'s failure as the unit's error. Of several failures in one batch
+        the one of the first question (in store order) is reported, so which one is named does
+        not depend on the secret order the candidate played them in."""
+        rank = int(self.perm[e])
+        if self.error is not None and not 0 <= rank < self.error_rank:
             return
+        self.error_rank = rank
         self.done[e] = 1
         self.error = {
             "kind": kind,
@@ -612,8 +618,8 @@ def _exit_error(code: int, limits: SandboxLimits, episodes: int) -> dict[str, An
     if code in (-signal.SIGXCPU, -signal.SIGKILL):
         cpu = limits.process_cpu_s(episodes)
         how = "" if limits.cpu_s is not None else (
-            f": the {limits.watchdog_s:g} s watchdog + {limits.episode_cpu_s:g} s per episode x "
-            f"{episodes} episodes; raise --episode-cpu if an episode needs more")
+            f" (the {limits.watchdog_s:g} s watchdog + {limits.episode_cpu_s:g} s per episode x "
+            f"{episodes} episodes)")
         return {"kind": "cpu_limit",
                 "summary": f"the candidate process exceeded its CPU limit of {cpu:g} s{how}"}
     if code == 71:
