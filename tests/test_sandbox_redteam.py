@@ -301,7 +301,10 @@ def test_a_stall_alone_in_its_turn_is_blamed_on_its_question(secret):
             evaluate_source(R.fill(R.STALL_ALONE, TARGET="ANSSECRET-2-"), store, [seed],
                             params={"beta": 0.5}, limits=LIMITS)
         err = info.value.error
-        assert err["kind"] == "stalled" and err["question"] == 2 and err["seed"] == seed, err
+        # a C call that computes: the turn's CPU check (one episode's watchdog) or the stall
+        # limit, whichever comes first on this machine
+        assert err["kind"] in ("stalled", "cpu_limit"), err
+        assert err["question"] == 2 and err["seed"] == seed, err
 
 
 def test_a_spinning_episode_that_lies_is_blamed_by_the_brokers_record(secret):
