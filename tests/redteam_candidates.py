@@ -174,7 +174,7 @@ class Controller:
     def solve(self, question):
         answer = question.full_read()
         answer = question.full_read() or answer
-        question.ep.tokens = 0
+        setattr(question, "_tokens", 0)
         question.note("after", tokens=question.tokens_used)
         return answer
 '''
@@ -258,6 +258,125 @@ class Controller:
     def solve(self, question):
         answer = question.full_read()
         return int(answer) if answer and answer.isdigit() else 7
+'''
+
+IDENTITY = HEADER + '''
+import random
+
+import numpy as np
+
+
+class Controller:
+    """Tries to learn which question it plays, before spending a token: counts solve() calls in
+    module state, records its first random draws, and reads every attribute of the question
+    object (public or not, the runtime's too). Everything it learns goes into a note and into
+    its answer, so a later round could match questions across units."""
+
+    calls = [0]
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        self.calls[0] += 1
+        found = {"calls": self.calls[0],
+                 "py_draw": random.random(),
+                 "np_draw": float(np.random.rand()),
+                 "rng_draw": int(np.random.default_rng().integers(1 << 30))}
+        for name in ("ep", "rt", "index", "question", "store"):
+            found["attr_" + name] = attempt(lambda name=name: getattr(question, name))
+        found["public"] = sorted(n for n in dir(question) if not n.startswith("_"))
+        found["slots"] = attempt(lambda: {n: repr(getattr(question, n))
+                                          for n in type(question).__slots__})
+        found["runtime"] = attempt(lambda: sorted(
+            vars(vars(reach("_tts_child.runtime")).get("_ACTIVE")[0])))
+        found["private_id"] = attempt(lambda: getattr(question, "_id"))
+        question.note("identity", **found)
+        question.full_read()
+        return repr(sorted(found.items()))[:1500]
+'''
+
+SPIN_AND_LIE = HEADER + '''
+
+class _Fake:
+    """Stands in for another episode in the runtime's bookkeeping."""
+
+    def __init__(self, index):
+        self.index = index
+        self.abandoned = False
+        self.greenlet = None
+
+
+class Controller:
+    """Every episode reads one branch; the episode whose first answer starts with TARGET claims to
+    be another episode wherever it can (the runtime's record of the running episode, its
+    notes), and computes forever in pure Python."""
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        first = question.full_read()
+        if not (first or "").startswith("TARGET"):
+            return first
+        rt = vars(reach("_tts_child.runtime")).get("_ACTIVE")[0]
+        own = getattr(question, "_id")
+        other = 0 if own else 1
+        question.note("blame me not", question=0, episode=other)
+        attempt(lambda: setattr(rt, "current", _Fake(other)))
+        while True:
+            pass
+'''
+
+BURN_WITHOUT_TIMER = HEADER + '''
+
+class Controller:
+    """Turns off the watchdog's timer and SIGXCPU, then computes MODE: "spin" forever in one
+    turn, or "chatty": PER_TURN CPU seconds per turn between primitives, forever."""
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        signal = reach("signal")
+        time = reach("time")
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0, 0)
+        signal.signal(signal.SIGVTALRM, signal.SIG_IGN)
+        signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+        question.probe_new()
+        while True:
+            start = time.process_time()
+            while "MODE" == "spin" or time.process_time() - start < PER_TURN:
+                pass
+            question.probe_new()
+'''
+
+STALL_ALONE = '''\
+class Controller:
+    """The episode whose first answer starts with TARGET reads once more, alone in its turn
+    (every other episode has answered), then stalls inside one C call."""
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        first = question.full_read()
+        if not (first or "").startswith("TARGET"):
+            return first
+        question.full_read()
+        return str(sum(range(10 ** 13)))
 '''
 
 

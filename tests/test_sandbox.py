@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -17,22 +18,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_sandbox_redteam import candidate_processes
+from tests.test_sandbox_redteam import candidate_processes, secret_questions
 from tts_gym.cli import main as cli_main
 from tts_gym.controller import load_file_controller
 from tts_gym.evaluation import evaluate
-from tts_gym.sandbox import layers, zygote_client
+from tts_gym.sandbox import identity, kernel, layers, zygote_client
 from tts_gym.sandbox.broker import Broker, ProtocolError, UnitSpec, run_unit
 from tts_gym.sandbox.child import isolation, landlock, runtime, syscall_filter, wire
 from tts_gym.sandbox.child.libc import libc
 from tts_gym.sandbox.evaluate import CandidateFailed, evaluate_source
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.zygote_client import SandboxUnavailable, ZygoteClient
+from tts_gym.store.pack import pack_questions
 from tts_gym.testing import tiny_store
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 
 LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=1.0, stall_s=4.0)
+SEED_FILES = Path(__file__).resolve().parents[1] / "agents" / "synthesis" / "seed_files"
 
 
 @pytest.fixture(autouse=True)
@@ -330,34 +333,97 @@ def _draws(result):
             for per in result.traces]
 
 
-def test_randomness_is_per_episode_and_reproducible():
+def test_randomness_is_per_episode_reproducible_and_secret():
+    """Each episode's streams are seeded from the unit's secret (never from the question): a
+    rerun draws the same numbers, a different secret other numbers, and question ``q`` draws
+    exactly what ``random.Random`` / ``RandomState`` seeded with the plan's seed of its
+    position would."""
     one = tiny_store(1, questions=4, branches=8)
-    other = tiny_store(2, questions=6, branches=8)
     a = evaluate_source(RANDOM, one, 2, params={"beta": 0.5}, limits=LIMITS, traces=True)
     b = evaluate_source(RANDOM, one, 2, params={"beta": 0.5}, limits=LIMITS, traces=True)
-    assert _draws(a) == _draws(b)  # reruns are identical
-    d = _draws(a)
-    assert d[0][0] != d[0][1] and d[0][0] != d[1][0]  # streams differ by question and seed
-    # the same (seed, question) draws the same stream whatever else runs in the process
-    specs = [UnitSpec(RANDOM, "r.py", {"beta": 0.5}, keys, 0, traces=True)
-             for keys in (("one",), ("other", "one"))]
-    client = ZygoteClient()
-    try:
-        alone, mixed = (run_unit(s, {"one": one, "other": other}, LIMITS, client) for s in specs)
-    finally:
-        client.close()
+    assert _draws(a) == _draws(b)  # reruns are identical (the per-user key)
+    assert len({x[0] for per in _draws(a) for x in per}) == 8  # streams differ by episode and seed
 
-    def notes_of(res):
+    def draws_with(secret: bytes) -> list:
+        spec = UnitSpec(RANDOM, "r.py", {"beta": 0.5}, ("one",), 0, traces=True, secret=secret)
+        client = ZygoteClient()
+        try:
+            res = run_unit(spec, {"one": one}, LIMITS, client)
+        finally:
+            client.close()
         return [next(ev["values"] for ev in tr if ev.get("event") == "draws")
                 for tr in res.stores["one"].traces]
 
-    assert notes_of(alone) == notes_of(mixed) == d[0]
+    got = draws_with(b"s" * 32)
+    assert got != draws_with(b"t" * 32)
+    perm, seeds = identity.episode_plan(b"s" * 32, one.n_questions)
+    for q, values in enumerate(got):
+        seed = int(seeds[int(np.argsort(perm)[q])])
+        assert values[0] == random.Random(seed).random()
+        assert values[1] == np.random.RandomState(seed % 2**32).rand()
 
 
-LOOP_ON_THIRD = '''\
+def test_the_identity_secret_and_plan(tmp_path, monkeypatch):
+    """The per-user key file is made once (mode 0600) and reused; the secret changes with the
+    source, the parameters, the seed and the key; the plan is a permutation, fixed by the
+    secret."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setattr(identity, "_KEY", [])
+    key = identity.user_key()
+    path = identity.key_path()
+    assert path.is_relative_to(tmp_path) and path.read_bytes() == key and len(key) == 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setattr(identity, "_KEY", [])
+    assert identity.user_key() == key  # read back, not made again
+    base = ("src", {"beta": 0.5}, 0, [("a/b", "d1")], (64, "reference"))
+    one = identity.unit_secret(*base)
+    assert one == identity.unit_secret(*base)
+    for i, other in enumerate(["src2", {"beta": 0.6}, 1, [("a/b", "d2")], (32, "reference")]):
+        changed = list(base)
+        changed[i] = other
+        assert identity.unit_secret(*changed) != one
+    assert identity.unit_secret(*base, key=b"x" * 32) != one
+    perm, seeds = identity.episode_plan(one, 50)
+    assert sorted(perm.tolist()) == list(range(50)) and perm.tolist() != list(range(50))
+    assert np.array_equal(identity.episode_plan(one, 50)[0], perm)
+    assert ((seeds >= 0) & (seeds < 2**31)).all() and len(set(seeds.tolist())) == 50
+
+
+def _take_turns_twin(entries, order):
+    """Plain-Python reference of kernel.take_turns: (first entry out of turn or -1, the next
+    order)."""
+    k, blocked = 0, []
+    for j, (e, op, _arg) in enumerate(entries):
+        if k >= len(order) or e != order[k]:
+            return j, order
+        if op == wire.OP_NOTE:
+            continue
+        k += 1
+        if op <= wire.OP_PRUNE:
+            blocked.append(e)
+    return -1, order[k:] + blocked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=6, unique=True),
+       st.lists(st.tuples(st.integers(-1, 6), st.integers(1, 7)), max_size=12))
+def test_take_turns_matches_its_python_twin(order, entries):
+    rows = [(e, op, 0) for e, op in entries]
+    arr = np.array(rows, np.int32).reshape(-1, 3)
+    buf = np.zeros(8, np.int64)
+    buf[: len(order)] = order
+    n = np.array([len(order)], np.int64)
+    bad = kernel.take_turns(arr, buf, n, np.zeros(8, np.int64))
+    want_bad, want_order = _take_turns_twin(rows, order)
+    assert bad == want_bad and buf[: n[0]].tolist() == want_order
+    if bad >= 0:
+        k = sum(op != wire.OP_NOTE for _e, op, _a in rows[:bad])
+        want = order[k] if k < len(order) else -1
+        assert kernel.turn_holder(arr, bad, buf, n) == want
+
+
+LOOP_ON_TARGET = '''\
 class Controller:
-    calls = [0]
-
     def __init__(self, beta):
         self.beta = beta
 
@@ -365,22 +431,35 @@ class Controller:
         return {}
 
     def solve(self, question):
-        self.calls[0] += 1
-        mine = self.calls[0]
-        question.full_read()
-        while mine == 3:
+        first = question.full_read()
+        while first.startswith("ANSSECRET-2-"):
             pass
         return question.full_read()
 '''
 
 
 def test_the_watchdog_blames_the_looping_episode_only():
-    store = tiny_store(1, questions=5, branches=8)
-    with pytest.raises(CandidateFailed) as info:
-        evaluate_source(LOOP_ON_THIRD, store, 1, params={"beta": 0.5}, limits=LIMITS)
-    err = info.value.error
-    assert err["kind"] == "watchdog" and err["question"] == 2, err
-    assert "question 2" in str(info.value) and "no primitive" in str(info.value)
+    store = pack_questions(secret_questions(5), model="m", benchmark="b", split="search",
+                           source="test", sha256="secret-5")
+    limits = SandboxLimits(timeout_s=120.0, memory_mb=400, watchdog_s=1.0, stall_s=60.0)
+    for seed in (0, 1):
+        with pytest.raises(CandidateFailed) as info:
+            evaluate_source(LOOP_ON_TARGET, store, [seed], params={"beta": 0.5}, limits=limits)
+        err = info.value.error
+        assert err["kind"] == "watchdog" and err["question"] == 2, err
+        assert "question 2" in str(info.value) and "no primitive" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SEED_FILES.glob("*.py")))
+def test_seed_files_give_the_handle_paths_numbers_in_the_sandbox(name):
+    """The permutation changes only what the candidate sees: every seed file's answers and
+    tokens equal the in-process handle path's, question for question."""
+    store = tiny_store(5, questions=6, branches=16, max_probes=8)
+    path = SEED_FILES / name
+    for beta in (0.2, 0.8):
+        ref = evaluate(load_file_controller(path, {"beta": beta}), store, 3, path="handle")
+        got = evaluate_source(path.read_text(), store, 3, params={"beta": beta}, limits=LIMITS)
+        assert got.answers == ref.answers and np.array_equal(got.tokens, ref.tokens)
 
 
 @pytest.mark.parametrize(("source", "line", "words"), [
@@ -438,8 +517,11 @@ def _idle_fork_servers() -> set[int]:
 
 
 def _seen_markers(result, seed: int = 0) -> list:
-    return [next(ev["seen"] for ev in tr if ev.get("event") == "marker")
+    """What each episode of a unit found, in the order the process played them (the secret
+    permutation decides which question that is: the first one played found nothing)."""
+    seen = [next(ev["seen"] for ev in tr if ev.get("event") == "marker")
             for tr in result.traces[seed]]
+    return sorted(seen, key=lambda v: v is not None)
 
 
 def test_a_warm_fork_server_is_reused_and_carries_nothing_between_commands():

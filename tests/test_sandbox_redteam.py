@@ -9,11 +9,16 @@ loop records each failure with its kind and keeps going.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
+import math
 import os
 import re
 import socket
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +34,14 @@ from tts_gym.cli import main as cli_main
 from tts_gym.controller import load_file_controller
 from tts_gym.evaluation import evaluate
 from tts_gym.sandbox import broker as broker_mod
+from tts_gym.sandbox import identity
+from tts_gym.sandbox.broker import UnitSpec
 from tts_gym.sandbox.child.isolation import UID_BASE
-from tts_gym.sandbox.evaluate import CandidateFailed, evaluate_source
+from tts_gym.sandbox.evaluate import CandidateFailed, evaluate_source, unit_specs
 from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.sandbox.units import run_units
 from tts_gym.store import load_store_file
-from tts_gym.testing import write_store_json
+from tts_gym.testing import tiny_store, write_store_json
 
 pytestmark = pytest.mark.skipif(not os.sys.platform.startswith("linux"), reason="Linux sandbox")
 
@@ -255,7 +263,7 @@ def test_tampering_with_the_accounting_changes_nothing(secret):
     _path, store = secret
     tampered = evaluate_source(R.TAMPER, store, 2, params={"beta": 0.5}, limits=LIMITS,
                                traces=True)
-    honest = evaluate_source(R.TAMPER.replace("question.ep.tokens = 0", "pass"), store, 2,
+    honest = evaluate_source(R.TAMPER.replace('setattr(question, "_tokens", 0)', "pass"), store, 2,
                              params={"beta": 0.5}, limits=LIMITS)
     assert all(n["tokens"] == 0 for n in notes(tampered, "after"))  # it fooled itself only
     assert np.array_equal(tampered.tokens, honest.tokens) and tampered.tokens.min() > 0
@@ -270,14 +278,84 @@ def test_forged_frames_are_a_protocol_error(secret):
     assert ok.tokens.min() > 0  # the next unit runs as usual
 
 
-@pytest.mark.parametrize("source, kind", [(R.STALL_IN_C, "stalled"), (R.SLEEPER, "stalled")])
-def test_stalls_outside_python_are_killed_and_blamed(secret, source, kind):
+@pytest.mark.parametrize("source, loading", [(R.STALL_IN_C, False), (R.SLEEPER, True)])
+def test_stalls_outside_python_are_killed_and_blamed_on_the_turn(secret, source, loading):
+    """Every episode was resumed by the same reply (or by START), so the broker names them all
+    and says it cannot tell which one stalled; the candidate process has no say."""
     _path, store = secret
     with pytest.raises(CandidateFailed) as info:
         evaluate_source(source, store, 1, params={"beta": 0.5}, limits=LIMITS)
     err = info.value.error
-    assert err["kind"] == kind and err["question"] == 0 and err["seed"] == 0, err
-    assert "question 0" in str(info.value)
+    assert err["kind"] == "stalled" and err["seed"] == 0 and "question" not in err, err
+    assert err["suspects"] == [{"store": store.name, "question": q}
+                               for q in range(store.n_questions)], err
+    assert "cannot tell which" in err["summary"]
+    assert ("top-level code" in err["summary"]) == loading
+    assert f"one of questions {', '.join(map(str, range(store.n_questions)))}" in str(info.value)
+
+
+def test_a_stall_alone_in_its_turn_is_blamed_on_its_question(secret):
+    _path, store = secret
+    for seed in (0, 1):
+        with pytest.raises(CandidateFailed) as info:
+            evaluate_source(R.fill(R.STALL_ALONE, TARGET="ANSSECRET-2-"), store, [seed],
+                            params={"beta": 0.5}, limits=LIMITS)
+        err = info.value.error
+        # a C call that computes: the turn's CPU check (one episode's watchdog) or the stall
+        # limit, whichever comes first on this machine
+        assert err["kind"] in ("stalled", "cpu_limit"), err
+        assert err["question"] == 2 and err["seed"] == seed, err
+
+
+def test_a_spinning_episode_that_lies_is_blamed_by_the_brokers_record(secret):
+    """The looping episode tells the runtime it is another episode and notes a false question;
+    the failure still names its own question (its report came out of the turn order)."""
+    _path, store = secret
+    limits = replace(LIMITS, stall_s=60.0)  # the watchdog's CPU second, on a busy machine too
+    for seed in (0, 1):
+        with pytest.raises(CandidateFailed) as info:
+            evaluate_source(R.fill(R.SPIN_AND_LIE, TARGET="ANSSECRET-2-"), store, [seed],
+                            params={"beta": 0.5}, limits=limits, traces=True)
+        err = info.value.error
+        assert err["question"] == 2 and err["seed"] == seed, err
+        assert err["kind"] == "protocol" and "turn order" in err["summary"], err
+
+
+# --- CPU: the kernel and the broker bound it, not the candidate's own timer ------------------
+def _burn(store, limits: SandboxLimits, **values) -> tuple[object, float]:
+    spec = UnitSpec(R.fill(R.BURN_WITHOUT_TIMER, **values), "burn.py", {"beta": 0.5},
+                    (store.name,), 0)
+    start = time.monotonic()
+    result = run_units([spec], {store.name: store}, limits)[0]
+    return result, time.monotonic() - start
+
+
+def test_a_timer_dodging_spin_is_stopped_by_the_turn_cpu_check(secret):
+    _path, store = secret
+    limits = SandboxLimits(timeout_s=300.0, memory_mb=400, watchdog_s=1.0, stall_s=120.0,
+                           episode_cpu_s=60.0)
+    result, wall = _burn(store, limits, MODE="spin", PER_TURN=0)
+    err = result.error
+    assert err["kind"] == "cpu_limit" and "in one turn" in err["summary"], err
+    limit = limits.turn_cpu_s(store.n_questions)  # the reply resumed every episode
+    assert limit < result.child_cpu_s < limit + 2.0 and wall < 60.0, (result.child_cpu_s, wall)
+    assert len(err["suspects"]) == store.n_questions, err
+
+
+def test_a_timer_dodging_burner_that_keeps_talking_is_stopped_by_the_kernel(secret):
+    """Each turn stays under the turn check; the process's hard CPU limit (watchdog + per-episode
+    budget x episodes) stops it, SIGXCPU ignored or not, in seconds instead of the unit's
+    wall-clock timeout."""
+    _path, store = secret
+    limits = SandboxLimits(timeout_s=300.0, memory_mb=400, watchdog_s=1.0, stall_s=120.0,
+                           episode_cpu_s=0.5)
+    cap = limits.process_cpu_s(store.n_questions)
+    assert cap == 1.0 + 0.5 * store.n_questions
+    result, wall = _burn(store, limits, MODE="chatty", PER_TURN=0.2)
+    err = result.error
+    assert err["kind"] == "cpu_limit" and f"CPU limit of {cap:g} s" in err["summary"], err
+    # RLIMIT_CPU is whole seconds (rounded up past what the process used before), SIGKILL at +2
+    assert cap <= result.child_cpu_s <= cap + 3.5 and wall < 60.0, (result.child_cpu_s, wall)
 
 
 def test_hostile_strings_are_sanitised(secret):
@@ -417,3 +495,61 @@ def test_resume_recomputes_tampered_rounds(tmp_path, secret):
     recomputed = json.loads((out / "rounds" / "round_001.recomputed.json").read_text())
     assert recomputed["recomputed"] and recomputed["metrics"]["best"] == honest
     assert r1 is None or r1["recomputed"]
+
+
+# --- identity: a candidate cannot tell which question it plays -------------------------------
+PUBLIC = ["branches_left", "full_read", "n_opened", "note", "probe_more", "probe_new", "prune",
+          "tokens_used"]
+
+
+def chance_bound(p: float = 1e-3) -> int:
+    """The smallest ``k`` with ``1/k! < p``: a uniformly random permutation (of any size) has
+    ``k`` or more fixed points with probability at most ``1/k!``, so an attacker whose guesses
+    are only as good as chance identifies ``k`` questions or more that rarely."""
+    return next(k for k in itertools.count(1) if 1 / math.factorial(k) < p)
+
+
+def identified(a: list, b: list) -> int:
+    """Questions an attacker matches across two units by what it observed: ``q`` counts when
+    ``q`` is the one and only question of ``b`` that showed ``a[q]``'s observation."""
+    where = collections.defaultdict(list)
+    for q, v in enumerate(b):
+        where[json.dumps(v, sort_keys=True)].append(q)
+    return sum(where.get(json.dumps(v, sort_keys=True)) == [q] for q, v in enumerate(a))
+
+
+def _identity_runs(secrets: list[bytes | None]) -> tuple[list[list[dict]], int]:
+    store = tiny_store(3, questions=30, branches=6)
+    specs = unit_specs(R.IDENTITY, "identity.py", {"beta": 0.5}, [store.name], [0, 1],
+                       traces=True)
+    specs = [replace(s, secret=k) for s, k in zip(specs, secrets, strict=True)]
+    results = run_units(specs, {store.name: store}, LIMITS)
+    runs = []
+    for r in results:
+        out = r.stores[store.name]
+        runs.append([{**next(ev for ev in tr if ev.get("event") == "identity"), "answer": a}
+                     for tr, a in zip(out.traces, out.answers, strict=True)])
+    return runs, store.n_questions
+
+
+def test_a_candidate_cannot_tell_which_question_it_plays(monkeypatch):
+    """Counting solve() calls, recording random draws and reading the question object (its
+    public attributes, its private slots, the runtime) on two units (seeds 0 and 1, the default
+    secret from the per-user key) identifies no more questions across the units than chance."""
+    monkeypatch.setattr(identity, "_KEY", [bytes(range(32))])
+    (a, b), n = _identity_runs([None, None])
+    bound = chance_bound()
+    channels = [k for k in a[0] if k not in ("op", "event")]
+    assert {"calls", "py_draw", "np_draw", "rng_draw", "slots", "private_id", "answer"} <= set(
+        channels)
+    for key in channels:
+        got = identified([x[key] for x in a], [x[key] for x in b])
+        assert got < bound, (key, got, bound)
+    for x in a + b:
+        assert x["public"] == PUBLIC
+        for name in ("ep", "rt", "index", "question", "store"):
+            assert x["attr_" + name].startswith("refused: AttributeError"), x
+    # the control: with one secret for both units every channel above identifies all of them
+    (a, b), n = _identity_runs([b"k" * 32, b"k" * 32])
+    for key in ("calls", "py_draw", "np_draw", "rng_draw", "private_id", "answer"):
+        assert identified([x[key] for x in a], [x[key] for x in b]) == n, key

@@ -24,6 +24,8 @@ from tests import synthesis_candidates as C
 from tests.fake_openai_server import FakeOpenAI
 from tts_gym.controller import load_file_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.sandbox import broker as broker_mod
+from tts_gym.sandbox.broker import UnitSpec
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.store import load_store
 from tts_gym.testing import tiny_questions, tiny_store, write_store_json
@@ -166,7 +168,11 @@ def test_sweep_equals_in_process_evaluation(tmp_path):
 def test_sweep_stops_loops_and_bombs(tiny):
     loop = run_sweep(C.INFINITE_LOOP, {"s": tiny}, [0.5], [0], LIMITS)
     assert loop.status == "error" and loop.error["kind"] == "watchdog", loop.error
-    assert loop.error["store"] == "s" and loop.error["question"] == 0
+    # every episode loops: the first one the process plays is blamed, the question the unit's
+    # secret permutation puts first
+    first = int(broker_mod.Broker(UnitSpec(C.INFINITE_LOOP, "candidate.py", {"beta": 0.5},
+                                           ("s",), 0), {"s": tiny}, LIMITS).perm[0])
+    assert loop.error["store"] == "s" and loop.error["question"] == first
     bomb = run_sweep(C.MEMORY_BOMB, {"s": tiny}, [0.5], [0],
                      SandboxLimits(timeout_s=60, memory_mb=300))
     assert bomb.status == "error" and bomb.error["kind"] == "memory", bomb.error

@@ -101,6 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="memory limit of each candidate process (MiB)")
     p.add_argument("--episode-watchdog", type=float, default=10.0,
                    help="CPU seconds an episode may compute without calling a primitive")
+    p.add_argument("--episode-cpu", type=float, default=SandboxLimits.episode_cpu_s,
+                   help="CPU seconds per episode in a candidate process's hard CPU limit "
+                   "(the limit: watchdog + this x episodes of the process)")
     p.add_argument(
         "--candidate-workers",
         type=int,
@@ -188,6 +191,7 @@ def config_from(args: argparse.Namespace) -> DiscoveryConfig:
             timeout_s=args.candidate_timeout,
             memory_mb=args.memory_mb,
             watchdog_s=args.episode_watchdog,
+            episode_cpu_s=args.episode_cpu,
             workers=args.candidate_workers or default_workers(),
             netns=args.sandbox_netns,
             unsafe=args.unsafe_no_isolation,

@@ -11,6 +11,14 @@ store (:func:`tts_gym.sandbox.kernel.broker_apply`: the env's own ``env_step``),
 answers, notes and failures, and writes one REPLY. It believes nothing the child says about
 cost or correctness: tokens are the env's counters, answers are mapped to the store's ids here
 and an answer that was never revealed in its episode is recorded as unrevealed (scored wrong).
+
+The candidate never learns which question an episode plays (:mod:`tts_gym.sandbox.identity`):
+its episode ``i`` is the unit's episode ``perm[i]`` (a secret permutation). The broker keeps
+every per-episode array in the candidate's order (``qs[i] = perm[i]`` is the question the
+kernels play), so a round needs no translation; answers, tokens, statistics and traces are put
+back in store order by :meth:`Broker.outcome`, and :meth:`Broker.where` names the question of
+an episode in error messages. Blame is the broker's own record of the turn order
+(:func:`~tts_gym.sandbox.kernel.take_turns`), never something the candidate process writes.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from tts_gym.sandbox import kernel, serve_loop
 from tts_gym.sandbox.child import wire
 from tts_gym.sandbox.child.isolation import UID_BASE
 from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES, compile_candidate
+from tts_gym.sandbox.identity import episode_plan, unit_secret
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json, secret_values
 from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient, cpu_seconds
@@ -60,7 +69,16 @@ _REFUSAL = {
 
 
 class ProtocolError(Exception):
-    """The candidate process broke the pipe protocol (a broken or hostile runtime)."""
+    """The candidate process broke the pipe protocol (a broken or hostile runtime).
+
+    Attributes:
+        episode: The candidate's episode whose turn it was by the broker's record, when the
+            broker knows it (None otherwise).
+    """
+
+    def __init__(self, message: str, episode: int | None = None) -> None:
+        super().__init__(message)
+        self.episode = episode
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,10 @@ class UnitSpec:
         max_branches, cost_mode: The env settings (the paper's 64 and ``"reference"``).
         deadline: ``time.monotonic()`` by which the unit must end (a sweep's overall limit),
             or None; the unit's own limit is ``SandboxLimits.timeout_s`` either way.
+        secret: The unit's identity secret (32 bytes: the permutation of its episodes and
+            their random seeds), or None for :func:`spec_secret` (the per-user key's HMAC of
+            the unit; :func:`~tts_gym.sandbox.units.run_units` fills it in on the trusted
+            side before a unit travels to a worker).
     """
 
     source: str
@@ -92,6 +114,7 @@ class UnitSpec:
     max_branches: int = 64
     cost_mode: str = "reference"
     deadline: float | None = None
+    secret: bytes | None = None
 
 
 @dataclass
@@ -126,12 +149,16 @@ class UnitResult:
         error: When ``"error"``: ``kind`` (exception, bad_return, watchdog, step_limit,
             memory, load, schedule, timeout, stalled, cpu_limit, crash, protocol, isolation),
             ``summary`` (one line), ``traceback`` (candidate frames only), ``store``,
-            ``question`` and ``seed`` when one episode is to blame.
+            ``question`` and ``seed`` when one episode is to blame, or ``suspects`` (a list
+            of ``{"store", "question"}``) when the broker knows only that one of several
+            episodes held the turn.
         stores: ``store key -> StoreOutcome`` (only when ``"ok"``).
         schedule: The candidate's ``schedule(beta)`` when it was asked for.
         layers: The isolation report of the candidate process.
         seconds: Wall time of the unit.
         child_cpu_s: CPU seconds the candidate process used.
+        turn_cpu_s: The most CPU seconds the broker measured in one turn of the candidate
+            process (sampled from ``/proc`` every 50 ms, so turns shorter than that count as 0).
     """
 
     status: str
@@ -141,11 +168,17 @@ class UnitResult:
     layers: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     child_cpu_s: float = 0.0
+    turn_cpu_s: float = 0.0
 
 
-def episode_seed(seed: int, question: int) -> int:
-    """The random seed of a candidate's episode: a function of (protocol seed, question)."""
-    return (int(seed) * 1_000_003 + int(question)) & 0x7FFFFFFF
+def spec_secret(spec: UnitSpec, stores: dict[str, ReplayStore]) -> bytes:
+    """The unit's identity secret: ``spec.secret``, else the per-user key's HMAC of what
+    decides the unit's play (:func:`~tts_gym.sandbox.identity.unit_secret`)."""
+    if spec.secret is not None:
+        return spec.secret
+    return unit_secret(spec.source, spec.params, spec.seed,
+                       [(k, stores[k].sha256) for k in spec.store_keys],
+                       (spec.max_branches, spec.cost_mode))
 
 
 class Broker:
@@ -169,12 +202,16 @@ class Broker:
         n = store.n_questions
         self.n = n
         self.data = env_data(store)
-        self.qs = np.arange(n, dtype=np.int64)
+        # the candidate's episode i plays the unit's episode perm[i]; every per-episode array
+        # below is in the candidate's order
+        self.perm, self.seeds = episode_plan(spec_secret(spec, stores), n)
+        self.inv = np.argsort(self.perm)  # the candidate's position of each unit episode
+        self.qs = self.perm.copy()
         episode = new_episode(store.width, self.slots)
         self.ep = tuple(np.repeat(a[None], n, axis=0) for a in episode)
         book = new_book(self.slots, store.max_probes, store.max_answers)
         self.book = tuple(np.repeat(a[None], n, axis=0) for a in book)
-        self.ep[0][:] = protocol_orders(store, [spec.seed])[0]
+        self.ep[0][:] = protocol_orders(store, [spec.seed])[0][self.perm]
         kernel.broker_reset(store.n_branches, self.qs, self.ep, self.book, self.slots)
         self.counts = np.zeros(store.max_answers + 1, np.int64)
         self.steps = np.zeros(n, np.int64)
@@ -189,14 +226,23 @@ class Broker:
         self.traces: list[list[dict[str, Any]]] | None = (
             [[] for _ in range(n)] if spec.traces else None)
         self.error: dict[str, Any] | None = None
+        self.error_rank = -1  # the failing question's rank while its batch is recorded
         self.offsets = np.cumsum([0] + [p.n_questions for p in parts])
         self.labels = _label_table(store)
+        # the turn order (take_turns): START runs every episode in order
+        self.order = np.arange(n, dtype=np.int64)
+        self.n_order = np.array([n], np.int64)
+        self.blocked = np.zeros(max(n, 1), np.int64)
+        self.turn_open = False  # a reply (or START) was sent and no batch read since
+        self.frames = np.zeros(1, np.int64)  # frames read from the child (the guard's counter)
+        self.start_frames = -1  # frames read when START was sent
         self._allocate(2 * n + 16)  # grown when a batch is larger
         self.max_entries = 4 * n + 1_000_000
         # each broker calls the kernels through entry points typed by its own first calls
         # (its arrays' dtypes), made below before a candidate's clock starts
         self._serve = kernel.FastCall(kernel.serve_batch)
         self._loop = kernel.FastCall(serve_loop.serve_loop)
+        self._turns = kernel.FastCall(kernel.take_turns)
         if not limits.python_loop:  # a read on fd -1 fails at once: compiles (or loads) only
             self.loop(-1, -1, np.zeros(1, np.int64))
         # the entries are read-only like those wire.decode_batch makes
@@ -204,6 +250,7 @@ class Broker:
         self._serve(self.data, store.n_branches, self.qs, self.ep, self.book, no_entries, 0,
                     self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
                     self.conf, self.counts, 0, *self.out)
+        self._turns(no_entries, self.order, self.n_order, self.blocked)
 
     def _allocate(self, cap: int) -> None:
         """Output and loop buffers for batches of up to ``cap`` entries (kept together)."""
@@ -223,18 +270,15 @@ class Broker:
             self.store.n_branches, self.qs, self.ep, self.book, self.done, self.steps,
             self.stats, self.sent, self.slots, self.mode, self.conf, self.counts,
             self.limits.max_steps, reply, self.reply_bytes, answer_ids, new, others,
-            *self.labels,
+            *self.labels, self.order, self.n_order, self.blocked,
         )
 
     # --- START -------------------------------------------------------------------------------
     def start_message(self) -> bytes:
         """The START payload: the source, parameters and one entry per episode."""
-        cap = np.minimum(self.store.n_branches, self.slots)
-        eps = []
-        for k, part in enumerate(self.parts):
-            base = int(self.offsets[k])
-            eps += [{"capacity": int(cap[base + q]), "seed": episode_seed(self.spec.seed, q)}
-                    for q in range(part.n_questions)]
+        cap = np.minimum(self.store.n_branches, self.slots)[self.perm]
+        eps = [{"capacity": int(c), "seed": int(s)}
+               for c, s in zip(cap.tolist(), self.seeds.tolist(), strict=True)]
         job = {
             "source": self.spec.source,
             "filename": self.spec.filename,
@@ -250,10 +294,23 @@ class Broker:
         return wire.text_message(wire.START, json.dumps(job))
 
     def where(self, e: int) -> dict[str, Any]:
-        """Store, question and seed of episode ``e`` (for error messages)."""
-        k = int(np.searchsorted(self.offsets, e, side="right")) - 1
-        return {"store": self.spec.store_keys[k], "question": int(e - self.offsets[k]),
+        """Store, question and seed of the candidate's episode ``e`` (for error messages)."""
+        u = int(self.perm[e])
+        k = int(np.searchsorted(self.offsets, u, side="right")) - 1
+        return {"store": self.spec.store_keys[k], "question": int(u - self.offsets[k]),
                 "seed": self.spec.seed}
+
+    @property
+    def loading(self) -> bool:
+        """START was sent and no frame came since: the file's top-level code may be running."""
+        return self.start_frames >= 0 and int(self.frames[0]) == self.start_frames
+
+    def turn(self) -> list[int]:
+        """The episodes that may hold the turn now, by the broker's own record: those the last
+        reply (or START) resumed, in turn order; empty while the broker owes a reply."""
+        if not self.turn_open:
+            return []
+        return [int(e) for e in self.order[: int(self.n_order[0])]]
 
     # --- one round ---------------------------------------------------------------------------
     def handle(self, payload: bytes) -> bytes:
@@ -264,6 +321,12 @@ class Broker:
             wire.WireError: The payload cannot be parsed.
         """
         entries, strings = wire.decode_batch(payload, self.max_entries, MAX_ANSWER_CHARS + 10)
+        self.turn_open = False
+        bad = self._turns(entries, self.order, self.n_order, self.blocked)
+        if bad >= 0:
+            holder = int(kernel.turn_holder(entries, bad, self.order, self.n_order))
+            raise ProtocolError("it sent a request out of its episodes' turn order",
+                                None if holder < 0 else holder)
         n = len(entries)
         if n > len(self.out[1]):
             self._allocate(max(n, 2 * len(self.out[1])))
@@ -282,18 +345,19 @@ class Broker:
         pairs, texts = [], []
         if n_new:
             answer_string = self.store.answer_string
+            qs = self.qs
             for j, e, lab in new[:n_new].tolist():
                 pairs.append((e, lab))
-                texts.append(answer_string(e, int(answer_ids[j])) or "")
+                texts.append(answer_string(int(qs[e]), int(answer_ids[j])) or "")
         if self.traces is not None:
             self._trace(entries, reply, answer_ids)
         if n_others:
             rows = entries.tolist()
+            self.error_rank = -1  # failures of one batch compete for the report (see _fail)
             for j in others[:n_others].tolist():
                 e, op, arg = rows[j]
-                self._record(e, op, arg, strings)
-                if self.error is not None:
-                    break
+                if self.error is None or op == wire.OP_FAIL:
+                    self._record(e, op, arg, strings)
         return wire.encode_reply(reply[:n], pairs, texts)
 
     def _trace(self, entries: np.ndarray, reply: np.ndarray, answer_ids: np.ndarray) -> None:
@@ -312,7 +376,7 @@ class Broker:
                 continue
             ev: dict[str, Any] = {"op": name, "slot": slot}
             if op != wire.OP_PRUNE:
-                ev["answer"] = self.store.answer_string(e, int(answer_ids[j]))
+                ev["answer"] = self.store.answer_string(int(self.qs[e]), int(answer_ids[j]))
                 if op != wire.OP_FULL_READ:
                     ev["finished"] = bool(fin)
                 ev["tokens"] = tok - int(self.charged[e])
@@ -349,7 +413,7 @@ class Broker:
             self.answer_ids[e] = -1
             self.answers[e] = None
         else:
-            aid = self.store.answer_id(e, answer)
+            aid = self.store.answer_id(int(self.qs[e]), answer)
             self.answer_ids[e] = aid
             self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS, multiline=False,
                                          secrets=self.secrets)
@@ -360,8 +424,13 @@ class Broker:
                                    **({} if self.revealed[e] else {"unrevealed": True})})
 
     def _fail(self, e: int, kind: str, summary: Any, tb: Any, line: Any = None) -> None:
-        if self.error is not None:
+        """Record episode ``e``'s failure as the unit's error. Of several failures in one batch
+        the one of the first question (in store order) is reported, so which one is named does
+        not depend on the secret order the candidate played them in."""
+        rank = int(self.perm[e])
+        if self.error is not None and not 0 <= rank < self.error_rank:
             return
+        self.error_rank = rank
         self.done[e] = 1
         self.error = {
             "kind": kind,
@@ -377,10 +446,11 @@ class Broker:
         return bool(self.done.all())
 
     def outcome(self) -> dict[str, StoreOutcome]:
-        """Per store, the recorded answers, tokens, statistics and traces."""
+        """Per store, the recorded answers, tokens, statistics and traces (in question order:
+        the candidate's order put back)."""
         out = {}
         for k, key in enumerate(self.spec.store_keys):
-            sl = slice(int(self.offsets[k]), int(self.offsets[k + 1]))
+            sl = self.inv[int(self.offsets[k]) : int(self.offsets[k + 1])]  # positions
             stats = {name: self.stats[sl, c].copy() for c, name in enumerate(STAT_OPS)}
             stats["opened"] = self.ep[5][sl, 0].copy()
             maj = self.parts[k].majority_final
@@ -391,11 +461,11 @@ class Broker:
                 np.int64)
             out[key] = StoreOutcome(
                 answer_ids=self.answer_ids[sl].copy(),
-                answers=self.answers[sl],
+                answers=[self.answers[i] for i in sl.tolist()],
                 revealed=self.revealed[sl].copy(),
                 tokens=self.tokens[sl].copy(),
                 stats=stats,
-                traces=None if self.traces is None else self.traces[sl],
+                traces=None if self.traces is None else [self.traces[i] for i in sl.tolist()],
             )
         return out
 
@@ -450,40 +520,67 @@ def _combined(parts: list[ReplayStore]) -> ReplayStore:
 
 # --- running a unit --------------------------------------------------------------------------
 class _Guard(threading.Thread):
-    """Kills a candidate process that misses its deadline or stops talking.
+    """Kills a candidate process that misses its deadline, stops talking, or computes in one
+    turn more than the watchdogs of the episodes it resumed allow.
 
     The broker thread blocks in plain reads (no ``select`` per round); when the guard kills
     the child, that read ends with EOF and :attr:`reason` says why (``"startup"``,
-    ``"timeout"`` or ``"stalled"``). A candidate pid cannot be reused while the guard runs: the
-    fork server reaps it only when the broker asks, after the guard has stopped.
+    ``"timeout"``, ``"stalled"`` or ``"turn_cpu"``). A turn is the time between two frames
+    from the child; every 50 ms of a turn the guard reads the child's CPU from ``/proc`` and
+    compares what the turn used with ``limits.turn_cpu_s`` of the episodes the broker's record
+    says it resumed (:meth:`Broker.turn`; one more while the file may still be loading). A
+    candidate pid cannot be reused while the guard runs: the fork server reaps it only when the
+    broker asks, after the guard has stopped.
     """
 
-    def __init__(self, pid: int, stall_s: float) -> None:
+    def __init__(self, pid: int, limits: SandboxLimits, broker: Broker | None = None) -> None:
         super().__init__(daemon=True, name=f"tts-sandbox-guard-{pid}")
         self.pid = pid
-        self.stall_s = stall_s
+        self.stall_s = limits.stall_limit_s
+        self.limits = limits
+        self.broker = broker
         self.deadline = float("inf")
         self.kind = "startup"
         self.progress = np.zeros(1, np.int64)  # frames read (also by the compiled loop)
         self.reason: str | None = None
+        self.turn_cpu = 0.0  # the most CPU seconds seen in one turn
+        self.turn_limit = 0.0  # the limit of the turn that was stopped
         self.done = threading.Event()
 
     def set_deadline(self, deadline: float, kind: str) -> None:
         self.deadline = deadline
         self.kind = kind
 
+    def _turn_limit(self) -> float:
+        b = self.broker
+        assert b is not None
+        return self.limits.turn_cpu_s(int(b.n_order[0]) + (1 if b.loading else 0))
+
     def run(self) -> None:
         seen, since = -1, time.monotonic()
+        cpu0: float | None = None
         while not self.done.wait(0.05):
             now = time.monotonic()
             progress = int(self.progress[0])
             if progress != seen:
-                seen, since = progress, now
+                seen, since, cpu0 = progress, now, None
             reason = None
             if now > self.deadline:
                 reason = self.kind
-            elif self.kind != "startup" and now - since > self.stall_s:
-                reason = "stalled"
+            elif self.kind != "startup":
+                if now - since > self.stall_s:
+                    reason = "stalled"
+                elif self.broker is not None:
+                    cpu = cpu_seconds(self.pid)
+                    if cpu0 is None:
+                        cpu0 = cpu  # the turn's first sample
+                    else:
+                        used = cpu - cpu0
+                        self.turn_cpu = max(self.turn_cpu, used)
+                        limit = self._turn_limit()
+                        if used > limit:
+                            self.turn_limit = limit
+                            reason = "turn_cpu"
             if reason is not None:
                 self.reason = reason
                 with contextlib.suppress(OSError):
@@ -517,9 +614,14 @@ def verify_isolation(pid: int) -> str | None:
     return None
 
 
-def _exit_error(code: int) -> dict[str, Any]:
+def _exit_error(code: int, limits: SandboxLimits, episodes: int) -> dict[str, Any]:
     if code in (-signal.SIGXCPU, -signal.SIGKILL):
-        return {"kind": "cpu_limit", "summary": "the candidate process exceeded its CPU limit"}
+        cpu = limits.process_cpu_s(episodes)
+        how = "" if limits.cpu_s is not None else (
+            f" (the {limits.watchdog_s:g} s watchdog + {limits.episode_cpu_s:g} s per episode x "
+            f"{episodes} episodes)")
+        return {"kind": "cpu_limit",
+                "summary": f"the candidate process exceeded its CPU limit of {cpu:g} s{how}"}
     if code == 71:
         return {"kind": "isolation", "summary": "the candidate process could not be isolated"}
     if code < 0:
@@ -577,7 +679,10 @@ class _Session:
         if b.spec.deadline is not None:
             deadline = min(deadline, b.spec.deadline)
         self.guard.set_deadline(deadline, "timeout")
+        b.frames = self.guard.progress
+        b.start_frames = int(b.frames[0])
         wire.send_frame(self.child.to_child, b.start_message())
+        b.turn_open = True  # every episode runs, after the file's top-level code
         if b.spec.schedule_beta is not None:
             frame = self.read(1 << 20)
             if frame[:1] == bytes([wire.SCHEDULE]):
@@ -636,7 +741,8 @@ class _Session:
         b = self.broker
         if frame[0] != wire.BATCH:
             raise ProtocolError(f"unexpected message type {frame[:1]!r}")
-        if frame[9:13] == _SETUP_FAILURE:
+        # "did not load" is the first frame after START or nothing (the frame is counted)
+        if int(b.frames[0]) == b.start_frames + 1 and frame[9:13] == _SETUP_FAILURE:
             _entries, strings = wire.decode_batch(frame, 1, MAX_ERROR_CHARS + 2000)
             info = parse_json(strings[0], MAX_ERROR_CHARS + 2000) if strings else None
             info = info if isinstance(info, dict) else {}
@@ -652,6 +758,7 @@ class _Session:
             }
             return
         wire.send_frame(self.child.to_child, b.handle(frame))
+        b.turn_open = True
 
 
 def run_unit(
@@ -671,8 +778,8 @@ def run_unit(
             "kind": "timeout", "summary": f"the evaluation did not finish within "
             f"{limits.timeout_s:g} s", "seed": spec.seed, "traceback": ""})
     broker = Broker(spec, stores, limits)
-    child = client.spawn(limits.plan())
-    guard = _Guard(child.pid, limits.stall_limit_s)
+    child = client.spawn(limits.plan(broker.n))
+    guard = _Guard(child.pid, limits, broker)
     guard.start()
     session = _Session(broker, child, limits, guard)
     error: dict[str, Any] | None = None
@@ -687,19 +794,20 @@ def run_unit(
     except (ProtocolError, wire.WireError) as exc:
         error = {"kind": "protocol", "summary": "the candidate process broke the protocol: "
                  f"{clean_text(str(exc), 200)}"}
+        holder = getattr(exc, "episode", None)
+        if holder is not None:
+            error.update(broker.where(holder))  # whose turn it was, by the broker's record
     finally:
         guard.done.set()
         guard.join()
-        running = int(child.status[0])
         cpu = cpu_seconds(child.pid)
         code = client.reap(child)
     if ended:
-        error = _ended_error(guard.reason, code, limits)
-    if error is not None and "question" not in error and 0 <= running < broker.n:
-        error.update(broker.where(running))  # blame the episode that was running
+        error = _ended_error(guard, code, limits, broker.n)
+        blame(error, broker)
     result = UnitResult(status="ok" if error is None else "error", layers=session.layers,
                         schedule=session.schedule, seconds=time.monotonic() - start,
-                        child_cpu_s=cpu)
+                        child_cpu_s=cpu, turn_cpu_s=guard.turn_cpu)
     if error is not None:
         error.setdefault("seed", spec.seed)
         error.setdefault("traceback", "")
@@ -709,7 +817,34 @@ def run_unit(
     return result
 
 
-def _ended_error(reason: str | None, code: int, limits: SandboxLimits) -> dict[str, Any]:
+def blame(error: dict[str, Any], broker: Broker) -> None:
+    """Name in ``error`` the episode(s) that held the turn when the process ended, by the
+    broker's own record (:meth:`Broker.turn`): one episode by its store and question, several
+    as ``suspects`` with a summary that says the broker cannot tell which (they were resumed
+    together by one reply). Nothing when the broker owed the reply."""
+    turn = sorted(broker.turn(), key=lambda e: int(broker.perm[e]))
+    if not turn:
+        return
+    if len(turn) == 1 and not broker.loading:
+        error.update(broker.where(turn[0]))
+        return
+    places = [broker.where(e) for e in turn]
+    error["suspects"] = [{"store": w["store"], "question": w["question"]} for w in places]
+    if len({w["store"] for w in places}) == 1:
+        error["store"] = places[0]["store"]
+    who = (f"the file's top-level code or one of the {len(turn)} episodes it started"
+           if broker.loading else f"one of the {len(turn)} episodes the last reply resumed")
+    error["summary"] = (f"{error.get('summary', '')}; {who} held the turn, and the broker "
+                        "cannot tell which")
+
+
+def _ended_error(guard: _Guard, code: int, limits: SandboxLimits,
+                 episodes: int) -> dict[str, Any]:
+    reason = guard.reason
+    if reason == "turn_cpu":
+        return {"kind": "cpu_limit", "summary": f"the candidate process used over "
+                f"{guard.turn_limit:.1f} s of CPU in one turn, more than the {limits.watchdog_s:g}"
+                " s watchdog allows the episodes it resumed (its timer was turned off)"}
     if reason == "timeout":
         return {"kind": "timeout",
                 "summary": f"the unit did not finish within {limits.timeout_s:g} s"}
@@ -719,4 +854,4 @@ def _ended_error(reason: str | None, code: int, limits: SandboxLimits) -> dict[s
     if reason == "startup":
         return {"kind": "isolation", "summary": "the candidate process did not start within "
                 f"{limits.startup_s:g} s"}
-    return _exit_error(code)
+    return _exit_error(code, limits, episodes)

@@ -41,6 +41,11 @@ def describe_error(error: dict[str, Any]) -> str:
         where.append(f"seed {error['seed']}")
     if error.get("question") is not None:
         where.append(f"question {error['question']}")
+    elif error.get("suspects"):
+        qs = [str(s.get("question")) if s.get("store") == error.get("store") else
+              f"{s.get('store')} question {s.get('question')}" for s in error["suspects"]]
+        more = f", ... ({len(qs)} in all)" if len(qs) > 8 else ""
+        where.append(f"one of questions {', '.join(qs[:8])}{more}")
     ctx = f" ({', '.join(where)})" if where else ""
     return f"{error.get('summary') or error.get('kind')}{ctx}"
 

@@ -95,6 +95,60 @@ def entry_error(i, op, arg, n_eps, n_strings, done):
 
 
 @njit(cache=True, inline="always")
+def take_turns(entries, order, n_order, blocked):
+    """Check that a batch follows the turn order, then advance the order.
+
+    The candidate's scheduler runs its episodes one at a time, in the order of the broker's
+    last reply (START's order at first); an episode's entries are its notes, then one request,
+    answer or failure, after which the next episode runs. Episodes that did not act (after a
+    watchdog abandoned one) run first next time. The broker keeps this record itself, so it
+    knows which episodes held the turn without asking the candidate.
+
+    Args:
+        entries: int32 ``[n, 3]`` (episode, op, arg) of the batch.
+        order: int64 ``[E]``: ``order[:n_order[0]]`` is the turn order of the last reply;
+            rewritten in place with the next turn order when the batch follows it.
+        n_order: int64 ``[1]``.
+        blocked: int64 ``[E]`` scratch.
+
+    Returns:
+        -1, or the position in ``entries`` of the first entry out of turn (then nothing is
+        changed and ``order[k]`` is the episode whose turn it was, ``k`` from
+        :func:`turn_holder`).
+    """
+    m = n_order[0]
+    k = 0
+    nb = 0
+    for j in range(entries.shape[0]):
+        e = entries[j, 0]
+        if k >= m or e != order[k]:
+            return j
+        op = entries[j, 1]
+        if op == OP_NOTE:
+            continue
+        k += 1
+        if op <= OP_PRUNE:
+            blocked[nb] = e
+            nb += 1
+    for t in range(m - k):
+        order[t] = order[k + t]
+    for t in range(nb):
+        order[m - k + t] = blocked[t]
+    n_order[0] = m - k + nb
+    return -1
+
+
+@njit(cache=True)
+def turn_holder(entries, upto, order, n_order):
+    """The episode whose turn it was at entry ``upto`` of a batch (:func:`take_turns`), or -1."""
+    k = 0
+    for j in range(upto):
+        if entries[j, 1] != OP_NOTE:
+            k += 1
+    return order[k] if k < n_order[0] else -1
+
+
+@njit(cache=True, inline="always")
 def plan_primitive(op, arg, q, ep, book, n_branches, slots):
     """``(status, slot, first action, second action)`` of a primitive (-1: no action); the
     legality checks of the question handle, whatever the env's ``illegal_action``."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from tts_gym.sandbox.kernel import ERR_NONE, OP_ANSWER, serve_batch
+from tts_gym.sandbox.kernel import ERR_NONE, OP_ANSWER, serve_batch, take_turns
 from tts_gym.store import ReplayStore
 
 _c_read = types.ExternalFunction("read", types.intp(types.intc, types.uintp, types.uintp))
@@ -103,12 +103,47 @@ def _write_all(fd, buf, n):
     return 0
 
 
+@njit(cache=True, inline="always")
+def _encode_reply(outbuf, reply_bytes, n, n_new, new_labels, answer_ids, qs,
+                  label_base, label_offsets, label_blob):
+    """Write a REPLY frame into ``outbuf``: length prefix, head, rows, (episode, label) pairs,
+    string table. Returns its length in bytes."""
+    p = 4
+    outbuf[p] = REPLY
+    _put_u32(outbuf, p + 1, n)
+    _put_u32(outbuf, p + 5, n_new)
+    p += HEAD
+    nb = 48 * n
+    outbuf[p : p + nb] = reply_bytes[:nb]
+    p += nb
+    for k in range(n_new):
+        _put_u32(outbuf, p, new_labels[k, 1])
+        _put_u32(outbuf, p + 4, new_labels[k, 2])
+        p += 8
+    _put_u32(outbuf, p, n_new)
+    p += 4
+    offs = p
+    p += 4 * (n_new + 1)
+    _put_u32(outbuf, offs, 0)
+    size = 0
+    for k in range(n_new):
+        j = new_labels[k, 0]
+        idx = label_base[qs[new_labels[k, 1]]] + answer_ids[j]
+        a, b = label_offsets[idx], label_offsets[idx + 1]
+        outbuf[p : p + (b - a)] = label_blob[a:b]
+        p += b - a
+        size += b - a
+        _put_u32(outbuf, offs + 4 * (k + 1), size)
+    _put_u32(outbuf, 0, p - 4)
+    return p
+
+
 @njit(cache=True, nogil=True)
 def serve_loop(
     rfd, wfd, inbuf, outbuf, entries, progress,
     data, n_branches, qs, ep_arrays, book_arrays, done, steps, stats, sent, slots, mode, conf,
     counts, max_steps, reply, reply_bytes, answer_ids, new_labels, others,
-    label_base, label_offsets, label_blob,
+    label_base, label_offsets, label_blob, order, n_order, blocked,
 ):
     """Serve primitive-only rounds until something needs Python.
 
@@ -121,6 +156,8 @@ def serve_loop(
         data .. others: as :func:`~tts_gym.sandbox.kernel.serve_batch`; ``reply_bytes`` is
             ``reply`` viewed as bytes.
         label_base, label_offsets, label_blob: :func:`label_table` of the unit's store.
+        order, n_order, blocked: the broker's record of the turn order
+            (:func:`~tts_gym.sandbox.kernel.take_turns`); a batch out of turn goes to Python.
 
     Returns:
         ``(code, length, detail)``: one of the ``LOOP_*`` codes, the frame length for
@@ -156,40 +193,16 @@ def serve_loop(
             entries[j, 0] = _get_i32(inbuf, p)
             entries[j, 1] = op
             entries[j, 2] = _get_i32(inbuf, p + 8)
+        if take_turns(entries[:n], order, n_order, blocked) >= 0:
+            return LOOP_PYTHON, length, 0
         err, n_new, _n_others = serve_batch(
             data, n_branches, qs, ep_arrays, book_arrays, entries[:n], 0, done, steps, stats,
             sent, slots, mode, conf, counts, max_steps, reply, answer_ids, new_labels, others,
         )
         if err != ERR_NONE:
             return LOOP_PROTOCOL, length, err
-        # the reply: length prefix, head, rows, (episode, label) pairs, string table
-        p = 4
-        outbuf[p] = REPLY
-        _put_u32(outbuf, p + 1, n)
-        _put_u32(outbuf, p + 5, n_new)
-        p += HEAD
-        nb = 48 * n
-        outbuf[p : p + nb] = reply_bytes[:nb]
-        p += nb
-        for k in range(n_new):
-            _put_u32(outbuf, p, new_labels[k, 1])
-            _put_u32(outbuf, p + 4, new_labels[k, 2])
-            p += 8
-        _put_u32(outbuf, p, n_new)
-        p += 4
-        offs = p
-        p += 4 * (n_new + 1)
-        _put_u32(outbuf, offs, 0)
-        size = 0
-        for k in range(n_new):
-            j = new_labels[k, 0]
-            idx = label_base[qs[new_labels[k, 1]]] + answer_ids[j]
-            a, b = label_offsets[idx], label_offsets[idx + 1]
-            outbuf[p : p + (b - a)] = label_blob[a:b]
-            p += b - a
-            size += b - a
-            _put_u32(outbuf, offs + 4 * (k + 1), size)
-        _put_u32(outbuf, 0, p - 4)
+        p = _encode_reply(outbuf, reply_bytes, n, n_new, new_labels, answer_ids, qs,
+                          label_base, label_offsets, label_blob)
         st = _write_all(wfd, outbuf, p)
         if st != 0:
             return st, 0, 0

@@ -30,7 +30,7 @@ from typing import Any
 from tts_gym.executor import Executor, Job, resolve
 from tts_gym.executor.local import LocalExecutor
 from tts_gym.executor.node import cpus as _cpus
-from tts_gym.sandbox.broker import UnitResult, UnitSpec, run_unit
+from tts_gym.sandbox.broker import UnitResult, UnitSpec, run_unit, spec_secret
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.zygote_client import SandboxUnavailable, acquire, give_back, lend, release
 from tts_gym.store import ReplayStore
@@ -144,6 +144,9 @@ def run_units(
         tts_gym.sandbox.zygote_client.SandboxUnavailable: The sandbox cannot start, or a node
             refuses candidate code.
     """
+    # identity secrets come from this (trusted) process's key, wherever the units run
+    specs = [s if s.secret is not None else replace(s, secret=spec_secret(s, stores))
+             for s in specs]
     ex = resolve(executor, limits.workers)
     key = ("stores", *sorted((k, s.sha256) for k, s in stores.items()))
     shared = {"stores": ex.share(dict(stores), key), "limits": limits,

@@ -3,8 +3,8 @@
 :class:`ZygoteClient` starts :mod:`tts_gym.sandbox.child.zygote` as a freshly executed
 interpreter (``subprocess``, not a fork of this process, which may hold gold answers and API
 keys) with a minimal environment, an empty working directory and its own session, connected
-by a ``SOCK_SEQPACKET`` socket pair. For each candidate process it creates two pipes and a
-shared status page, passes the child's ends over the socket (``SCM_RIGHTS``) and keeps its own.
+by a ``SOCK_SEQPACKET`` socket pair. For each candidate process it creates two pipes,
+passes the child's ends over the socket (``SCM_RIGHTS``) and keeps its own.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import mmap
 import multiprocessing
 import os
 import shutil
@@ -75,24 +74,17 @@ class ChildProcess:
         pid: Its process id (a child of the fork server).
         to_child: Write end of the pipe to it.
         from_child: Read end of the pipe from it.
-        page: The shared status page; ``status`` is its int32 ``[2]`` view (episode running
-            now, switches so far).
     """
 
     pid: int
     to_child: int
     from_child: int
-    page: mmap.mmap
-    status: np.ndarray
 
     def close(self) -> None:
         """Close the broker's descriptors (the process itself is reaped by the fork server)."""
         for fd in (self.to_child, self.from_child):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.status = np.zeros(2, np.int32)
-        with contextlib.suppress(BufferError, ValueError):
-            self.page.close()
 
 
 class ZygoteClient:
@@ -217,27 +209,23 @@ class ZygoteClient:
         self.start()
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
-        memfd = os.memfd_create("tts-sandbox-status")
         try:
-            os.ftruncate(memfd, mmap.PAGESIZE)
-            page = mmap.mmap(memfd, mmap.PAGESIZE)
             try:
-                reply = self._request({"cmd": "spawn", "plan": plan}, (to_r, from_w, memfd))
+                reply = self._request({"cmd": "spawn", "plan": plan}, (to_r, from_w))
             except SandboxUnavailable:
                 if not warm:
                     raise
                 # a fork server kept from an earlier command died meanwhile: start a new one
                 self.start()
-                reply = self._request({"cmd": "spawn", "plan": plan}, (to_r, from_w, memfd))
+                reply = self._request({"cmd": "spawn", "plan": plan}, (to_r, from_w))
         except BaseException:
             for fd in (to_w, from_r):
                 os.close(fd)
             raise
         finally:
-            for fd in (to_r, from_w, memfd):
+            for fd in (to_r, from_w):
                 os.close(fd)
-        status = np.frombuffer(page, np.int32, 2)
-        return ChildProcess(int(reply["pid"]), to_w, from_r, page, status)
+        return ChildProcess(int(reply["pid"]), to_w, from_r)
 
     def reap(self, child: ChildProcess) -> int:
         """Kill ``child`` if it still runs, collect its exit code, close its descriptors."""

@@ -15,8 +15,8 @@ this loop reports (an exception's text, a note, a schedule) is sanitised there.
 Per-episode guards:
 
 - randomness: ``random`` and ``numpy.random`` module functions are swapped for wrappers that
-  give each episode its own stream, seeded from (seed, question) by the broker, whatever the
-  interleaving of episodes;
+  give each episode its own stream, seeded by the broker (from its secret, not from the
+  question), whatever the interleaving of episodes;
 - a CPU watchdog (``ITIMER_VIRTUAL``): an episode that computes ``watchdog_s`` CPU seconds
   without calling a primitive is abandoned (its greenlet is never resumed) and reported as
   that episode's failure;
@@ -150,23 +150,21 @@ class StepLimitExceeded(BaseException):
 
 
 class _Episode:
-    __slots__ = (
-        "index", "capacity", "seed", "tokens", "opened", "labels", "greenlet", "switch", "proxy",
-        "abandoned", "notes", "rng_state", "rng_calls",
-    )
+    """The scheduler's side of one episode (the candidate holds only its :class:`Question`).
 
-    def __init__(self, index: int, capacity: int, seed: int) -> None:
+    ``index`` is the episode's position in this process (the order START listed it), which the
+    broker maps to a (store, question) with a secret permutation: it identifies nothing."""
+
+    __slots__ = ("index", "seed", "greenlet", "switch", "proxy", "abandoned", "rng_state",
+                 "rng_calls")
+
+    def __init__(self, index: int, seed: int) -> None:
         self.index = index
-        self.capacity = capacity
         self.seed = seed
-        self.tokens = 0
-        self.opened = 0
-        self.labels: list[str] = []
         self.greenlet: Any = None
         self.switch: Any = None  # greenlet.switch, bound once (the scheduler's hot path)
         self.proxy: Any = None
         self.abandoned = False
-        self.notes = 0
         self.rng_state: Any = None
         self.rng_calls = 0
 
@@ -213,77 +211,88 @@ _REASONS = {
 }
 
 
-def _raise_for(status: int, name: str, slot: int, ep: _Episode) -> None:
+def _raise_for(status: int, name: str, slot: int, q: Question) -> None:
     if status == wire.ST_STEP_LIMIT:
         raise StepLimitExceeded("this episode reached its primitive limit")
     reason = _REASONS.get(status, "refused (status {status})").format(
-        slot=slot, last=ep.capacity - 1, opened=ep.opened, status=status)
+        slot=slot, last=q._capacity - 1, opened=q._opened, status=status)
     raise ValueError(f"{name}({slot}): {reason}")
 
 
 class Question:
     """One episode seen through the paper's primitives (AutoTTS, 2026): ``probe_new``,
-    ``probe_more``, ``full_read``, ``prune``, ``note`` and read-only counters. Every primitive
-    is a request to the broker: the proxy hands it to the scheduler with the switch itself
-    (``wait(request)``), so a request is queued exactly when its episode blocks on it."""
+    ``probe_more``, ``full_read``, ``prune``, ``note`` and the read-only counters
+    ``tokens_used``, ``n_opened``, ``branches_left``. Every primitive is a request to the
+    broker: the proxy hands it to the scheduler with the switch itself (``_wait(request)``), so
+    a request is queued exactly when its episode blocks on it.
 
-    __slots__ = ("ep", "rt", "wait", "labels", "req_new", "req_read")
+    By design an instance holds nothing but this episode's counters, the answer strings it
+    revealed, the scheduler's switch and its request tuples (which carry the episode's position
+    in this process, mapped to a question by a secret permutation on the broker's side): no
+    runtime, no scheduler record, no index of a question. Its fields start with an underscore,
+    which the discovery lint refuses to read."""
 
-    def __init__(self, rt: Runtime, ep: _Episode) -> None:
-        self.rt = rt
-        self.ep = ep
-        self.wait = rt.main.switch
-        self.labels = ep.labels
-        self.req_new = (ep.index, _PROBE_NEW, -1)
-        self.req_read = (ep.index, _FULL_READ, -1)
+    __slots__ = ("_wait", "_labels", "_req_new", "_req_read", "_id", "_capacity", "_opened",
+                 "_tokens", "_notes")
+
+    def __init__(self, wait: Any, index: int, capacity: int) -> None:
+        self._wait = wait
+        self._labels: list[str] = []
+        self._req_new = (index, _PROBE_NEW, -1)
+        self._req_read = (index, _FULL_READ, -1)
+        self._id = index
+        self._capacity = capacity
+        self._opened = 0
+        self._tokens = 0
+        self._notes = 0
 
     def probe_new(self) -> tuple[str, int, bool] | None:
-        ep = self.ep
-        st, label, fin, slot, ep.opened, ep.tokens = self.wait(self.req_new)
+        st, label, fin, slot, self._opened, self._tokens = self._wait(self._req_new)
         if st:
             if st == _NONE_LEFT:
                 return None
-            _raise_for(st, "probe_new", -1, ep)
-        return self.labels[label], slot, fin == 1
+            _raise_for(st, "probe_new", -1, self)
+        return self._labels[label], slot, fin == 1
 
     def probe_more(self, slot: int) -> tuple[str, bool]:
-        ep = self.ep
         s = slot if slot.__class__ is int else _check_slot("probe_more", slot)
-        st, label, fin, _slot, ep.opened, ep.tokens = self.wait((ep.index, _PROBE_MORE, s))
+        st, label, fin, _slot, self._opened, self._tokens = self._wait(
+            (self._id, _PROBE_MORE, s))
         if st:
-            _raise_for(st, "probe_more", s, ep)
-        return self.labels[label], fin == 1
+            _raise_for(st, "probe_more", s, self)
+        return self._labels[label], fin == 1
 
     def full_read(self) -> str | None:
-        ep = self.ep
-        st, label, _fin, _slot, ep.opened, ep.tokens = self.wait(self.req_read)
+        st, label, _fin, _slot, self._opened, self._tokens = self._wait(self._req_read)
         if st:
             if st == _NONE_LEFT:
                 return None
-            _raise_for(st, "full_read", -1, ep)
-        return self.labels[label]
+            _raise_for(st, "full_read", -1, self)
+        return self._labels[label]
 
     def prune(self, slot: int) -> None:
-        ep = self.ep
         s = slot if slot.__class__ is int else _check_slot("prune", slot)
-        st, _label, _fin, _slot, ep.opened, ep.tokens = self.wait((ep.index, _PRUNE, s))
+        st, _label, _fin, _slot, self._opened, self._tokens = self._wait(
+            (self._id, _PRUNE, s))
         if st:
-            _raise_for(st, "prune", s, ep)
+            _raise_for(st, "prune", s, self)
 
     def note(self, event: str, **fields: Any) -> None:
-        self.rt.note(self.ep, event, fields)
+        rt = _ACTIVE[0]
+        if rt is not None:
+            rt.note(self, event, fields)
 
     @property
     def tokens_used(self) -> int:
-        return self.ep.tokens
+        return self._tokens
 
     @property
     def n_opened(self) -> int:
-        return self.ep.opened
+        return self._opened
 
     @property
     def branches_left(self) -> int:
-        return self.ep.capacity - self.ep.opened
+        return self._capacity - self._opened
 
     def __repr__(self) -> str:
         return "<question>"
@@ -294,16 +303,16 @@ class Runtime:
 
     Args:
         rfd, wfd: The pipe from / to the broker.
-        status: int32 view of the page shared with the broker: ``status[0]`` is the episode
-            running now (-1: the scheduler); the broker reads it to blame the right episode if
-            the whole process stalls in C code.
+
+    Episodes run in START's order, then in the order of the broker's replies; the broker keeps
+    the same record to know which episodes hold the turn (this process reports nothing that
+    is used to blame an episode).
     """
 
-    def __init__(self, rfd: int, wfd: int, status: Any) -> None:
+    def __init__(self, rfd: int, wfd: int) -> None:
         self.rfd = rfd
         self.wfd = wfd
         self.reader = wire.FrameReader(rfd, 1 << 30)
-        self.status = status
         self.main = greenlet.getcurrent()
         self.ops: list[int] = []  # flat (episode, op, arg) triples of this round, in order
         self.strings: list[str] = []
@@ -319,7 +328,7 @@ class Runtime:
         self.rng_owner: _Episode | None = None
         self.np_rand = np.random.mtrand._rand
         self.py_rand = random._inst  # type: ignore[attr-defined]
-        self.module_rng = _Episode(-1, 0, 0)  # draws made outside any episode
+        self.module_rng = _Episode(-1, 0)  # draws made outside any episode
 
     # --- the pipe ---------------------------------------------------------------------------
     def hello(self, report: dict[str, Any]) -> None:
@@ -377,11 +386,12 @@ class Runtime:
         self.recorded += 1
         self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
 
-    def note(self, ep: _Episode, event: Any, fields: dict[str, Any]) -> None:
-        """Queue a trace note (dropped when no traces are wanted or past the cap)."""
-        if not self.traces or ep.notes >= MAX_NOTES_PER_EPISODE:
+    def note(self, q: Question, event: Any, fields: dict[str, Any]) -> None:
+        """Queue a trace note of ``q``'s episode (dropped when no traces are wanted or past
+        the cap)."""
+        if not self.traces or q._notes >= MAX_NOTES_PER_EPISODE:
             return
-        ep.notes += 1
+        q._notes += 1
         head = {"event": str(event)[:100]}
         try:
             text = json.dumps({**head, **fields})
@@ -390,12 +400,12 @@ class Runtime:
         if len(text) > MAX_NOTE_CHARS:
             text = json.dumps({**head, "oversized_fields": len(text)})
         self.recorded += 1
-        self.ops.extend((ep.index, wire.OP_NOTE, self._string(text)))
+        self.ops.extend((q._id, wire.OP_NOTE, self._string(text)))
 
     # --- running the candidate ---------------------------------------------------------------
     def _guarded(self, fn: Any) -> tuple[bool, Any]:
         """Run ``fn()`` in a greenlet under the watchdog (episode -1): ``(ok, value or error)``."""
-        pseudo = _Episode(-1, 0, 0)
+        pseudo = _Episode(-1, 0)
         result: list[Any] = [False, None]
 
         def body() -> None:
@@ -492,10 +502,10 @@ class Runtime:
                 wire.SCHEDULE, json.dumps({"ok": ok, "value": sched})))
         solve = getattr(factory, "solve", None)
         solve_line = getattr(getattr(solve, "__code__", None), "co_firstlineno", None)
-        episodes = [_Episode(i, int(e["capacity"]), int(e["seed"]))
-                    for i, e in enumerate(job["episodes"])]
-        for ep in episodes:
-            ep.proxy = Question(self, ep)
+        episodes = [_Episode(i, int(e["seed"])) for i, e in enumerate(job["episodes"])]
+        wait = self.main.switch
+        for ep, e in zip(episodes, job["episodes"], strict=True):
+            ep.proxy = Question(wait, ep.index, int(e["capacity"]))
             ep.greenlet = greenlet.greenlet(
                 lambda *_args, ep=ep: self._episode_body(ep, factory, params, solve_line))
             ep.switch = ep.greenlet.switch
@@ -525,9 +535,9 @@ class Runtime:
         self.strings = []
 
     def _schedule(self, episodes: list[_Episode]) -> None:
-        status = self.status
         ops = self.ops
         queue = ops.extend
+        labels = [ep.proxy._labels for ep in episodes]
         runnable: Iterator[tuple[_Episode, Any]] = iter([(ep, None) for ep in episodes])
         while True:
             # run each runnable episode until it blocks on a primitive (its greenlet hands the
@@ -538,7 +548,6 @@ class Runtime:
             self.passes += 1
             for ep, value in runnable:
                 self.current = ep
-                status[0] = ep.index
                 request = ep.switch(value)
                 if request is not None:
                     queue(request)
@@ -547,7 +556,6 @@ class Runtime:
                     waiting = list(runnable)
                     break
             self.current = None
-            status[0] = -1
             if not ops:
                 if not waiting:
                     return
@@ -561,7 +569,7 @@ class Runtime:
             if n_rows != n:
                 return  # the broker refused the batch (e.g. past the step limit) and ends
             for k, text in enumerate(texts):
-                episodes[pairs[2 * k]].labels.append(text)
+                labels[pairs[2 * k]].append(text)
             # one reply per request: (status, label, finished, slot, opened, tokens); answers,
             # notes and failures are never answered
             if codes is not None:
@@ -571,10 +579,10 @@ class Runtime:
                 runnable = itertools.chain(waiting, runnable)
 
 
-def main(rfd: int, wfd: int, status: Any, report: dict[str, Any]) -> int:
+def main(rfd: int, wfd: int, report: dict[str, Any]) -> int:
     """Run the candidate process after isolation (called by the fork server's child)."""
     sys.stdout = None  # type: ignore[assignment]
     sys.stderr = None  # type: ignore[assignment]
-    rt = Runtime(rfd, wfd, status)
+    rt = Runtime(rfd, wfd)
     rt.hello(report)
     return rt.run()

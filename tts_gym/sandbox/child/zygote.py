@@ -8,8 +8,8 @@ working directory and its own session. It is a freshly executed interpreter that
 path, pre-imports the modules a candidate may use (there is no filesystem later), wraps their
 randomness per episode and compiles the seccomp policy once, and then, per request on its socket:
 
-- ``spawn`` (with three descriptors: the pipe from the broker, the pipe to it, the shared
-  status page): forks a child that applies :mod:`.isolation` and runs :mod:`.runtime`;
+- ``spawn`` (with two descriptors: the pipe from the broker and the pipe to it): forks a child
+  that applies :mod:`.isolation` and runs :mod:`.runtime`;
 - ``reap``: kills a child (if still alive) and reports its exit status;
 - end of the socket: kills every child it started and exits.
 
@@ -24,7 +24,6 @@ import gc
 import importlib
 import importlib.util
 import json
-import mmap
 import os
 import signal
 import socket
@@ -69,13 +68,10 @@ def _spawn(sock: socket.socket, plan: dict, fds: list[int], program: bytes) -> i
     try:
         sock.close()
         os.setsid()
-        # the broker pipe at 3 (read) and 4 (write); the status page is mapped, then closed
+        # the broker pipe at 3 (read) and 4 (write)
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in fds]
         os.dup2(high[0], 3)
         os.dup2(high[1], 4)
-        page = mmap.mmap(high[2], mmap.PAGESIZE)
-        status = memoryview(page).cast("i")
-        status[0] = -1
         plan = {**plan, "keep_fds": [3, 4]}
         try:
             report = isolation.apply(plan, program, zygote_pid)
@@ -83,7 +79,7 @@ def _spawn(sock: socket.socket, plan: dict, fds: list[int], program: bytes) -> i
             info = {"error": str(exc), "report": getattr(exc, "report", {})}
             wire.send_frame(4, wire.text_message(wire.HELLO, json.dumps(info)))
             os._exit(71)
-        code = runtime.main(3, 4, status, report)
+        code = runtime.main(3, 4, report)
     except BaseException:  # noqa: BLE001 - a child never returns into the fork server
         code = 72
     finally:
@@ -136,7 +132,7 @@ def serve(sock_fd: int, broker_pid: int) -> int:
     children: set[int] = set()
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 3)
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 2)
         except OSError:
             break
         if not msg:
