@@ -14,7 +14,8 @@ is raised here with its own type. A candidate's failure in the sandbox is not an
 all (a unit result with status ``"error"``), so it is never retried either. Ctrl-C (or any
 exception) while a map waits cancels its remaining tasks, killing the workers that run them
 (their sandbox fork servers and candidate processes die with them); a local instance started by
-the executor is shut down by :meth:`RayExecutor.close`.
+the executor is shut down by :meth:`RayExecutor.close`, and stopped by a guard process
+(:mod:`tts_gym.executor.ray_guard`) when the command dies without closing it (SIGKILL).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any
 
 import tts_gym
 from tts_gym.executor.base import Executor, ExecutorError, Job
+from tts_gym.executor.lifetime import descendants
 from tts_gym.executor.node import claim_slot, node_label
+from tts_gym.executor.ray_guard import RayGuard
 from tts_gym.extras import require_extra
 
 try:
@@ -200,11 +203,14 @@ class RayExecutor(Executor):
             require_extra("ray", "RayExecutor")
         self.max_retries = int(max_retries)
         self.started = False
+        self._guard: RayGuard | None = None
         if ray.is_initialized():
             pass
         elif address is None:
+            self._guard = RayGuard()  # before Ray starts: it stops the instance if we die
             _start_local(num_cpus, object_store_mb)
             self.started = True
+            self._guard.watch(descendants(os.getpid()))
         else:
             _check_reachable(address)
             try:
@@ -248,6 +254,8 @@ class RayExecutor(Executor):
         results: list[Any] = [None] * len(items)
         if not items:
             return results
+        if self._guard is not None:  # Ray's processes started since (agents, workers)
+            self._guard.watch(descendants(os.getpid()))
         box = [ray.put(shared), tts_gym.__version__]
         remote = _remote().options(name=job.name, num_cpus=1, max_retries=self.max_retries,
                                  retry_exceptions=False)
@@ -322,3 +330,6 @@ class RayExecutor(Executor):
             from tts_gym.sandbox.zygote_client import remove_stale_workdirs
 
             remove_stale_workdirs()  # of the workers the shutdown killed
+        if self._guard is not None:
+            self._guard.close()  # stops whatever of the instance the shutdown left running
+            self._guard = None
