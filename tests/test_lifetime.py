@@ -174,3 +174,24 @@ def test_kill_9_at_random_points(data_dir, loop_file, case):
             else _cells(command, data_dir))
     report = kill_and_check(argv, env=_env(), delay_s=delay)
     assert report.left == {}, f"{command} killed after {delay:.2f} s left: {report.left}"
+
+
+def test_a_fork_server_started_by_a_thread_outlives_that_thread():
+    """The parent-death signal fires when the parent *thread* exits: a fork server started from
+    a short-lived thread (a discovery proposal's) must stay up for the thread that uses it
+    next, and still die with the process."""
+    import threading
+
+    from tts_gym.sandbox.zygote_client import ZygoteClient
+
+    client = ZygoteClient()
+    t = threading.Thread(target=client.start)
+    t.start()
+    t.join()
+    time.sleep(0.3)  # a signal sent at the thread's exit would have landed by now
+    try:
+        assert client.running(), "the fork server died with the thread that started it"
+        child = client.spawn({"memory_mb": 400, "cpu_s": 10})
+        assert client.reap(child) is not None
+    finally:
+        client.close()
