@@ -91,7 +91,7 @@ def cli(*args: str) -> list[str]:
 
 
 # --- the supervisor (runs as a script) -----------------------------------------------------------
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """Live children of ``pid`` from ``/proc/<pid>/task/*/children`` (every thread's)."""
     out: list[int] = []
     try:
@@ -106,7 +106,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _stat(pid: int) -> tuple[str, int]:
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (``/proc/<pid>/stat`` field 22): with the pid, one process even after
+    the pid is reused; None once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def state_uid(pid: int) -> tuple[str, int]:
     """(state, uid) of ``pid``; ("X", -1) once it is gone."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -115,7 +124,7 @@ def _stat(pid: int) -> tuple[str, int]:
         return "X", -1
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -123,14 +132,14 @@ def _cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()[:160] or "?"
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every live, non-zombie process below ``pid`` (depth first)."""
-    out, todo = [], _children(pid)
+    out, todo = [], children(pid)
     while todo:
         p = todo.pop()
-        if _stat(p)[0] not in ("Z", "X"):
+        if state_uid(p)[0] not in ("Z", "X"):
             out.append(p)
-        todo += _children(p)
+        todo += children(p)
     return out
 
 
@@ -172,17 +181,17 @@ def _supervise(spec: dict[str, Any]) -> dict[str, Any]:
         if proc.poll() is not None:
             code = proc.returncode
             break
-        below = _descendants(proc.pid)
+        below = descendants(proc.pid)
         ok = (spec["marker"] is None or any(spec["marker"] in line for line in list(err)))
-        ok = ok and len([c for c in _children(proc.pid) if _stat(c)[0] not in ("Z", "X")]) \
+        ok = ok and len([c for c in children(proc.pid) if state_uid(c)[0] not in ("Z", "X")]) \
             >= spec["children"]
-        ok = ok and sum(_stat(p)[1] >= UID_BASE for p in below) >= spec["candidates"]
+        ok = ok and sum(state_uid(p)[1] >= UID_BASE for p in below) >= spec["candidates"]
         if ok and reached_at is None:
             reached_at = time.monotonic()
         if reached_at is not None and time.monotonic() - reached_at >= spec["delay_s"]:
             break
         time.sleep(0.02)
-    seen = {p: _cmdline(p) for p in _descendants(me)}
+    seen = {p: cmdline(p) for p in descendants(me)}
     killed = time.monotonic()
     if code is None:
         os.kill(proc.pid, spec["sig"])
@@ -190,13 +199,13 @@ def _supervise(spec: dict[str, Any]) -> dict[str, Any]:
     gone = None
     while time.monotonic() - killed < spec["grace_s"]:
         _reap()
-        if not _descendants(me):
+        if not descendants(me):
             gone = time.monotonic() - killed
             break
         time.sleep(0.05)
-    left = {p: _cmdline(p) for p in _descendants(me)}
+    left = {p: cmdline(p) for p in descendants(me)}
     for _ in range(50):  # clean up what was left, then reap it
-        pids = _descendants(me)
+        pids = descendants(me)
         if not pids:
             break
         for p in pids:
