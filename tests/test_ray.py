@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -51,6 +52,7 @@ LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=2.0, workers=2)
 @pytest.fixture(scope="module")
 def ray_ex():
     """A local Ray instance (2 CPUs, loopback) for the module; nothing of it may outlive it."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)"])
     ex = RayExecutor(num_cpus=2, object_store_mb=300)
     assert ex.started and ex.slots() == 2
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
@@ -60,6 +62,11 @@ def ray_ex():
     ex.close()
     assert not ray.is_initialized()
     assert wait_gone(running) == []
+    try:  # the guard stopped the instance's processes, not another child of this process
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 @pytest.fixture(scope="module")

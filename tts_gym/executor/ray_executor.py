@@ -204,13 +204,22 @@ class RayExecutor(Executor):
         self.max_retries = int(max_retries)
         self.started = False
         self._guard: RayGuard | None = None
+        self._roots: list[int] = []
         if ray.is_initialized():
             pass
         elif address is None:
             self._guard = RayGuard()  # before Ray starts: it stops the instance if we die
-            _start_local(num_cpus, object_store_mb)
+            before = set(descendants(os.getpid()))
+            try:
+                _start_local(num_cpus, object_store_mb)
+            except BaseException:
+                self._guard.close()  # stops whatever the failed start left running
+                raise
             self.started = True
-            self._guard.watch(descendants(os.getpid()))
+            # the instance's own processes (GCS, raylet, ...): what ray.init just started
+            self._roots = [p for p in descendants(os.getpid()) if p not in before
+                           and p != self._guard.proc.pid]
+            self._watch()
         else:
             _check_reachable(address)
             try:
@@ -227,6 +236,13 @@ class RayExecutor(Executor):
         # workers import tts-gym and load kernels while this process loads stores
         warm = _remote(_warm).options(name="tts-gym-warm", num_cpus=1)
         self._warming = [warm.remote() for _ in range(self.slots())]
+
+    def _watch(self) -> None:
+        """Tell the guard the local instance's processes: those ``ray.init`` started, and
+        everything below them now (agents, workers, their fork servers); nothing else of this
+        process."""
+        if self._guard is not None:
+            self._guard.watch([*self._roots, *(p for r in self._roots for p in descendants(r))])
 
     def slots(self) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -254,8 +270,7 @@ class RayExecutor(Executor):
         results: list[Any] = [None] * len(items)
         if not items:
             return results
-        if self._guard is not None:  # Ray's processes started since (agents, workers)
-            self._guard.watch(descendants(os.getpid()))
+        self._watch()  # Ray's processes started since (agents, workers)
         box = [ray.put(shared), tts_gym.__version__]
         remote = _remote().options(name=job.name, num_cpus=1, max_retries=self.max_retries,
                                  retry_exceptions=False)
