@@ -137,18 +137,20 @@ def test_kill_9_of_a_2_worker_table_or_sweep(data_dir, command):
     _assert_clean(report, at_least=3)
 
 
-def test_kill_9_of_discover_during_round_1s_evaluation(data_dir, tmp_path):
-    """Point: round 1's candidate is being evaluated by two candidate workers (the scripted
-    endpoint's reply loops until the watchdog)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_of_discover_during_round_1s_evaluation(data_dir, tmp_path, workers):
+    """Point: round 1's candidate is being evaluated by ``workers`` candidate workers (the
+    scripted endpoint's reply loops until the watchdog)."""
     with FakeOpenAI({1: [{"reply": C.reply(LOOP)}]}) as srv:
         argv = cli("discover", "--rounds", "2", "--base-url", srv.base_url, "--model-name",
                    "fake-model", "--out", str(tmp_path / "run"), "--data-dir", str(data_dir),
                    "--models", "Qwen3-8B", "--heldout-benchmarks", "aime25", "--betas", "0.5",
-                   "--seeds", "2", "--candidate-workers", "2", "--candidate-timeout", "60",
+                   "--seeds", "2", "--candidate-workers", str(workers), "--candidate-timeout",
+                   "60",
                    "--episode-watchdog", "30", "--backoff", "0.01", "--request-timeout", "5")
         report = kill_and_check(argv, env=_env(), marker="round 1: evaluating",
-                                candidates=2, delay_s=0.2)
-    _assert_clean(report, at_least=5)
+                                candidates=workers, delay_s=0.2)
+    _assert_clean(report, at_least=1 + 2 * workers + (workers > 1) * workers)
 
 
 @pytest.mark.slow
