@@ -11,7 +11,7 @@ else on the machine. It reaps them as they exit, reports the ones still alive af
 period, kills those, and exits. The supervisor is a process of its own, so the test process
 (pytest) never becomes a subreaper and never reaps anything it did not start.
 
-Named points (any combination; all must hold, then ``delay_s`` more seconds pass):
+Named points (any combination; all must hold, and still hold ``delay_s`` seconds later):
 
 - ``marker``: a substring of the command's standard error (lines split at ``\\n`` and ``\\r``);
 - ``children``: at least this many live direct children of the command (pool workers, Ray's
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class KillReport:
     gone_after_s: float | None
     code: int | None
     stderr: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def kill_and_check(argv: list[str], *, env: dict[str, str] | None = None,
@@ -154,6 +153,59 @@ def _reap() -> None:
             return
 
 
+def _read_lines(stream: Any, out: list[str]) -> None:
+    """Append the lines of ``stream`` (split at ``\\n`` and ``\\r``) to ``out`` until its end."""
+    buf = b""
+    while chunk := stream.read1(65536):
+        buf += chunk
+        *lines, buf = buf.replace(b"\r", b"\n").split(b"\n")
+        out.extend(x.decode("utf-8", "replace") for x in lines)
+    out.append(buf.decode("utf-8", "replace"))
+
+
+def _at_point(proc: subprocess.Popen, err: list[str], spec: dict[str, Any]) -> bool:
+    """Whether every condition of the named point holds now."""
+    if spec["marker"] is not None and not any(spec["marker"] in line for line in list(err)):
+        return False
+    live = [c for c in children(proc.pid) if state_uid(c)[0] not in ("Z", "X")]
+    if len(live) < spec["children"]:
+        return False
+    below = descendants(proc.pid)
+    return sum(state_uid(p)[1] >= UID_BASE for p in below) >= spec["candidates"]
+
+
+def _wait_for_point(proc: subprocess.Popen, err: list[str], spec: dict[str, Any],
+                    start: float) -> float | None:
+    """Wait until the named point has held for ``delay_s`` (a point that passes sooner, like
+    the preflight's short probe candidate, is waited for again); returns when it was reached
+    (None: the command ended first, or the timeout came)."""
+    reached_at = None
+    while time.monotonic() - start < spec["timeout_s"] and proc.poll() is None:
+        if not _at_point(proc, err, spec):
+            reached_at = None
+        elif reached_at is None:
+            reached_at = time.monotonic()
+        elif time.monotonic() - reached_at >= spec["delay_s"]:
+            break
+        time.sleep(0.02)
+    return reached_at
+
+
+def _kill_all_below(me: int) -> None:
+    """SIGKILL and reap whatever is still alive below the supervisor."""
+    for _ in range(50):
+        pids = descendants(me)
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)
+        _reap()
+
+
 def _supervise(spec: dict[str, Any]) -> dict[str, Any]:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -164,38 +216,22 @@ def _supervise(spec: dict[str, Any]) -> dict[str, Any]:
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     err: list[str] = []
-
-    def read() -> None:
-        buf = b""
-        while chunk := proc.stderr.read1(65536):
-            buf += chunk
-            *lines, buf = buf.replace(b"\r", b"\n").split(b"\n")
-            err.extend(x.decode("utf-8", "replace") for x in lines)
-        err.append(buf.decode("utf-8", "replace"))
-
-    reader = threading.Thread(target=read, daemon=True)
+    reader = threading.Thread(target=_read_lines, args=(proc.stderr, err), daemon=True)
     reader.start()
-    reached_at = None
-    code = None
-    while time.monotonic() - start < spec["timeout_s"]:
-        if proc.poll() is not None:
-            code = proc.returncode
-            break
-        below = descendants(proc.pid)
-        ok = (spec["marker"] is None or any(spec["marker"] in line for line in list(err)))
-        ok = ok and len([c for c in children(proc.pid) if state_uid(c)[0] not in ("Z", "X")]) \
-            >= spec["children"]
-        ok = ok and sum(state_uid(p)[1] >= UID_BASE for p in below) >= spec["candidates"]
-        if ok and reached_at is None:
-            reached_at = time.monotonic()
-        if reached_at is not None and time.monotonic() - reached_at >= spec["delay_s"]:
-            break
-        time.sleep(0.02)
+    # the named point
+    reached_at = _wait_for_point(proc, err, spec, start)
+    ended_itself = proc.poll() is not None
     seen = {p: cmdline(p) for p in descendants(me)}
+    # the kill
     killed = time.monotonic()
-    if code is None:
+    if not ended_itself:
         os.kill(proc.pid, spec["sig"])
-        proc.wait()
+        try:  # SIGKILL ends it at once; another signal may take a clean shutdown
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # what is left after the grace period (orphans come to us: we are the subreaper)
     gone = None
     while time.monotonic() - killed < spec["grace_s"]:
         _reap()
@@ -204,22 +240,12 @@ def _supervise(spec: dict[str, Any]) -> dict[str, Any]:
             break
         time.sleep(0.05)
     left = {p: cmdline(p) for p in descendants(me)}
-    for _ in range(50):  # clean up what was left, then reap it
-        pids = descendants(me)
-        if not pids:
-            break
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.1)
-        _reap()
+    _kill_all_below(me)
     reader.join(timeout=5)
     return {"reached": reached_at is not None, "killed_after_s": round(killed - start, 3),
             "seen": seen, "left": left,
             "gone_after_s": None if gone is None else round(gone, 3),
-            "code": proc.returncode if code is None else None,
+            "code": None if ended_itself else proc.returncode,
             "stderr": "\n".join(line for line in err if line.strip())[-3000:]}
 
 
