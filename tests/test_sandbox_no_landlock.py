@@ -92,6 +92,11 @@ def test_sandbox_check_prints_what_seccomp_alone_covers(no_landlock, monkeypatch
     for door in layers.LANDLOCK_DOORS:
         assert f"    {door}: refused (" in out
     assert "NOT covered" not in out
+    assert cli_main(["sandbox-check", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["without_landlock"]
+    assert {d: v["refused_by_seccomp"] for d, v in got.items()} == {
+        d: list(calls) for d, calls in layers.LANDLOCK_DOORS.items()}
+    assert all(v["allowed"] == [] for v in got.values())
 
 
 def test_a_kernel_without_landlock_is_refused_if_seccomp_would_let_a_door_open(monkeypatch):

@@ -75,10 +75,11 @@ def without_landlock() -> list[str]:
         if allowed:
             lines.append(f"    {door}: NOT covered, seccomp allows {', '.join(allowed)}")
         else:
-            lines.append(f"    {door}: refused ({', '.join(calls[:6])}, ... {len(calls)} calls)")
-    lines.append("  what is lost is a second, independent lock: were the seccomp filter "
-                 "bypassed, the candidate's own uid would still be refused other users' files "
-                 "and processes, but world-readable files would be open to it")
+            shown = ", ".join(calls[:8]) + (", ..." if len(calls) > 8 else "")
+            lines.append(f"    {door}: refused ({len(calls)} calls: {shown})")
+    lines += ["  what is lost is a second, independent lock: were the seccomp filter bypassed,",
+              "  the candidate's own uid would still be refused other users' files and",
+              "  processes, but world-readable files would be open to it"]
     return lines
 
 
@@ -120,8 +121,15 @@ def check(limits: SandboxLimits | None = None) -> dict[str, Any]:
 
 
 def verdict(report: dict[str, Any]) -> dict[str, Any]:
-    """Refuse (``ok`` False, ``error`` set) a report whose Landlock is off while the seccomp
-    allowlist admits a call only Landlock would stop; returns ``report``."""
+    """On a report whose Landlock is off, add ``without_landlock`` (per kind of access Landlock
+    would deny: the calls seccomp refuses, and any it admits), and refuse (``ok`` False,
+    ``error`` set) when the seccomp allowlist admits a call only Landlock would stop; returns
+    ``report``."""
+    if _landlock_off(report):
+        report["without_landlock"] = {
+            door: {"refused_by_seccomp": [c for c in calls if c not in gaps], "allowed": gaps}
+            for (door, calls), gaps in zip(LANDLOCK_DOORS.items(), landlock_gaps().values(),
+                                           strict=True)}
     if report.get("ok") and _landlock_off(report):
         open_doors = {d: calls for d, calls in landlock_gaps().items() if calls}
         if open_doors:
