@@ -10,7 +10,8 @@ Each script entry is a list of steps used in order
 ``{"sleep": seconds, "reply": text}`` (a hang past the client's timeout); a step may also carry
 ``"usage_json"``: raw JSON text sent verbatim as the reply's ``usage`` (``'{"prompt_tokens":
 1e400}'``: what a hostile endpoint can send that ``json.dumps`` cannot write), and
-``"content_json"``: raw JSON text sent as the message's ``content`` instead of the reply.
+``"content_json"``: raw JSON text sent as the message's ``content`` instead of the reply, and
+``"body_json"``: raw JSON text sent as the whole response body.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ class FakeOpenAI:
                 pass
 
             def _send(self, code: int, obj: dict[str, Any], headers: dict | None = None,
-                      raw: dict[str, str] | None = None) -> None:
-                text = json.dumps(obj)
-                for key, value in (raw or {}).items():  # '"@key@"' placeholders, verbatim
+                      raw: dict[str, str] | None = None, whole: bool = False) -> None:
+                text = raw["body"] if whole and raw else json.dumps(obj)
+                for key, value in ({} if whole else raw or {}).items():  # '"@key@"' -> raw
                     text = text.replace(json.dumps(f"@{key}@"), value)
                 data = text.encode()
                 try:
@@ -141,6 +142,9 @@ class FakeOpenAI:
                         },
                         {"retry-after": "0"},
                     )
+                    return
+                if "body_json" in step:
+                    self._send(200, {}, raw={"body": step["body_json"]}, whole=True)
                     return
                 text = step.get("reply", "")
                 raw = {k: step[k] for k in ("usage_json", "content_json") if k in step}

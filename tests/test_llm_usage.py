@@ -103,6 +103,22 @@ def test_a_content_that_is_not_text_counts_as_empty(content):
     assert len(warnings) == 1 and "not text" in warnings[0]
 
 
+@pytest.mark.parametrize("body", ['"hello"', '[1, 2]', '{"choices": "x", "usage": 5}',
+                                  '{"choices": [{"message": "text"}]}', '{"choices": [null]}',
+                                  '{"choices": [{"message": {"content": "hi"}, '
+                                  '"finish_reason": {"a": 1}}], "usage": {"prompt_tokens": '
+                                  '[1e400]}}'])
+def test_a_malformed_response_is_an_empty_or_partial_reply_not_a_traceback(body):
+    with FakeOpenAI({1: [{"body_json": body}]}) as srv:
+        client = LLMClient(LLMConfig(model="m", base_url=srv.base_url, max_attempts=1),
+                           warn=lambda _m: None)
+        reply = client.complete(MESSAGES)
+    assert reply.text == ("hi" if '"hi"' in body else "")
+    assert reply.finish_reason is None
+    assert all(isinstance(reply.usage[k], int) and reply.usage[k] >= 0
+               for k in ("prompt_tokens", "completion_tokens", "total_tokens"))
+
+
 def test_the_budget_never_shrinks_or_overflows():
     budget = Budget(max_tokens=100)
     for usage in ({"total_tokens": -50, "cost_usd": -1.0}, {"total_tokens": math.inf},
