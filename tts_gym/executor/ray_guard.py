@@ -3,12 +3,12 @@
 A local Ray instance's GCS and raylet are children of the command and die with it (Ray ties them
 with a parent-death signal), and Ray's workers die with the raylet; but the raylet's agent
 processes only notice its death by polling and then try to report it to the (dead) GCS, so they
-can linger for a minute. :class:`RayGuard` starts this file as a small process of its own (its
-own session: a signal to the command's process group does not reach it) that holds the read end
-of a pipe only the command writes to. The command tells it the processes of its instance
-(``pid start-time`` lines, :func:`tts_gym.executor.lifetime.descendants`); when the pipe ends
-(the command exited, normally or by SIGKILL) the guard SIGKILLs each of them that still runs
-with the same start time (so a reused pid is never hit), and exits. It imports only the
+linger (still running 20 s after a ``kill -9`` of the command, measured). :class:`RayGuard`
+starts this file as a small process of its own (its own session: a signal to the command's
+process group does not reach it) that holds the read end of a pipe only the command writes to.
+The command tells it the processes of its instance (``pid start-time`` lines); when the pipe
+ends (the command exited, normally or by SIGKILL) the guard SIGKILLs each of them that still
+runs with the same start time (so a reused pid is never hit), and exits. It imports only the
 standard library.
 """
 
