@@ -7,7 +7,11 @@ script key ``(N, P)`` picks the proposal's own steps (else those of round N, cou
 proposal), so concurrent siblings get their replies whatever order their requests arrive in.
 Each script entry is a list of steps used in order
 (the last one repeats): ``{"reply": text}``, ``{"status": 429}`` (or any HTTP error code),
-``{"sleep": seconds, "reply": text}`` (a hang past the client's timeout).
+``{"sleep": seconds, "reply": text}`` (a hang past the client's timeout); a step may also carry
+``"usage_json"``: raw JSON text sent verbatim as the reply's ``usage`` (``'{"prompt_tokens":
+1e400}'``: what a hostile endpoint can send that ``json.dumps`` cannot write), and
+``"content_json"``: raw JSON text sent as the message's ``content`` instead of the reply, and
+``"body_json"``: raw JSON text sent as the whole response body.
 """
 
 from __future__ import annotations
@@ -90,8 +94,12 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, code: int, obj: dict[str, Any], headers: dict | None = None) -> None:
-                data = json.dumps(obj).encode()
+            def _send(self, code: int, obj: dict[str, Any], headers: dict | None = None,
+                      raw: dict[str, str] | None = None, whole: bool = False) -> None:
+                text = raw["body"] if whole and raw else json.dumps(obj)
+                for key, value in ({} if whole else raw or {}).items():  # '"@key@"' -> raw
+                    text = text.replace(json.dumps(f"@{key}@"), value)
+                data = text.encode()
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
@@ -135,7 +143,11 @@ class FakeOpenAI:
                         {"retry-after": "0"},
                     )
                     return
-                text = step["reply"]
+                if "body_json" in step:
+                    self._send(200, {}, raw={"body": step["body_json"]}, whole=True)
+                    return
+                text = step.get("reply", "")
+                raw = {k: step[k] for k in ("usage_json", "content_json") if k in step}
                 prompt = sum(len(m.get("content", "")) for m in body.get("messages", []))
                 usage = {
                     "prompt_tokens": prompt // 4,
@@ -153,11 +165,13 @@ class FakeOpenAI:
                             {
                                 "index": 0,
                                 "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": text},
+                                "message": {"role": "assistant", "content": (
+                                    "@content_json@" if "content_json" in raw else text)},
                             }
                         ],
-                        "usage": usage,
+                        "usage": "@usage_json@" if "usage_json" in raw else usage,
                     },
+                    raw=raw,
                 )
 
         return Handler

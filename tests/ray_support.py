@@ -1,7 +1,10 @@
-"""Helpers of the Ray tests: Ray's processes on this machine, and comparing runs number by number.
+"""Helpers of the Ray tests: the Ray processes a test started, and comparing runs number by number.
 
 Ray runs on 127.0.0.1 only (a local instance started by :class:`RayExecutor`, or
-``ray.cluster_utils.Cluster``); every test checks that no process it started outlives it.
+``ray.cluster_utils.Cluster``); every test checks that no process it started outlives it. Only
+processes below the test process are looked at (:func:`own_processes`), never the machine's:
+another tts-gym or Ray running on the machine is not ours. Processes are followed by identity
+(:data:`Snapshot`), so one re-parented to init when its parent died is still checked.
 """
 
 from __future__ import annotations
@@ -9,89 +12,67 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
+
+from tests.proc_helpers import UID_BASE, cmdline, descendants, start_time, state_uid
 
 VOLATILE = ("seconds", "eval_seconds", "signature", "candidate_cpu_s", "layers")
 """Fields that hold timings or per-process details, not results."""
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            "utf-8", "replace")
-    except OSError:
-        return ""
+Snapshot = dict[int, tuple[int | None, str]]
+"""``pid -> (start time, command line)``: processes as they were, so a later check is about
+the same processes even if they were re-parented (orphans) or their pids reused."""
+
+
+def own_processes() -> dict[int, str]:
+    """``pid -> command line`` of every process below this (test) process: a Ray instance or
+    cluster it started, their workers, fork servers and candidates, a command it runs. Nothing
+    else on the machine is looked at."""
+    return {pid: cmdline(pid) for pid in descendants(os.getpid())}
+
+
+def snapshot(procs: dict[int, str] | set[int] | list[int]) -> Snapshot:
+    """The identities of ``procs`` now (see :data:`Snapshot`)."""
+    return {pid: (start_time(pid), cmdline(pid)) for pid in procs}
 
 
 def ray_processes() -> dict[int, str]:
-    """``pid -> command line`` of every Ray process on this machine (GCS, raylets, agents,
-    workers)."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        cmd = _cmdline(int(entry))
-        if cmd.startswith("ray::") or "/site-packages/ray/" in cmd:
-            out[int(entry)] = cmd
-    return out
+    """``pid -> command line`` of the Ray processes this test process started (GCS, raylets,
+    agents, workers)."""
+    return {pid: cmd for pid, cmd in own_processes().items()
+            if cmd.startswith("ray::") or "/site-packages/ray/" in cmd}
 
 
 def task_processes(name: str) -> list[int]:
-    """Pids of Ray workers running a task named ``name`` right now (Ray sets the process title
-    to ``ray::<task name>`` while it runs one)."""
+    """Pids of this test process's Ray workers running a task named ``name`` right now (Ray
+    sets the process title to ``ray::<task name>`` while it runs one)."""
     return [pid for pid, cmd in ray_processes().items() if cmd.startswith(f"ray::{name}")]
 
 
 def candidate_processes() -> list[int]:
-    """Pids of sandboxed candidate processes (uids from the sandbox's candidate range)."""
-    from tts_gym.sandbox.child.isolation import UID_BASE
-
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            st = os.stat(f"/proc/{entry}")
-        except OSError:
-            continue
-        if st.st_uid >= UID_BASE:
-            pids.append(int(entry))
-    return pids
+    """Pids of sandboxed candidate processes (uids from the sandbox's candidate range) below
+    this test process."""
+    return [pid for pid in descendants(os.getpid()) if state_uid(pid)[1] >= UID_BASE]
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (children, their children, ...)."""
-    parent = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        out.update(kids)
-        todo.extend(kids)
-    return out
-
-
-def wait_gone(before: dict[int, str] | set[int], timeout: float = 30.0) -> list[str]:
-    """Wait until every Ray process not in ``before`` has exited; returns those still alive."""
+def wait_gone(procs: Snapshot, timeout: float = 30.0) -> list[str]:
+    """Wait until every process of ``procs`` has exited (wherever it was re-parented); returns
+    those still alive."""
     deadline = time.monotonic() + timeout
     while True:
-        left = {p: c for p, c in ray_processes().items() if p not in before}
+        left = {p: c for p, (t, c) in procs.items() if t is not None and start_time(p) == t
+                and state_uid(p)[0] not in ("Z", "X")}
         if not left or time.monotonic() > deadline:
             return [f"{p}: {c[:120]}" for p, c in left.items()]
         time.sleep(0.2)
 
 
-def kill_when_running(name: str, after_s: float, timeout: float = 120.0) -> int | None:
+def kill_when_running(name: str, after_s: float, timeout: float = 120.0
+                      ) -> tuple[int, Snapshot] | None:
     """SIGKILL the first worker seen running task ``name`` for at least ``after_s`` seconds
-    (mid-task); returns its pid, or None if none ran that long within ``timeout``."""
+    (mid-task); returns its pid and what ran below it (its fork server and candidates), or
+    None if none ran that long within ``timeout``."""
     seen: dict[int, float] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,8 +82,9 @@ def kill_when_running(name: str, after_s: float, timeout: float = 120.0) -> int 
         for pid in running:
             seen.setdefault(pid, now)
             if now - seen[pid] >= after_s:
+                below = snapshot(descendants(pid))
                 os.kill(pid, signal.SIGKILL)
-                return pid
+                return pid, below
         time.sleep(0.05)
     return None
 
@@ -116,7 +98,7 @@ def strip(obj: Any) -> Any:
     return obj
 
 
-def interrupt_when_running(argv: list[str], units: int) -> tuple[int, str, set[int]]:
+def interrupt_when_running(argv: list[str], units: int) -> tuple[int, str, Snapshot]:
     """Run the ``tts-gym`` command ``argv`` in a subprocess, send it SIGINT once ``units``
     sandboxed units run, and wait for it. Returns its exit code, the end of its stderr, and the
     processes it had started by then (Ray's, workers, fork servers, candidates)."""
@@ -137,7 +119,7 @@ def interrupt_when_running(argv: list[str], units: int) -> tuple[int, str, set[i
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(0.1)
         assert len(task_processes("tts-gym-unit")) >= units, "the units did not start"
-        started = descendants(proc.pid)
+        started = snapshot(descendants(proc.pid))
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(60)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -25,10 +26,10 @@ from tests import synthesis_candidates as C
 from tests.conftest import requires_data
 from tests.fake_openai_server import FakeOpenAI
 from tests.ray_support import (
-    candidate_processes,
     interrupt_when_running,
     kill_when_running,
     ray_processes,
+    snapshot,
     strip,
     wait_gone,
 )
@@ -51,14 +52,21 @@ LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=2.0, workers=2)
 @pytest.fixture(scope="module")
 def ray_ex():
     """A local Ray instance (2 CPUs, loopback) for the module; nothing of it may outlive it."""
-    before = ray_processes()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)"])
     ex = RayExecutor(num_cpus=2, object_store_mb=300)
     assert ex.started and ex.slots() == 2
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     yield ex
+    running = snapshot(ray_processes())
+    assert any("raylet" in cmd for _t, cmd in running.values())
     ex.close()
     assert not ray.is_initialized()
-    assert wait_gone(before) == []
+    assert wait_gone(running) == []
+    try:  # the guard stopped the instance's processes, not another child of this process
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +226,8 @@ def test_worker_killed_mid_seed_chunk_gives_identical_numbers(ray_ex):
     got = evaluate(ctrl, store, seeds, path="handle", executor=ray_ex)
     t.join(5)
     assert killed and killed[0] is not None, "no seed chunk ran long enough to be killed"
-    assert not Path(f"/proc/{killed[0]}").exists()
+    pid, _below = killed[0]
+    assert not Path(f"/proc/{pid}").exists()
     _same_result(reference, got)
 
 
@@ -236,10 +245,9 @@ def test_worker_killed_mid_unit_gives_identical_numbers(ray_ex):
     t.join(5)
     assert killed and killed[0] is not None, "no unit ran long enough to be killed"
     _same_result(reference, got)
-    deadline = time.monotonic() + 10
-    while candidate_processes() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert candidate_processes() == []
+    _pid, below = killed[0]
+    assert below, "the killed broker had no fork server"
+    assert wait_gone(below, timeout=10) == []  # its fork server and candidate died with it
 
 
 # --- discover: population rounds under both executors --------------------------------------------
@@ -313,9 +321,4 @@ def test_ctrl_c_stops_the_work_and_the_local_instance(tiny_dir, tmp_path):
          str(tiny_dir), "--param", "beta=0.5", "--seeds", "20", "--executor", "ray"], units=1)
     assert rc == 130, err
     assert len(started) > 5  # GCS, raylet, agents, workers, fork servers, candidates
-    deadline = time.monotonic() + 30
-    while (alive := [p for p in started if Path(f"/proc/{p}").exists()]) and (
-            time.monotonic() < deadline):
-        time.sleep(0.2)
-    assert alive == []
-    assert candidate_processes() == []
+    assert wait_gone(started) == []

@@ -26,6 +26,7 @@ from tests.ray_support import (
     candidate_processes,
     interrupt_when_running,
     ray_processes,
+    snapshot,
     task_processes,
     wait_gone,
 )
@@ -50,7 +51,6 @@ NODE = {"num_cpus": 1, "object_store_memory": 150 * 2**20, "node_ip_address": "1
 @pytest.fixture(scope="module")
 def cluster():
     """A head node and a second node, 1 CPU each, and an executor joined to them."""
-    before = ray_processes()
     c = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     second = c.add_node(**NODE)
     c.wait_for_nodes()
@@ -59,10 +59,12 @@ def cluster():
     assert not ex.started and ex.nodes() == 2 and ex.slots() == 2
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     yield c, second, ex
+    running = snapshot(ray_processes())
+    assert sum("raylet" in cmd for _t, cmd in running.values()) >= 1
     ex.close()
     ray.shutdown()
     c.shutdown()
-    assert wait_gone(before) == []
+    assert wait_gone(running) == []
 
 
 @contextlib.contextmanager

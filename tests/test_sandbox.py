@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.proc_helpers import kill_and_check
 from tests.test_sandbox_redteam import candidate_processes, secret_questions
 from tts_gym.cli import main as cli_main
 from tts_gym.controller import load_file_controller
@@ -596,33 +597,22 @@ def test_pool_workers_borrow_the_parents_fork_servers_and_carry_nothing():
 
 
 def test_killing_the_broker_leaves_no_candidate(tmp_path):
-    """A broker killed with SIGKILL mid-unit takes its fork server and candidates with it."""
+    """A broker killed with SIGKILL mid-unit takes its fork server and candidates with it (a
+    subreaper supervisor sees them even once orphaned)."""
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys\n"
         "from tts_gym.sandbox.evaluate import evaluate_source\n"
         "from tts_gym.sandbox.limits import SandboxLimits\n"
         "from tts_gym.testing import tiny_store\n"
         "src = 'class Controller:\\n    def solve(self, q):\\n        while True:\\n"
         "            q.probe_new() or q.full_read()\\n'\n"
-        "print('go', flush=True)\n"
         "evaluate_source(src, tiny_store(), 3, limits=SandboxLimits(max_steps=10**9))\n"
     )
-    import subprocess
-    import time
-
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "go"
-    deadline = time.monotonic() + 60
-    while not candidate_processes() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert candidate_processes(), "no candidate started"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while candidate_processes() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert candidate_processes() == []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    report = kill_and_check([sys.executable, str(script)], env=env, candidates=1, delay_s=0.1)
+    assert report.reached, report.stderr
+    assert len(report.seen) >= 3  # the broker, its fork server, a candidate
+    assert report.left == {}
 
 
 def test_runtime_module_imports_no_tts_gym():

@@ -30,6 +30,7 @@ from agents.synthesis.loop import DiscoveryConfig, run_discovery
 from tests import redteam_candidates as R
 from tests import synthesis_candidates as C
 from tests.fake_openai_server import FakeOpenAI
+from tests.proc_helpers import descendants, state_uid
 from tts_gym.cli import main as cli_main
 from tts_gym.controller import load_file_controller
 from tts_gym.evaluation import evaluate
@@ -75,37 +76,12 @@ def secret(tmp_path_factory) -> tuple[Path, object]:
     return path, load_store_file(path)
 
 
-def _status(pid: str) -> dict[str, str]:
-    try:
-        text = (Path("/proc") / pid / "status").read_text()
-    except OSError:
-        return {}
-    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-
-
 def candidate_processes() -> list[int]:
-    """Live processes under a candidate uid that descend from this test process, or that were
-    orphaned (a candidate whose fork server died must die with it); candidates of another test
-    run on the same machine are not ours."""
-    me = os.getpid()
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        st = _status(d.name)
-        if not st or int(st.get("Uid", "0").split()[0]) < UID_BASE:
-            continue
-        ppid, seen = int(st.get("PPid", "0")), 0
-        if ppid <= 1:
-            pids.append(int(d.name))  # orphaned
-            continue
-        while ppid > 1 and seen < 64:
-            if ppid == me:
-                pids.append(int(d.name))
-                break
-            ppid = int(_status(str(ppid)).get("PPid", "0") or 0)
-            seen += 1
-    return pids
+    """Live candidate processes (a uid of the sandbox's candidate range) below this test process;
+    nothing else on the machine is looked at. A candidate orphaned by its fork server's death
+    would be re-parented out of this check's reach: the kill tests of tests/test_lifetime.py,
+    whose supervisor is a child subreaper, cover that case."""
+    return [pid for pid in descendants(os.getpid()) if state_uid(pid)[1] >= UID_BASE]
 
 
 @pytest.fixture(autouse=True)

@@ -5,17 +5,64 @@ Retries live in ONE layer, here: the ``openai`` client is built with ``max_retri
 backoff (honouring ``Retry-After`` up to the cap). Every reply's token usage is recorded and
 priced (:class:`Pricing`, USD per million tokens); :class:`Budget` stops the loop cleanly once
 ``--budget-usd`` or ``--max-tokens-total`` is reached.
+
+Nothing in a reply is trusted to be well formed (:func:`reply_text`, :func:`token_count`): a
+token count that is not an integer in ``[0, MAX_REPLY_TOKENS]`` (a string, a nested object, a
+negative number, ``1e400`` which JSON decodes to infinity) is ignored with a warning and the
+count is estimated from the text instead, as for a server that reports no usage; a reply whose
+text is not a string counts as empty. So an endpoint can neither crash the loop nor shrink what
+the budget sees.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+
+MAX_REPLY_TOKENS = 10**9
+"""Largest token count believed of one reply (prompt or completion); more is ignored."""
+
+CHARS_PER_TOKEN = 4
+"""Estimate used when a reply reports no (believable) usage: ~4 characters per token."""
+
+
+def token_count(value: Any) -> int | None:
+    """``value`` as a token count, or None when it is not believable: an int (or a float with an
+    integral, finite value) in ``[0, MAX_REPLY_TOKENS]``; never raises."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if 0 <= value <= MAX_REPLY_TOKENS else None
+
+
+def _shown(value: Any) -> str:
+    """A short, safe description of an untrusted value for a warning."""
+    text = repr(value) if isinstance(value, (int, float, bool)) or value is None else (
+        f"a {type(value).__name__}")
+    return text[:40]
+
+
+def reply_text(resp: Any) -> tuple[str, str | None, list[str]]:
+    """``(text, finish_reason, problems)`` of a chat-completion response whose fields may be of
+    any type (the ``openai`` client does not validate them); never raises."""
+    problems = []
+    choices = getattr(resp, "choices", None)
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None)
+    if content is not None and not isinstance(content, str):
+        problems.append(f"message content is {_shown(content)}, not text (counted as empty)")
+    text = content if isinstance(content, str) else ""
+    reason = getattr(choice, "finish_reason", None)
+    return text, reason if isinstance(reason, str) else None, problems
 
 
 class LLMError(RuntimeError):
@@ -51,9 +98,13 @@ class Budget:
     spent_tokens: int = 0
 
     def add(self, usage: dict[str, Any]) -> None:
-        """Account one call's ``usage`` dict (``total_tokens``, ``cost_usd``)."""
-        self.spent_tokens += int(usage.get("total_tokens", 0))
-        self.spent_usd += float(usage.get("cost_usd", 0.0))
+        """Account one call's ``usage`` dict (``total_tokens``, ``cost_usd``, as
+        :meth:`LLMClient.complete` records them; anything else counts as 0)."""
+        tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+        cost = usage.get("cost_usd") if isinstance(usage, dict) else None
+        self.spent_tokens += token_count(tokens) or 0
+        finite = isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0
+        self.spent_usd += float(cost) if finite else 0.0
 
     def exhausted(self) -> str | None:
         """Why no further call may be made, or None."""
@@ -96,6 +147,9 @@ class LLMReply:
 
     text: str
     usage: dict[str, Any]
+    """``prompt_tokens``, ``completion_tokens``, ``total_tokens`` (ints), ``estimated`` (any
+    count estimated from the text), ``cost_usd``; ``ignored``: the reported fields that were not
+    believable (present only then)."""
     attempts: int
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -131,6 +185,8 @@ class LLMClient:
         config: Endpoint and retry settings.
         pricing: Prices for the cost column.
         sleep: Injected for tests.
+        warn: Where a warning about a malformed reply goes (default: standard error, as the
+            loop's log).
     """
 
     def __init__(
@@ -138,12 +194,14 @@ class LLMClient:
         config: LLMConfig,
         pricing: Pricing | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         import openai
 
         self.config = config
         self.pricing = pricing or Pricing()
         self._sleep = sleep
+        self._warn = warn or (lambda msg: print(msg, file=sys.stderr, flush=True))
         key = os.environ.get(config.api_key_env) or "not-needed-by-a-local-server"
         self._openai = openai
         self.base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -191,19 +249,38 @@ class LLMClient:
             return True
         return isinstance(exc, o.APIStatusError) and exc.status_code >= 500
 
-    def _usage(self, resp: Any, messages: Sequence[dict[str, str]], text: str) -> dict:
+    def _usage(self, resp: Any, messages: Sequence[dict[str, Any]], text: str) -> dict:
+        """The reply's token usage, each count checked (:func:`token_count`) and estimated from
+        the text (~4 characters per token) when absent or not believable."""
         u = getattr(resp, "usage", None)
-        if u is not None and getattr(u, "prompt_tokens", None) is not None:
-            pt, ct, estimated = int(u.prompt_tokens), int(u.completion_tokens or 0), False
-        else:  # some local servers omit usage: ~4 characters per token
-            pt = sum(len(m["content"]) for m in messages) // 4
-            ct, estimated = len(text) // 4, True
+        reported = {k: getattr(u, k, None) for k in ("prompt_tokens", "completion_tokens")}
+        prompt_chars = sum(len(m["content"]) for m in messages if isinstance(m.get("content"), str))
+        estimates = {"prompt_tokens": prompt_chars // CHARS_PER_TOKEN,
+                     "completion_tokens": len(text) // CHARS_PER_TOKEN}
+        counts, ignored = {}, []
+        for key, value in reported.items():
+            counts[key] = token_count(value)
+            if counts[key] is None:
+                counts[key] = estimates[key]
+                if value is not None:
+                    ignored.append(key)
+                    self._warn(f"WARNING: {self.base_url or 'the endpoint'} reported "
+                               f"usage.{key} = {_shown(value)}, not a token count in 0.."
+                               f"{MAX_REPLY_TOKENS:,}; ignored, estimated from the text as "
+                               f"{counts[key]:,}")
+        if u is not None and not any(hasattr(u, k) for k in reported):
+            ignored.append("usage")
+            self._warn(f"WARNING: {self.base_url or 'the endpoint'} reported usage as "
+                       f"{_shown(u)}; ignored, tokens estimated from the text")
+        pt, ct = counts["prompt_tokens"], counts["completion_tokens"]
+        estimated = any(token_count(v) is None for v in reported.values())
         return {
             "prompt_tokens": pt,
             "completion_tokens": ct,
             "total_tokens": pt + ct,
             "estimated": estimated,
             "cost_usd": round(self.pricing.cost(pt, ct), 6),
+            **({"ignored": ignored} if ignored else {}),
         }
 
     def complete(self, messages: Sequence[dict[str, str]]) -> LLMReply:
@@ -237,14 +314,15 @@ class LLMClient:
                     wait = min(cfg.max_backoff_s, max(wait, hinted))
                 self._sleep(wait)
                 continue
-            choice = resp.choices[0] if resp.choices else None
-            text = (choice.message.content or "") if choice is not None else ""
+            text, reason, problems = reply_text(resp)
+            for problem in problems:
+                self._warn(f"WARNING: {self.base_url or 'the endpoint'}'s reply: {problem}")
             return LLMReply(
                 text=text,
                 usage=self._usage(resp, messages, text),
                 attempts=attempt,
                 errors=errors,
                 seconds=time.monotonic() - start,
-                finish_reason=getattr(choice, "finish_reason", None),
+                finish_reason=reason,
             )
         raise LLMError(f"gave up after {cfg.max_attempts} attempts: {errors[-1] if errors else ''}")

@@ -136,10 +136,14 @@ def _score_everything(store: Any, seeds: int, workers: int) -> dict[str, Any]:
             memo.update(_score_all(store, name, tasks[name], seeds))
         return memo
     import multiprocessing as mp
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
+    from tts_gym.executor.lifetime import die_with_parent
+
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:  # workers die with the command
         futures = [pool.submit(_score_all, store, n, tasks[n], seeds) for n in order]
         for f in futures:
             memo.update(f.result())

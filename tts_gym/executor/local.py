@@ -2,24 +2,28 @@
 
 Workers are forked after the caller prepared the shared data, so they inherit it (stores,
 protocol orders, compiled kernels) without pickling; items and results are pickled. Worker ``i``
-gets CPU slot ``i`` (a job may pin itself to it). One worker, one item, or a platform without
-``fork`` runs everything in this process, in order.
+gets CPU slot ``i`` (a job may pin itself to it). A worker dies with the command, by any signal
+(:mod:`tts_gym.executor.lifetime`). One worker, one item, or a platform without ``fork`` runs
+everything in this process, in order.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from tts_gym.executor.base import Executor, Job, inline
+from tts_gym.executor.lifetime import die_with_parent
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(job: Job, shared: dict[str, Any], counter: Any) -> None:
+def _init_worker(job: Job, shared: dict[str, Any], counter: Any, parent: int) -> None:
+    die_with_parent(parent)  # first: a worker never outlives the command (SIGKILL included)
     with counter.get_lock():
         slot = counter.value
         counter.value += 1
@@ -72,7 +76,7 @@ class LocalExecutor(Executor):
         ctx = mp.get_context("fork")
         counter = ctx.Value("i", 0)
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(job, shared, counter)) as pool:
+                                 initargs=(job, shared, counter, os.getpid())) as pool:
             pending = {pool.submit(_work, item): i for i, item in enumerate(items)}
             cutoff = len(items)
             try:

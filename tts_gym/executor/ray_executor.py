@@ -14,7 +14,8 @@ is raised here with its own type. A candidate's failure in the sandbox is not an
 all (a unit result with status ``"error"``), so it is never retried either. Ctrl-C (or any
 exception) while a map waits cancels its remaining tasks, killing the workers that run them
 (their sandbox fork servers and candidate processes die with them); a local instance started by
-the executor is shut down by :meth:`RayExecutor.close`.
+the executor is shut down by :meth:`RayExecutor.close`, and stopped by a guard process
+(:mod:`tts_gym.executor.ray_guard`) when the command dies without closing it (SIGKILL).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any
 
 import tts_gym
 from tts_gym.executor.base import Executor, ExecutorError, Job
+from tts_gym.executor.lifetime import descendants
 from tts_gym.executor.node import claim_slot, node_label
+from tts_gym.executor.ray_guard import RayGuard
 from tts_gym.extras import require_extra
 
 try:
@@ -200,11 +203,23 @@ class RayExecutor(Executor):
             require_extra("ray", "RayExecutor")
         self.max_retries = int(max_retries)
         self.started = False
+        self._guard: RayGuard | None = None
+        self._roots: list[int] = []
         if ray.is_initialized():
             pass
         elif address is None:
-            _start_local(num_cpus, object_store_mb)
+            self._guard = RayGuard()  # before Ray starts: it stops the instance if we die
+            before = set(descendants(os.getpid()))
+            try:
+                _start_local(num_cpus, object_store_mb)
+            except BaseException:
+                self._guard.close()  # stops whatever the failed start left running
+                raise
             self.started = True
+            # the instance's own processes (GCS, raylet, ...): what ray.init just started
+            self._roots = [p for p in descendants(os.getpid()) if p not in before
+                           and p != self._guard.proc.pid]
+            self._watch()
         else:
             _check_reachable(address)
             try:
@@ -221,6 +236,13 @@ class RayExecutor(Executor):
         # workers import tts-gym and load kernels while this process loads stores
         warm = _remote(_warm).options(name="tts-gym-warm", num_cpus=1)
         self._warming = [warm.remote() for _ in range(self.slots())]
+
+    def _watch(self) -> None:
+        """Tell the guard the local instance's processes: those ``ray.init`` started, and
+        everything below them now (agents, workers, their fork servers); nothing else of this
+        process."""
+        if self._guard is not None:
+            self._guard.watch([*self._roots, *(p for r in self._roots for p in descendants(r))])
 
     def slots(self) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -248,6 +270,7 @@ class RayExecutor(Executor):
         results: list[Any] = [None] * len(items)
         if not items:
             return results
+        self._watch()  # Ray's processes started since (agents, workers)
         box = [ray.put(shared), tts_gym.__version__]
         remote = _remote().options(name=job.name, num_cpus=1, max_retries=self.max_retries,
                                  retry_exceptions=False)
@@ -322,3 +345,6 @@ class RayExecutor(Executor):
             from tts_gym.sandbox.zygote_client import remove_stale_workdirs
 
             remove_stale_workdirs()  # of the workers the shutdown killed
+        if self._guard is not None:
+            self._guard.close()  # stops whatever of the instance the shutdown left running
+            self._guard = None

@@ -14,6 +14,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import socket
 import subprocess
@@ -21,14 +22,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from tts_gym.candidate import MAX_COUNT
 from tts_gym.kernels.votes import beta_conf_table
+
+T = TypeVar("T")
 
 ZYGOTE_SCRIPT = Path(__file__).parent / "child" / "zygote.py"
 
@@ -164,7 +169,7 @@ class ZygoteClient:
         os.chmod(self.workdir, 0o711)
         err = tempfile.TemporaryFile()
         try:
-            self.proc = subprocess.Popen(
+            self.proc = in_lasting_thread(lambda: subprocess.Popen(
                 [sys.executable, "-s", "-B", str(ZYGOTE_SCRIPT), str(child.fileno()),
                  str(os.getpid())],
                 env=dict(CHILD_ENV),
@@ -174,7 +179,7 @@ class ZygoteClient:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 start_new_session=True,
-            )
+            ))
         finally:
             child.close()
         self.sock = parent
@@ -260,6 +265,44 @@ class ZygoteClient:
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+_KEEPER: dict[str, Any] = {}
+_KEEPER_LOCK = threading.Lock()
+
+
+def in_lasting_thread(start: Callable[[], T]) -> T:
+    """``start()`` (which starts a process) run by a thread that lives as long as this process.
+
+    A fork server dies with its parent by ``PR_SET_PDEATHSIG``, and the kernel sends that signal
+    when the parent *thread* that started it exits, not the parent process. A fork server is
+    kept between commands and may be used by another thread than the one that started it (the
+    proposals of a discovery round run in threads of their own), so it is started by the main
+    thread, or else by one keeper thread per process that never exits.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return start()
+    with _KEEPER_LOCK:
+        keeper = _KEEPER.get("thread")
+        if keeper is None or _KEEPER.get("pid") != os.getpid() or not keeper.is_alive():
+            jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+            def serve() -> None:
+                while True:
+                    fn, done = jobs.get()
+                    try:
+                        done.set_result(fn())
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        done.set_exception(exc)
+
+            keeper = threading.Thread(target=serve, name="tts-gym-fork-server-starter",
+                                      daemon=True)
+            keeper.start()
+            _KEEPER.update(thread=keeper, pid=os.getpid(), jobs=jobs)
+        jobs = _KEEPER["jobs"]
+    done: Future = Future()
+    jobs.put((start, done))
+    return done.result()
 
 
 def _stat(pid: int) -> list[str]:
@@ -394,9 +437,13 @@ def close_idle() -> None:
 
 
 def _forget_in_child() -> None:
-    # a forked process must neither use nor clean up its parent's fork servers
+    # a forked process must neither use nor clean up its parent's fork servers, nor wait for
+    # its parent's keeper thread (threads are not forked)
+    global _KEEPER_LOCK
     _IDLE.clear()
     _LENDABLE.clear()
+    _KEEPER.clear()
+    _KEEPER_LOCK = threading.Lock()
 
 
 atexit.register(close_idle)

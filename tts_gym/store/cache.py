@@ -17,7 +17,9 @@ from tts_gym.io import write_bytes_atomic
 from tts_gym.paths import packed_cache_dir
 from tts_gym.store.store import ReplayStore
 
-PACK_VERSION = 1
+PACK_VERSION = 2
+"""Bumped when validation tightens (2: answers bounded and valid Unicode), so a store cached by
+an older, laxer validator is validated again rather than trusted."""
 _ARRAYS = ("probe_ans", "n_probes", "tokens", "final_ans", "gold", "probe_freq", "n_branches")
 
 

@@ -101,7 +101,17 @@ def parse_json_bytes(
     return data
 
 
-def _check_answer(path: Path | str, value: Any, q: int, b: int | None, field: str) -> None:
+ANSWER_HINT = (
+    "Answers are extracted final answers, not reasoning: cut or re-extract this one in the file, "
+    "or collect the store again with `tts-gym collect`."
+)
+
+
+def _check_answer(
+    path: Path | str, value: Any, q: int, b: int | None, field: str, entry: int | None = None
+) -> None:
+    """An answer is a string of at most :data:`~tts_gym.store.limits.MAX_ANSWER_CHARS`
+    characters with a UTF-8 form (``entry``: its index in a ``probe_list``, for messages)."""
     if not isinstance(value, str):
         raise StoreFormatError(
             path,
@@ -110,6 +120,30 @@ def _check_answer(path: Path | str, value: Any, q: int, b: int | None, field: st
             branch=b,
             field=field,
         )
+    where = "" if entry is None else f"entry {entry} is "
+    if len(value) > limits.MAX_ANSWER_CHARS:
+        raise StoreFormatError(
+            path,
+            f"{where}an answer of {len(value):,} characters, over the bound of "
+            f"{limits.MAX_ANSWER_CHARS:,} characters per answer (starts {value[:40]!r})",
+            question=q,
+            branch=b,
+            field=field,
+            hint=ANSWER_HINT,
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise StoreFormatError(
+                path,
+                f"{where}an answer holding a lone surrogate {value[exc.start]!r} at character "
+                f"{exc.start}, which is not text and reaches a sandboxed candidate altered",
+                question=q,
+                branch=b,
+                field=field,
+                hint=ANSWER_HINT,
+            ) from None
 
 
 def _check_branch(path: Path | str, q: int, b: int, triple: Any) -> None:
@@ -132,8 +166,8 @@ def _check_branch(path: Path | str, q: int, b: int, triple: Any) -> None:
             branch=b,
             field="probe_list",
         )
-    for p in probes:
-        _check_answer(path, p, q, b, "probe_list")
+    for i, p in enumerate(probes):
+        _check_answer(path, p, q, b, "probe_list", i)
     if not _is_int(tokens):
         raise StoreFormatError(
             path,
