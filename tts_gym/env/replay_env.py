@@ -22,6 +22,7 @@ from tts_gym.env.dynamics import (
 )
 from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
+from tts_gym.env.raster import render_rgb
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
@@ -131,7 +132,7 @@ class ReplayEnv(gym.Env):
       recorded result can change. ``illegal_action="raise"`` restores the old behaviour.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -223,10 +224,15 @@ class ReplayEnv(gym.Env):
             return obs, float(reward), True, False, info
         return obs, float(reward), False, False, info
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return render_ansi(self._q, self._ep, self._book, self.layout.slots)
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text picture with a legend; ``"rgb_array"``: uint8 ``[H, W, 3]``
+        (:mod:`tts_gym.env.raster`; H and W fixed by ``max_branches`` and the store); None
+        without a render mode."""
+        if self.render_mode == "ansi":
+            return render_ansi(self._q, self._ep, self._book, self.layout.slots)
+        if self.render_mode == "rgb_array":
+            return render_rgb(self._q, self._ep, self._book)
+        return None
 
     # --- helpers used by the question handle and wrappers ---------------------------------
     def action_masks(self) -> np.ndarray:
