@@ -3,7 +3,7 @@
 Layout of the uint8 ``[H, W, 3]`` frame (H and W are fixed by ``max_branches`` S and the store's
 ``max_probes`` Lmax, multiples of 16 so video encoders take them unscaled):
 
-- a header: ``Q <question>  TOK <tokens charged so far, with thousands commas>`` and
+- a header: ``QUESTION <index>  TOKENS <tokens charged so far, with thousands commas>`` and
   ``OPEN <opened>/<S>  LABELS <distinct answers revealed>`` in a 3 × 5 bitmap font
   (:mod:`tts_gym.env.bitmap_font`);
 - the grid: one row per slot (S rows, slots in opening order), a status glyph (``+`` active,
@@ -55,7 +55,7 @@ LABEL_COLORS = np.array(
 """RGB of labels 0-9 (matplotlib's tab10 with yellow for its grey); label k >= 10 is drawn in
 ``LABEL_COLORS[k % 10]`` at 55 % brightness."""
 DARK_SHADE = 0.55
-PRUNED_SHADE = 0.35
+PRUNED_SHADE = 0.5
 LEGEND_LABELS = 10
 
 
@@ -73,7 +73,7 @@ def frame_shape(slots: int, max_probes: int) -> tuple[int, int, int]:
     at most ``max_probes`` probes."""
     # the longest header: a 5-digit question and tokens up to the store limit of 1e9
     header_w = text_width(f"OPEN {slots}/{slots}  LABELS {slots * (max_probes + 1)}", TEXT_SCALE)
-    header_w = max(header_w, text_width("Q 99999  TOK 1,000,000,000", TEXT_SCALE))
+    header_w = max(header_w, text_width("QUESTION 99999  TOKENS 1,000,000,000", TEXT_SCALE))
     legend_w = _legend_width()
     grid_w = CELL * (max_probes + 2)  # status glyph column + Lmax + 1 cells
     width = 2 * MARGIN + max(header_w, legend_w, grid_w)
@@ -122,14 +122,15 @@ def render_rgb(
     opened = int(ep[EP_COUNTERS][OPENED])
     tokens = int(ep[EP_COUNTERS][COST])
     labels = int(book[BOOK_COUNTERS][0])
-    draw_text(frame, f"Q {question}  TOK {tokens:,}", MARGIN, MARGIN, TEXT, TEXT_SCALE)
+    draw_text(frame, f"QUESTION {question}  TOKENS {tokens:,}", MARGIN, MARGIN, TEXT, TEXT_SCALE)
     draw_text(frame, f"OPEN {opened}/{slots}  LABELS {labels}", MARGIN + LINE, MARGIN, TEXT,
               TEXT_SCALE)
     # --- grid: palette colours, cells expanded to CELL x CELL with a 1-pixel gap ---
     top, left = MARGIN + 2 * LINE, MARGIN + CELL
     colors = PALETTE[grid]
     pruned = book[BOOK_PRUNED][:slots].astype(bool)
-    colors[pruned] = (colors[pruned] * PRUNED_SHADE).astype(np.uint8)
+    dim = pruned[:, None] & (grid > 0)  # the cells a pruned slot consumed
+    colors[dim] = (colors[dim] * PRUNED_SHADE).astype(np.uint8)
     cells = np.zeros((slots, CELL, columns, CELL, 3), np.uint8)
     cells[:] = np.array(BACKGROUND, np.uint8)
     cells[:, : CELL - 1, :, : CELL - 1] = colors[:, None, :, None]
