@@ -112,3 +112,29 @@ def _macro_env(store):
     from tts_gym.env.macro_env import make_macro_env
 
     return make_macro_env(store, max_branches=8, max_macro_steps=16)
+
+
+def test_the_example_that_trains_outside_train_rl(tmp_path):
+    """examples/train_outside_train_rl.py (docs/rl.md) runs and prints a protocol row that
+    equals evaluate_policy on the model it trained."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tts_gym.testing import tiny_questions, write_store_json
+
+    data = tmp_path / "data"
+    for bench, seed in (("aime24", 1), ("aime25", 2)):
+        write_store_json(data / "tiny" / f"{bench}.json", tiny_questions(seed))
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_outside_train_rl.py"
+    argv = [sys.executable, str(script), "--model", "tiny", "--data-dir", str(data),
+            "--timesteps", "256", "--seeds", "3"]
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1])}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["benchmark"] == "aime25" and row["seeds"] == 3 and row["path"] == "env"
+    assert row["controller"] == "maskable-ppo (own loop)" and row["timesteps"] == 256
+    assert 0.0 <= row["accuracy"] <= 100.0 and row["avg_tokens"] > 0

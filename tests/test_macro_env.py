@@ -3,7 +3,8 @@
 The env moved from ``agents.rl.macro`` to :mod:`tts_gym.env.macro_env`; the registered id, the
 old import path and the old factory must give the same episodes, both checkers must pass on the
 made env and on ``.unwrapped``, and ``import tts_gym`` plus a macro episode must import neither
-``agents`` nor torch.
+``agents`` nor torch. README's tour, the first Gymnasium loop a user runs, prints the episode
+return.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import tts_gym  # noqa: F401  (registers the envs)
+from tests.conftest import real_data_dir, requires_data
 from tts_gym.env import ReplayEnv
 from tts_gym.env.macro_core import ANSWER, N_ACTIONS, SAMPLE, WIDEN
 from tts_gym.env.macro_env import MacroActionEnv
@@ -137,3 +139,24 @@ def test_docstring_is_the_documentation_page():
         assert section in doc
     result = doctest.testmod(macro_env, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@requires_data
+def test_the_readme_tour_prints_the_episode_return(tmp_path):
+    """README's tour ends with the episode return, the sum of rewards: 1{correct} minus
+    cost_weight (1e-6) times the tokens charged, not the last step's reward."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = readme.split("## A five-minute tour", 1)[1]
+    code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
+    script = tmp_path / "tour.py"
+    script.write_text(code)
+    env = {**os.environ, "TTS_GYM_DATA": str(real_data_dir())}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                          check=True)
+    answer, correct, tokens, printed = done.stdout.split()
+    want = (1.0 if correct == "True" else 0.0) - 1e-6 * int(tokens)
+    assert float(printed) == round(want, 3)
+    assert "episode_return += reward" in code

@@ -243,3 +243,17 @@ def test_the_docs_figure_is_what_its_script_draws(tmp_path):
 
     zoom = module["ZOOM"]
     np.testing.assert_array_equal(iio.imread(out)[::zoom, ::zoom], module["frame"]())
+
+
+def test_the_sb3_vector_env_renders_the_native_frames():
+    from agents.rl.sb3_vec import SB3ReplayVecEnv
+
+    native = ReplayVectorEnv(2, store=_store(), max_branches=S, render_mode="rgb_array")
+    venv = SB3ReplayVecEnv(native)
+    venv.reset()
+    venv.step(np.array([2, 1]))
+    assert venv.render_mode == "rgb_array"
+    for got, want in zip(venv.get_images(), native.render(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert SB3ReplayVecEnv(ReplayVectorEnv(2, store=_store(), max_branches=S)).get_images() == [
+        None, None]

@@ -105,7 +105,8 @@ class ReplayEnv(gym.Env):
 
     ``gym.make("tts_gym/Replay-v0", model="Qwen3-8B", benchmark="aime24", data_dir=None,
     store=None, max_branches=64, cost_weight=1e-6, cost_mode="reference",
-    reveal_on_advance=False, probe_cost=0, illegal_action="ignore", render_mode=None)``.
+    reveal_on_advance=False, probe_cost=0, illegal_action="ignore", render_mode=None)``;
+    ``render_mode`` is None, ``"ansi"`` (text with a legend) or ``"rgb_array"`` (uint8 frame).
     ``store`` takes an already loaded :class:`~tts_gym.store.ReplayStore`; ``cost_mode="exact"``
     charges probing to the end as exactly T (numbers not comparable with the paper).
 
@@ -130,6 +131,10 @@ class ReplayEnv(gym.Env):
       accepted gives the same observations, rewards and infos; only sequences it refused with an
       exception now have an outcome (the no-op ``illegal_action="ignore"`` always had), so no
       recorded result can change. ``illegal_action="raise"`` restores the old behaviour.
+    * v0 (later): ``render_mode="rgb_array"`` (a numpy raster, :mod:`tts_gym.env.raster`) and a
+      legend closing the ``"ansi"`` picture. Rendering only: same id.
+    * The macro-action env is registered as ``tts_gym/ReplayMacro-v0``
+      (:class:`tts_gym.env.macro_env.MacroActionEnv`, with its own Version History).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
