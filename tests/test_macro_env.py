@@ -160,3 +160,16 @@ def test_the_readme_tour_prints_the_episode_return(tmp_path):
     want = (1.0 if correct == "True" else 0.0) - 1e-6 * int(tokens)
     assert float(printed) == round(want, 3)
     assert "episode_return += reward" in code
+
+
+def test_sb3_make_vec_env_with_the_string_id():
+    """SB3's make_vec_env asks for render_mode="rgb_array" when given an id: supported now."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env(ENV_ID, n_envs=2, seed=0,
+                        env_kwargs={"store": tiny_store(), "max_branches": 4})
+    obs = venv.reset()
+    assert obs.shape == (2, 20) and venv.render_mode == "rgb_array"
+    assert venv.render().dtype == np.uint8
+    np.testing.assert_array_equal(np.stack(venv.env_method("action_masks")),
+                                  [[1, 1, 0, 0, 0, 1]] * 2)
