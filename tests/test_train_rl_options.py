@@ -105,6 +105,10 @@ def test_atomic_actions_train_and_evaluate(tmp_path, capsys, data):
     store = load_store("tiny", "aime24", data)
     result = evaluate_policy(model, store, 2, actions="atomic", max_branches=8)
     assert result.correct.shape == (2, store.n_questions) and result.tokens.min() >= 0
+    with pytest.raises(ValueError, match="pass actions='atomic'"):
+        evaluate_policy(model, store, 2, max_branches=8)
+    with pytest.raises(ValueError, match="trained with max_branches=8; pass max_branches=8"):
+        evaluate_policy(model, store, 2, actions="atomic")
     # the rl: controller plays macro-action models only, and says what to do instead
     argv = ["eval", f"rl:{out / 'model.zip'}", "--model", "tiny", "--benchmark", "aime24",
             "--data-dir", str(tmp_path / "data")]

@@ -90,13 +90,27 @@ def make_eval_env(
 
 
 def _check(actions: str, policy: Any, env: gym.Env, seeds: int | Sequence[int]) -> list[int]:
+    """The seed list, after checking that the policy observes what ``env`` returns."""
     space = getattr(policy, "observation_space", None)
-    other = "atomic" if actions == "macro" else "macro"
-    if space is not None and getattr(space, "shape", None) != env.observation_space.shape:
-        raise ValueError(
-            f"The policy observes {space}, not the {actions} env's {env.observation_space}; "
-            f"pass actions={other!r} (the action space it was trained on)."
-        )
+    if isinstance(space, gym.spaces.Space):
+        trained_on = "atomic" if isinstance(space, gym.spaces.Dict) else "macro"
+        if trained_on != actions:
+            raise ValueError(
+                f"The policy observes {type(space).__name__} observations of the {trained_on} "
+                f"env, not the {actions} env's; pass actions={trained_on!r}."
+            )
+        if trained_on == "atomic" and "status" in space.spaces:
+            slots = space["status"].shape[0]
+            if slots != env.observation_space["status"].shape[0]:
+                raise ValueError(
+                    f"The policy was trained with max_branches={slots}; pass "
+                    f"max_branches={slots} (the observation has one entry per slot)."
+                )
+        elif space.shape != env.observation_space.shape:
+            raise ValueError(
+                f"The policy observes {space}, not the macro env's {env.observation_space}; "
+                f"score it on the env it was trained on."
+            )
     if isinstance(seeds, (int, np.integer)):
         if seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {seeds}.")
