@@ -257,3 +257,18 @@ def test_the_sb3_vector_env_renders_the_native_frames():
         np.testing.assert_array_equal(got, want)
     assert SB3ReplayVecEnv(ReplayVectorEnv(2, store=_store(), max_branches=S)).get_images() == [
         None, None]
+
+
+def test_the_macro_ansi_picture_shows_the_leader_above_the_legend():
+    store = _store()
+    macro = gym.make("tts_gym/ReplayMacro-v0", store=store, max_branches=S, render_mode="ansi")
+    atomic = gym.make(ENV_ID, store=store, max_branches=S, render_mode="ansi")
+    macro.reset(options={"question": 2, "shuffle_seed": 1})
+    atomic.reset(options={"question": 2, "shuffle_seed": 1})
+    macro.step(5)  # SAMPLE
+    atomic.step(2)
+    lines, base = macro.render().splitlines(), atomic.render().splitlines()
+    core = macro.unwrapped.core
+    assert lines[-len(LEGEND):] == list(LEGEND)
+    assert lines[: -len(LEGEND) - 1] == base[: -len(LEGEND)]
+    assert lines[-len(LEGEND) - 1] == f"leader={core.leader!r} macro_steps=1"

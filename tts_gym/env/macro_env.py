@@ -17,6 +17,7 @@ from tts_gym.env.macro_core import (
     MacroCore,
 )
 from tts_gym.env.params import ILLEGAL_ACTION_MODES, check_render_mode
+from tts_gym.env.render import LEGEND
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.handle import QuestionHandle
 
@@ -201,7 +202,9 @@ class MacroActionEnv(gym.Env):
         frame = self.base.render()
         if self.render_mode != "ansi" or frame is None or self.core is None:
             return frame
-        return f"{frame}leader={self.core.leader!r} macro_steps={self.core.steps}\n"
+        legend = "".join(line + "\n" for line in LEGEND)
+        body = frame.removesuffix(legend)  # the macro state goes above the legend
+        return f"{body}leader={self.core.leader!r} macro_steps={self.core.steps}\n{legend}"
 
     @staticmethod
     def _finish(info: dict[str, Any], result: dict[str, Any]) -> float:
