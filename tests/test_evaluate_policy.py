@@ -138,3 +138,22 @@ def test_the_example_that_trains_outside_train_rl(tmp_path):
     assert row["benchmark"] == "aime25" and row["seeds"] == 3 and row["path"] == "env"
     assert row["controller"] == "maskable-ppo (own loop)" and row["timesteps"] == 256
     assert 0.0 <= row["accuracy"] <= 100.0 and row["avg_tokens"] > 0
+
+
+def test_an_atomic_episode_cut_by_the_time_limit_is_scored_wrong():
+    """A policy that never answers: every atomic episode runs into the registration's 20,000-step
+    limit (illegal actions are free no-ops) and has no answer."""
+    from tts_gym.registration import MAX_EPISODE_STEPS
+
+    class Stuck:
+        calls = 0
+
+        def predict(self, obs, action_masks=None, deterministic=True):
+            Stuck.calls += 1
+            return 3, None  # CONTINUE(0) before anything is open: illegal, a no-op
+
+    store = tiny_store(1, questions=2, branches=4)
+    result = evaluate_policy(Stuck(), store, 1, actions="atomic", max_branches=4)
+    assert Stuck.calls == MAX_EPISODE_STEPS * store.n_questions
+    assert not result.correct.any() and (result.tokens == 0).all()
+    assert result.answers == [[None, None]]

@@ -175,7 +175,7 @@ def evaluate_policy(
     act = policy_actor(policy, deterministic)
     env = make_eval_env(store, actions, max_branches, max_macro_steps, cost_mode)
     seed_list = _check(actions, policy, env, seeds)
-    base = env.unwrapped if actions == "atomic" else env
+    base = env.unwrapped  # the env with action_masks() (the macro env is its own)
     shape = (len(seed_list), store.n_questions)
     ids = np.full(shape, -1, np.int32)
     tokens = np.zeros(shape, np.int64)
