@@ -1,7 +1,7 @@
 """Train a small MaskablePPO controller in a few minutes and print its held-out row beside CMC's.
 
 Trains on the search split (AIME24 of all four Qwen3 models) with the macro-action env
-(:mod:`agents.rl.macro`), then scores the policy on the held-out AIME25 and HMMT25 stores of one
+``tts_gym/ReplayMacro-v0``, then scores the policy on the held-out AIME25 and HMMT25 stores of one
 model with the published 100-seed protocol, next to the CMC controller (if installed)::
 
     TTS_GYM_DATA=/path/to/replay python examples/train_maskable_ppo.py --model Qwen3-8B

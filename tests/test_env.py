@@ -24,6 +24,7 @@ import tts_gym  # noqa: F401  (registers tts_gym/Replay-v0)
 from tests.conftest import real_data_dir, requires_data
 from tests.twin import python_order
 from tts_gym.env import ANSWER, BRANCH, SAMPLE, ReplayEnv
+from tts_gym.env.render import LEGEND
 from tts_gym.handle import QuestionHandle
 from tts_gym.store.pack import pack_questions
 from tts_gym.testing import tiny_questions, tiny_store
@@ -342,7 +343,8 @@ def test_render_ansi_is_a_picture():
     text = env.render()
     assert isinstance(text, str)
     lines = text.splitlines()
-    assert lines[0].startswith("question 0") and len(lines) == 1 + 2
+    assert lines[0].startswith("question 0") and len(lines) == 1 + 2 + len(LEGEND)
+    assert tuple(lines[-len(LEGEND):]) == LEGEND  # the legend closes every picture
     assert lines[1].split()[:2] == ["0", "x"] and lines[2].split()[:2] == ["1", "="]
     assert make().render() is None
     with pytest.raises(ValueError, match="render_mode"):

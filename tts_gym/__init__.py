@@ -5,7 +5,7 @@ Scaling" (AutoTTS, 2026): pre-collected reasoning trajectories, replayed token f
 controllers (and RL policies, and LLM-synthesised controllers) can be scored in seconds.
 
 >>> import gymnasium as gym, tts_gym
->>> "tts_gym/Replay-v0" in gym.registry
+>>> "tts_gym/Replay-v0" in gym.registry and "tts_gym/ReplayMacro-v0" in gym.registry
 True
 """
 
@@ -16,6 +16,7 @@ numba_cache.configure()  # before any kernel module is imported
 from tts_gym.controller import make_controller
 from tts_gym.env import ReplayEnv
 from tts_gym.evaluation import EvalResult, evaluate
+from tts_gym.evaluation.policy_eval import evaluate_policy
 from tts_gym.handle import QuestionHandle
 from tts_gym.registration import register_envs
 from tts_gym.store import ReplayStore, StoreFormatError, load_store, load_store_file
@@ -33,6 +34,7 @@ __all__ = [
     "StoreFormatError",
     "__version__",
     "evaluate",
+    "evaluate_policy",
     "load_store",
     "load_store_file",
     "make_controller",

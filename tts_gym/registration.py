@@ -10,13 +10,24 @@ MAX_EPISODE_STEPS = 20_000
 
 
 def register_envs() -> None:
-    """Register ``tts_gym/Replay-v0`` and ``tts_gym/Synthetic-v0`` (idempotent)."""
+    """Register ``tts_gym/Replay-v0``, ``tts_gym/ReplayMacro-v0`` and ``tts_gym/Synthetic-v0``
+    (idempotent).
+
+    The macro env gets no ``max_episode_steps``: it answers by itself (terminated) after its
+    ``max_macro_steps`` argument, so a ``TimeLimit`` could only cut an episode the env ends on
+    the same step anyway.
+    """
     if "tts_gym/Replay-v0" not in registry:
         register(
             id="tts_gym/Replay-v0",
             entry_point="tts_gym.env.replay_env:ReplayEnv",
             vector_entry_point="tts_gym.env.vector_env:ReplayVectorEnv",
             max_episode_steps=MAX_EPISODE_STEPS,
+        )
+    if "tts_gym/ReplayMacro-v0" not in registry:
+        register(
+            id="tts_gym/ReplayMacro-v0",
+            entry_point="tts_gym.env.macro_env:MacroActionEnv",
         )
     if "tts_gym/Synthetic-v0" not in registry:
         register(

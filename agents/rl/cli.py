@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "train-rl",
-        help="train a PPO / MaskablePPO / DQN controller on the macro-action env",
+        help="train a PPO / MaskablePPO / DQN policy on the macro-action (or atomic) env",
         description="Train an RL policy on the search split (default: aime24 of all four "
         "models); saves OUT/model.zip and OUT/config.json. Evaluate it with "
         "`tts-gym eval rl:OUT/model.zip --model M --benchmark B`.",
@@ -27,8 +27,14 @@ def run(args: argparse.Namespace) -> int:
     from agents.rl.train import args_from, train
 
     config = train(args_from(args))
-    keys = ("algo", "timesteps", "cost_weight", "train_seconds", "final_mean_episode_reward")
+    keys = ("algo", "actions", "exp_name", "timesteps", "cost_weight", "train_seconds",
+            "final_mean_episode_reward")
     summary = {k: config[k] for k in keys}
+    summary["actions"] = config["action_space"]
     summary["model"] = f"{config['out']}/model.zip"
+    if "best_model" in config:
+        summary["best_model"] = config["best_model"]["path"]
+    if config["tensorboard_dir"]:
+        summary["tensorboard"] = config["tensorboard_dir"]
     print(json.dumps(summary))
     return 0

@@ -70,6 +70,12 @@ def read_config(model_path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_CONFIG if k not in config]
     if missing:
         raise ValueError(f"{cfg} lacks {', '.join(missing)}{retrain}")
+    if config.get("action_space", "macro") != "macro":
+        raise ValueError(
+            f"{path} acts on the {config['action_space']} actions; the rl: controller plays "
+            f"macro-action models only: score it with tts_gym.evaluate_policy(model, store, "
+            f"actions={config['action_space']!r}) after loading it with stable-baselines3."
+        )
     if config["algo"] not in ALGOS:
         raise ValueError(f"{cfg} names algo {config['algo']!r}, not one of {ALGOS}{retrain}")
     # models trained before SAMPLE existed list (or, older still, omit) the first five actions

@@ -35,7 +35,12 @@ class SB3ReplayVecEnv(VecEnv):
     """SB3 view of a :class:`ReplayVectorEnv` (see module docstring).
 
     Args:
-        venv: The native vector env (``illegal_action="ignore"`` for unmasked algorithms).
+        venv: The native vector env: ``ReplayVectorEnv(num_envs, store=..., max_branches=...,
+            cost_weight=..., max_episode_steps=...)`` (every argument of ``tts_gym/Replay-v0``;
+            ``max_episode_steps=None`` means no time limit, ``gym.make_vec`` passes the
+            registration's 20,000), or ``gym.make_vec("tts_gym/Replay-v0", num_envs=N,
+            vectorization_mode="vector_entry_point", ...)``. Keep ``illegal_action="ignore"``
+            (the default) for unmasked algorithms. Its ``render_mode`` is SB3's.
     """
 
     def __init__(self, venv: ReplayVectorEnv) -> None:
@@ -95,7 +100,11 @@ class SB3ReplayVecEnv(VecEnv):
         return [None if seed is None else seed + i for i in range(self.num_envs)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None] * self.num_envs
+        """One uint8 frame per env with ``render_mode="rgb_array"`` (SB3's ``render`` tiles
+        them), else None per env."""
+        if self.venv.render_mode != "rgb_array":
+            return [None] * self.num_envs
+        return list(self.venv.render())
 
     def _indices(self, indices: Any) -> list[int]:
         if indices is None:

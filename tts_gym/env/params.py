@@ -110,4 +110,5 @@ def resolve_store(
 def check_render_mode(render_mode: str | None, supported: list[str]) -> None:
     """Raise a clear error for a render mode the env does not support."""
     if render_mode is not None and render_mode not in supported:
-        raise ValueError(f"render_mode={render_mode!r} is not supported; use 'ansi' or None.")
+        modes = ", ".join(repr(m) for m in supported)
+        raise ValueError(f"render_mode={render_mode!r} is not supported; use {modes} or None.")

@@ -6,6 +6,13 @@ import numpy as np
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _STATUS = {0: " ", 1: "+", 2: "=", 3: "x"}
+LEGEND = (
+    "legend: a row per opened slot (+ active, = finished, x pruned), a column per probe interval:",
+    "  . advanced, answer hidden   0-9a-zA-Z label of the answer revealed there (episode-local,",
+    "  in first-reveal order; # from 62 on)   |a final answer, label a",
+    "  header: labels = distinct answers revealed, pool = final answers revealed",
+)
+"""The last lines of every ANSI picture."""
 
 
 def _label_char(label: int) -> str:
@@ -19,7 +26,8 @@ def render_ansi(
 
     Each opened slot is a row: ``+`` active, ``=`` finished, ``x`` pruned; then one column per
     probe interval consumed: ``.`` an unrevealed interval, a label character (episode-local
-    label, base 62) where an answer was revealed, ``|`` the finishing advance.
+    label, base 62) where an answer was revealed, ``|`` the finishing advance. The picture ends
+    with :data:`LEGEND`.
     """
     opened = int(ep[5][0])
     lines = [
@@ -37,4 +45,4 @@ def render_ansi(
             lab = int(book[3][s, depth + 1])
             cells.append("|" + (_label_char(lab) if lab >= 0 else "?"))
         lines.append(f"{s:>3} {_STATUS[status]} {''.join(cells)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *LEGEND]) + "\n"

@@ -22,6 +22,7 @@ from tts_gym.env.dynamics import (
 )
 from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
+from tts_gym.env.raster import render_rgb
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
@@ -104,7 +105,8 @@ class ReplayEnv(gym.Env):
 
     ``gym.make("tts_gym/Replay-v0", model="Qwen3-8B", benchmark="aime24", data_dir=None,
     store=None, max_branches=64, cost_weight=1e-6, cost_mode="reference",
-    reveal_on_advance=False, probe_cost=0, illegal_action="ignore", render_mode=None)``.
+    reveal_on_advance=False, probe_cost=0, illegal_action="ignore", render_mode=None)``;
+    ``render_mode`` is None, ``"ansi"`` (text with a legend) or ``"rgb_array"`` (uint8 frame).
     ``store`` takes an already loaded :class:`~tts_gym.store.ReplayStore`; ``cost_mode="exact"``
     charges probing to the end as exactly T (numbers not comparable with the paper).
 
@@ -129,9 +131,13 @@ class ReplayEnv(gym.Env):
       accepted gives the same observations, rewards and infos; only sequences it refused with an
       exception now have an outcome (the no-op ``illegal_action="ignore"`` always had), so no
       recorded result can change. ``illegal_action="raise"`` restores the old behaviour.
+    * v0 (later): ``render_mode="rgb_array"`` (a numpy raster, :mod:`tts_gym.env.raster`) and a
+      legend closing the ``"ansi"`` picture. Rendering only: same id.
+    * The macro-action env is registered as ``tts_gym/ReplayMacro-v0``
+      (:class:`tts_gym.env.macro_env.MacroActionEnv`, with its own Version History).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -223,10 +229,15 @@ class ReplayEnv(gym.Env):
             return obs, float(reward), True, False, info
         return obs, float(reward), False, False, info
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return render_ansi(self._q, self._ep, self._book, self.layout.slots)
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a text picture with a legend; ``"rgb_array"``: uint8 ``[H, W, 3]``
+        (:mod:`tts_gym.env.raster`; H and W fixed by ``max_branches`` and the store); None
+        without a render mode."""
+        if self.render_mode == "ansi":
+            return render_ansi(self._q, self._ep, self._book, self.layout.slots)
+        if self.render_mode == "rgb_array":
+            return render_rgb(self._q, self._ep, self._book)
+        return None
 
     # --- helpers used by the question handle and wrappers ---------------------------------
     def action_masks(self) -> np.ndarray:

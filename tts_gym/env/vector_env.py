@@ -66,6 +66,7 @@ from tts_gym.env.dynamics import (
 )
 from tts_gym.env.episode_start import draw_episodes, generator_list, start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
+from tts_gym.env.raster import render_rgb
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.transitions import env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
@@ -227,11 +228,12 @@ class ReplayVectorEnv(VectorEnv):
             the single env's settings (:class:`~tts_gym.env.EnvParams`).
         max_episode_steps: time limit per episode (``truncated``), as the registration's
             ``TimeLimit`` for the single env; None: no limit.
-        render_mode: None or ``"ansi"`` (``render()`` returns one string per env).
+        render_mode: None, ``"ansi"`` (``render()`` returns one string per env) or
+            ``"rgb_array"`` (one uint8 ``[H, W, 3]`` frame per env).
     """
 
     metadata = {
-        "render_modes": ["ansi"],
+        "render_modes": ["ansi", "rgb_array"],
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -356,14 +358,18 @@ class ReplayVectorEnv(VectorEnv):
         info = self._info(self._n_answered, self._n_illegal)
         return obs, self._rewards, self._terminated, self._truncated, info
 
-    def render(self) -> tuple[str, ...] | None:
-        if self.render_mode != "ansi":
+    def render(self) -> tuple[str, ...] | tuple[np.ndarray, ...] | None:
+        """One picture per env, each what the single env renders in the same state."""
+        if self.render_mode is None:
             return None
         out = []
         for i in range(self.num_envs):
             ep = tuple(a[i] for a in self._ep)
             book = tuple(a[i] for a in self._book)
-            out.append(render_ansi(int(self._q[i]), ep, book, self.layout.slots))
+            if self.render_mode == "ansi":
+                out.append(render_ansi(int(self._q[i]), ep, book, self.layout.slots))
+            else:
+                out.append(render_rgb(int(self._q[i]), ep, book))
         return tuple(out)
 
     # --- helpers ---------------------------------------------------------------------------------
