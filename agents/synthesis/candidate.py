@@ -212,6 +212,23 @@ def evaluate_reply(
     check = validate_source(code, answer_labels, no_beta=settings.knob == "setting")
     if not check.ok:
         return _fail(check.kind, check.reason, code=code, validation=check.to_dict())
+    try:
+        return _run_and_score(code, check, stores, settings, history, name, budget_grid)
+    except Exception as exc:  # noqa: BLE001 - the trusted side's own failure on this reply
+        # Whatever the candidate did, the loop goes on: the round is recorded as failed with
+        # the error's type and first line (a tts-gym bug, reported, not a crash of the run).
+        # Only the error's type: its text may quote candidate data (this reason reaches the
+        # next prompt).
+        return _fail("internal", "the trusted side failed while evaluating this candidate "
+                     f"({type(exc).__name__}); the round is recorded as failed. This is a "
+                     "tts-gym bug: please report it with the run folder.", code=code,
+                     validation=check.to_dict())
+
+
+def _run_and_score(code: str, check: Any, stores: Mapping[str, ReplayStore],
+                   settings: SweepSettings, history: Sequence[dict[str, Any]], name: str,
+                   budget_grid: BudgetGrid | None) -> dict[str, Any]:
+    """The sandboxed sweep and the scoring of a linted candidate (see :func:`evaluate_reply`)."""
     grid = settings
     if settings.knob == "setting":
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sys
 import time
 import uuid
@@ -26,10 +27,11 @@ from typing import Any
 
 from agents.synthesis.aliases import AnswerLabels
 from agents.synthesis.candidate import SweepSettings, evaluate_reply
+from agents.synthesis.extract import ExtractionError, extract_code
 from agents.synthesis.facts import facts_text
 from agents.synthesis.feedback import grid_of
-from agents.synthesis.history import History, run_key
-from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing
+from agents.synthesis.history import History, RunFolderError, read_json, run_key
+from agents.synthesis.llm import Budget, LLMClient, LLMConfig, LLMError, Pricing, token_count
 from agents.synthesis.probe_facts import probe_facts_text
 from agents.synthesis.prompt import build_messages
 from agents.synthesis.seeds import PAPER_SEEDS, check_seed_names, seed_round
@@ -172,11 +174,10 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
                 f"{cfg.out} already holds a discovery run; pass --resume to continue it or "
                 "choose a new --out."
             )
-        try:
-            old = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-        except (OSError, ValueError, RecursionError):
-            old = {}
-        old = old if isinstance(old, dict) else {}
+        old = read_json(cfg_path, "the run's settings") if cfg_path.exists() else {}
+        if not isinstance(old, dict):
+            raise RunFolderError(f"{cfg_path} is not the run's settings (a JSON object); "
+                                 "restore it from a copy, or start a new --out.")
         new = json.loads(json.dumps(cfg.to_dict()))
         changed = [k for k in _FROZEN if (k in old or (old and k in _FROZEN_BEFORE))
                    and old.get(k, _FROZEN_BEFORE.get(k)) != new[k]]
@@ -193,6 +194,16 @@ def _prepare_out(cfg: DiscoveryConfig, history: History) -> None:
     else:
         cfg.run_id = uuid.uuid4().hex
         write_json_atomic(cfg_path, cfg.to_dict())
+
+
+def run_context(cfg: DiscoveryConfig, stores: dict[str, ReplayStore]) -> dict[str, Any]:
+    """What every round record's signature also covers: the settings a resume must keep
+    (:data:`_FROZEN`) and the digests of the run's search stores, so a record copied from
+    another run (another store, other settings) does not verify here even under a borrowed
+    run id."""
+    settings = json.loads(json.dumps(cfg.to_dict()))
+    return {"settings": {k: settings[k] for k in _FROZEN if k in settings},
+            "stores": {k: s.sha256 for k, s in sorted(stores.items())}}
 
 
 def _setting_line(cfg: DiscoveryConfig, stores: dict[str, ReplayStore]) -> str:
@@ -219,11 +230,18 @@ def _evaluate(cfg: DiscoveryConfig, history: History, stores: dict[str, ReplaySt
 
 
 def _spent(history: History) -> tuple[float, int]:
+    """Dollars and LLM tokens recorded so far (values that are not believable count 0)."""
     usd, tok = 0.0, 0
     for rec in history.entries():
-        u = (rec.get("response") or {}).get("usage") or {}
-        usd += float(u.get("cost_usd", 0.0))
-        tok += int(u.get("total_tokens", 0))
+        resp = rec.get("response")
+        u = resp.get("usage") if isinstance(resp, dict) else None
+        if not isinstance(u, dict):
+            continue
+        cost = u.get("cost_usd", 0.0)
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and (
+                math.isfinite(cost) and 0 <= cost < 1e9):
+            usd += float(cost)
+        tok += token_count(u.get("total_tokens", 0)) or 0
     return usd, tok
 
 
@@ -328,6 +346,13 @@ def evaluate_proposal(
     """Lint, run and score one reply; the round record (sibling ``k`` of ``candidates_per_round``
     when there are several)."""
     start = time.monotonic()
+    if history.load_partial(r, "evaluating", k) is not None:
+        log(f"{_label(r, k, cfg)}: the evaluation of its saved reply started in an earlier run "
+            "and never finished; recorded as failed (not run again into the same crash)")
+        return {"round": r, **_sibling(k, cfg), "kind": "candidate",
+                **interrupted(response.get("text", "")), "prompt": messages,
+                "response": response, "eval_seconds": 0.0}
+    history.save_partial(r, "evaluating", {"started": time.time()}, k)
     log(f"{_label(r, k, cfg)}: evaluating the candidate on {len(stores)} search store(s)")
     evaluated = _evaluate(cfg, history, stores, response.get("text", ""), r, _name(r, k))
     record = {
@@ -341,6 +366,19 @@ def evaluate_proposal(
     }
     log(f"{_label(r, k, cfg)}: {outcome_line(record)}")
     return record
+
+
+def interrupted(text: str) -> dict[str, Any]:
+    """The evaluated part of a round record for a reply whose evaluation started in an earlier
+    run and has no recorded outcome: the command crashed or was killed while evaluating it."""
+    try:
+        code: str | None = extract_code(text)
+    except ExtractionError:
+        code = None
+    return {"status": "failed", "failure_kind": "interrupted", "code": code,
+            "reason": "the evaluation of this reply started in an earlier run and did not finish "
+                      "(the command crashed or was killed); recorded as failed so that --resume "
+                      "does not run it into the same crash again"}
 
 
 def outcome_line(record: dict[str, Any]) -> str:
@@ -431,6 +469,7 @@ def run_discovery(
     history = History(cfg.out)
     _prepare_out(cfg, history)
     history.key = run_key(cfg.run_id, create=True) if cfg.run_id else None
+    history.context = run_context(cfg, stores)
     if cfg.resume:
         _reverify(cfg, history, stores, log)
     if not history.has(0):

@@ -101,11 +101,18 @@ def rescore_finalists(cfg: Any, entries: Sequence[dict[str, Any]],
         knob, values = _knob_values(cfg, rec)
         what = f"finalist round {rec['round']} ({len(seeds)} seeds)"
         log(f"{what}: sweeping {len(values)} {knob} values on {len(stores)} search store(s)")
-        run = run_sweep(rec["code"], stores, values, seeds, limits, name=f"round{rec['round']}",
-                        filename=f"round{rec['round']}.py", schedules=False, knob=knob,
-                        progress=_progress(log, what, len(values) * len(seeds)))
         row = {"round": rec["round"], "search_score": rec["metrics"].get("score", 0.0),
                "knob": knob}
+        try:
+            run = run_sweep(rec["code"], stores, values, seeds, limits,
+                            name=f"round{rec['round']}", filename=f"round{rec['round']}.py",
+                            schedules=False, knob=knob,
+                            progress=_progress(log, what, len(values) * len(seeds)))
+        except Exception as exc:  # noqa: BLE001 - a failure of this finalist, not of the run
+            row["error"] = _internal(exc, "re-scoring")
+            log(f"{what}: {row['error']}")
+            out.append(row)
+            continue
         if run.status != "ok":
             row["error"] = str((run.error or {}).get("reason"))[:300]
         else:
@@ -116,6 +123,13 @@ def rescore_finalists(cfg: Any, entries: Sequence[dict[str, Any]],
                              "avg_tokens": curve[i]["avg_tokens"], "se": curve[i]["se"]})
         out.append(row)
     return out
+
+
+def _internal(exc: Exception, stage: str) -> str:
+    """One line for a failure of the trusted side while scoring a candidate (its type only:
+    the text may quote candidate data, and the report is read beside prompts)."""
+    return (f"{stage} failed on the trusted side ({type(exc).__name__}); recorded as a failure "
+            "of this candidate (a tts-gym bug: please report it with the run folder)")
 
 
 def _heldout_stores(cfg: Any, log: Callable[[str], None]) -> dict[str, ReplayStore]:
@@ -379,8 +393,13 @@ def finalize(
     final: dict[str, Any] = {}
     if chosen is not None:
         write_text_atomic(cfg.out / "best" / "controller.py", chosen["code"])
-        final = final_numbers(cfg, chosen, pick, entries[0], stores, _heldout_stores(cfg, log),
-                              log)
+        try:
+            final = final_numbers(cfg, chosen, pick, entries[0], stores,
+                                  _heldout_stores(cfg, log), log)
+        except Exception as exc:  # noqa: BLE001 - a failure of the chosen candidate, recorded
+            error = _internal(exc, "final scoring")
+            log(f"final scoring of round {chosen['round']}: {error}")
+            final = {"rows": {f"round {chosen['round']}": {"error": error}}, "curves": {}}
     plots = _plots(cfg, entries, chosen, final)
     done = [e["round"] for e in entries if e.get("kind") == "candidate"]
     minutes = _spent_minutes(entries, time.monotonic() - start)

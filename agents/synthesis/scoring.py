@@ -9,6 +9,7 @@ best seed controller, trace checks and a failure summary for the next prompt.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -61,16 +62,69 @@ def monotone_violations(curve: Sequence[dict[str, Any]], knob: str = "beta") -> 
     return out
 
 
-def schedule_issues(schedules: Mapping[str, dict[str, Any]]) -> list[str]:
-    """Numeric schedule entries that are not monotone over the (sorted) beta sweep."""
-    betas = sorted(schedules, key=float)
+SCHEDULE_BOUND = 1e12
+"""Largest magnitude a schedule value may have to count as a number (beyond: out of range)."""
+SCHEDULE_KEYS = 64
+SCHEDULE_TEXT = 200
+SCHEDULE_DEPTH = 4
+
+
+def clean_schedule(value: Any, depth: int = 0) -> Any:
+    """A candidate's ``schedule(beta)`` value made safe to store and compare: at most
+    :data:`SCHEDULE_KEYS` keys or items per container and :data:`SCHEDULE_DEPTH` levels,
+    strings cut at :data:`SCHEDULE_TEXT` characters, numbers kept only when finite and within
+    ``±SCHEDULE_BOUND`` (else the string ``"<out of range: ...>"``); never raises."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) <= SCHEDULE_BOUND:
+            return value
+        return f"<out of range: a {value.bit_length()}-bit int>"
+    if isinstance(value, float):
+        ok = math.isfinite(value) and abs(value) <= SCHEDULE_BOUND
+        return value if ok else f"<out of range: {value!r}>"[:60]
+    if isinstance(value, str):
+        return value[:SCHEDULE_TEXT]
+    if depth >= SCHEDULE_DEPTH:
+        return f"<nested {type(value).__name__}>"
+    if isinstance(value, dict):
+        items = list(value.items())[:SCHEDULE_KEYS]
+        return {str(k)[:100]: clean_schedule(v, depth + 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [clean_schedule(v, depth + 1) for v in list(value)[:SCHEDULE_KEYS]]
+    return f"<{type(value).__name__}>"
+
+
+def _number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and abs(v) <= SCHEDULE_BOUND)
+
+
+def schedule_issues(schedules: Mapping[str, Any]) -> list[str]:
+    """Numeric schedule entries that are not monotone over the (sorted) beta sweep, and values
+    that are out of range; never raises (the values are the candidate's)."""
+    def beta_of(b: str) -> float:
+        try:
+            return float(b)
+        except (TypeError, ValueError):
+            return math.inf
+
+    betas = sorted(schedules, key=beta_of)
     if not betas:
         return ["schedule(beta) returned nothing"]
-    keys = set().union(*(schedules[b].keys() for b in betas))
+    bad = [b for b in betas if not isinstance(schedules[b], dict)]
+    if bad:
+        return [f"schedule({bad[0]}) did not return a dict"]
+    keys = sorted({str(k) for b in betas for k in schedules[b]})[:SCHEDULE_KEYS]
     out = []
-    for k in sorted(keys):
+    for k in keys:
         vals = [schedules[b].get(k) for b in betas]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        wild = [v for v in vals if isinstance(v, str) and v.startswith("<out of range")]
+        if wild:
+            out.append(f"schedule[{k!r}] has values out of range (beyond ±{SCHEDULE_BOUND:g} or "
+                       "not finite)")
+            continue
+        if not all(_number(v) for v in vals):
             continue
         d = np.diff(np.asarray(vals, float))
         if np.any(d > 0) and np.any(d < 0):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from agents.synthesis.aliases import AnswerLabels, scrub_error
+from agents.synthesis.scoring import clean_schedule
 from agents.synthesis.trace_steps import shorten
 from tts_gym.evaluation import EvalResult
 from tts_gym.evaluation.scoring import score
@@ -130,7 +131,7 @@ def run_sweep(
     for bi, b in enumerate(values):
         units = out[bi * n_s : (bi + 1) * n_s]
         if schedules and units[0] is not None and units[0].schedule is not None:
-            run.schedules[repr(b)] = units[0].schedule
+            run.schedules[repr(b)] = clean_schedule(units[0].schedule)
         run.results[b], run.stats[b], run.traces[b] = {}, {}, {}
         for key, store in stores.items():
             outs = [u.stores[key] for u in units]  # type: ignore[union-attr]
