@@ -359,7 +359,8 @@ DIAGNOSTICS = {
     "wrong": "share of episodes answered wrong",
     "wrong_but_higher_beta_right": "over every step of the sweep, episodes wrong at one beta "
     "but right at the next larger one (stopping too early)",
-    "wrong_but_best_right": "wrong, while the best so far is right on the same episode",
+    "wrong_but_best_right": "wrong, while the best so far, at its best point spending no more "
+    "tokens, is right on the same episode",
     "majority_seen_not_chosen": "wrong, and the 128-branch majority answer had been revealed "
     "in the episode but another was chosen",
     "overspend_tokens": "mean tokens charged after the final answer had become, for good, the "
