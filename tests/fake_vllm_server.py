@@ -404,6 +404,17 @@ class FakeVLLM:
         return 200, {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids,
                      "token_strs": None}
 
+    def extra(self, method: str, path: str, body: dict[str, Any]
+              ) -> tuple[str, int, dict[str, Any]] | None:
+        """Engine-specific routes: ``(kind, status, reply)`` or None (not one). vLLM: ``GET
+        /version``. Subclasses for other engines override it."""
+        if method == "GET" and path == "/version":
+            return "info", 200, {"version": self.version}
+        return None
+
+    version = "0.33.0"
+    """What ``GET /version`` reports."""
+
     def models_reply(self) -> dict[str, Any]:
         """``/v1/models``."""
         return {"object": "list", "data": [{
@@ -487,7 +498,21 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.what == "short":
             self._send(200, _shortened(reply))
 
+    def _extra(self, method: str, body: dict[str, Any]) -> bool:
+        got = self.fake.extra(method, self.path.rstrip("/"), body)
+        if got is None:
+            return False
+        kind, status, reply = got
+        if status != 200:
+            self.fake.log_call(kind, body, f"http{status}")
+            self._send(status, reply)
+        else:
+            self._reply(kind, reply, body)
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self._extra("GET", {}):
+            return
         if self.path.rstrip("/") == "/v1/models":
             self._reply("models", self.fake.models_reply(), {})
         else:
@@ -498,6 +523,8 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         fake = self.fake
+        if self._extra("POST", body):
+            return
         if self.path in ("/tokenize", "/detokenize"):
             if not fake.features["tokenize"]:
                 self._send(404, {"detail": "Not Found"})

@@ -89,3 +89,18 @@ def probe_answer(output: str, opened: int) -> tuple[str, bool]:
         return boxed, True
     lines = output.strip().splitlines()
     return (lines[0].strip() if lines else ""), False
+
+
+MAX_ANSWER_CHARS = 2000
+"""Longest answer string ``collect`` writes into a store (characters). The store format bounds
+answer strings; until ``tts_gym.store`` exports its own constant, this one is the bound (the
+sandbox's broker uses the same 2000)."""
+
+
+def cut_answer(answer: str, limit: int = MAX_ANSWER_CHARS) -> str:
+    """``answer`` cut to ``limit`` characters (a runaway probe cannot make the store invalid).
+
+    >>> cut_answer("x" * 5, 3), cut_answer("ok", 3)
+    ('xxx', 'ok')
+    """
+    return answer if len(answer) <= limit else answer[:limit]
