@@ -333,8 +333,12 @@ def test_probe_bodies_text_mode_cut_at_offsets_or_ratio() -> None:
 
 
 def test_combinations_of_modes_are_consistent() -> None:
-    from tts_gym.collect.api import Capabilities
+    from tts_gym.collect.engines import Engine
 
-    for flags in itertools.product((False, True), repeat=5):
-        caps = Capabilities(*flags)
-        assert caps.supports(caps.best_mode()) and caps.supports("text")
+    for tok, prompts, dialect in itertools.product((None, "openai"), (False, True),
+                                                   (None, "vllm-token-ids")):
+        e = Engine("u", "vllm", tokenize_format=tok, token_prompts=prompts, dialect=dialect)
+        assert e.supports("text")
+        assert e.supports("ids") == (tok is not None and prompts and dialect is not None)
+        assert not e.supports("ids") or e.supports("tokenize")
+        assert e.supports("ids") or e.lacks().startswith("offers no ")
