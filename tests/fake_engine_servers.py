@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.fake_vllm_server import TOK, FakeVLLM, PROBE_END, _error
+from tests.fake_vllm_server import PROBE_END, TOK, FakeVLLM, _error
 
 LLAMA_DEFAULTS: dict[str, Any] = {
     "seed": 4294967295, "temperature": 0.8, "dynatemp_range": 0.0, "dynatemp_exponent": 1.0,
