@@ -178,7 +178,7 @@ def test_auto_refuses_an_engine_without_an_exact_mode_in_one_sentence(
     with FakeSGLang(toy=TOY, tokenize=False) as srv:
         assert run(problems, [srv.base_url], tmp_path / "o") == 2
     line = error_line(capsys)
-    assert "sglang 0.5.10.post1" in line and "a working /tokenize" in line
+    assert "sglang 0.5.10.post1" in line and "offers no working /tokenize" in line
     assert "--token-mode text" in line and line.count(". ") == 0
 
 

@@ -79,14 +79,14 @@ class Engine:
         return True
 
     def lacks(self) -> str:
-        """What keeps ``ids`` mode off, as a clause ("has no working /tokenize")."""
+        """What keeps ``ids`` mode off, as a clause ("offers no working /tokenize")."""
+        if not self.tokenize_format:  # the other two are tried with tokenised text only
+            return "offers no working /tokenize"
         missing = []
-        if not self.tokenize_format:
-            missing.append("a working /tokenize")
         if not self.token_prompts:
             missing.append("token-id prompts on /v1/completions")
         if not self.dialect:
-            missing.append("a way to return the generated token ids")
+            missing.append("way to return the generated token ids")
         return "offers no " + " and no ".join(missing)
 
     def label(self) -> str:
