@@ -1,6 +1,11 @@
 """A loopback stand-in for vLLM's OpenAI-compatible server, driven by a deterministic toy model.
 
-What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copied):
+What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copied; last read in
+vLLM 0.33.0, commit g4ba787ec9: ``entrypoints/openai/completion/protocol.py`` for
+``return_token_ids``, ``return_tokens_as_token_ids``, ``top_k`` 0 = off, ``min_p``,
+``repetition_penalty``; ``serve/tokenize/protocol.py`` for ``/tokenize``;
+``serve/engine/protocol.py`` for ``/v1/models`` with ``max_model_len`` and ``owned_by: "vllm"``;
+``serve/instrumentator/basic.py`` for ``GET /version``):
 
 * ``POST /v1/completions``: ``prompt`` as text or as token ids, ``max_tokens``, ``temperature``,
   ``top_p``, ``seed``, ``n`` (1 only); ``logprobs`` with ``tokens`` / ``token_logprobs`` /
@@ -11,7 +16,7 @@ What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copie
   prompt + ``max_tokens`` exceeds ``max_model_len`` and a 404 for an unknown model, with vLLM's
   error body ``{"error": {"message", "type", "param", "code"}}``.
 * ``POST /tokenize`` (``prompt``, ``add_special_tokens``) and ``POST /detokenize``;
-  ``GET /v1/models`` with ``max_model_len``.
+  ``GET /v1/models`` with ``max_model_len``; ``GET /version``.
 * Feature switches to look like older vLLM, SGLang or llama.cpp builds (no ``return_token_ids``,
   no ``/tokenize``, no token-id prompts, no ``text_offset``).
 * Injectable faults (:class:`Fault`): 429 with ``Retry-After``, 500, a stall, a connection
