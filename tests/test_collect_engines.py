@@ -262,3 +262,23 @@ def test_a_run_journaled_before_the_new_fields_resumes(problems: Path, tmp_path:
     with FakeVLLM(toy=TOY) as srv:
         assert run(problems, [srv.base_url], out) == 0
     assert read_store(out) == expected_store(TOY)
+
+
+def test_answers_over_the_store_bound_are_cut(tmp_path: Path) -> None:
+    """A final answer longer than the store format's bound is cut to it when the store is
+    written (the loader would refuse the store otherwise); shorter answers are untouched."""
+    from tts_gym.collect.extract import MAX_ANSWER_CHARS
+    from tts_gym.store import load_store_file
+
+    long_form = "9" * (MAX_ANSWER_CHARS + 500)
+    problems = write_problems(tmp_path / "toy.jsonl", [
+        {"id": "long", "problem": f"Say it. [toy 3 | {long_form}]", "answer": "3"}])
+    toy = ToyModel(think_range=(5, 20), p_no_box=0.0, p_no_think_end=0.0)
+    with FakeVLLM(toy=toy) as srv:
+        assert run(problems, [srv.base_url], tmp_path / "o", max_tokens=4 * len(long_form),
+                   branches=8) == 0
+    store = read_store(tmp_path / "o")
+    finals = store[0]["final_answers_trace"]
+    assert long_form[:MAX_ANSWER_CHARS] in finals and "3" in finals  # both classes were drawn
+    assert max(len(a) for a in finals) == MAX_ANSWER_CHARS
+    load_store_file(tmp_path / "o" / "Toy-1B" / "toy.json", use_cache=False)
