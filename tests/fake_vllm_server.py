@@ -1,6 +1,11 @@
 """A loopback stand-in for vLLM's OpenAI-compatible server, driven by a deterministic toy model.
 
-What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copied):
+What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copied; last read in
+vLLM 0.33.0, commit g4ba787ec9: ``entrypoints/openai/completion/protocol.py`` for
+``return_token_ids``, ``return_tokens_as_token_ids``, ``top_k`` 0 = off, ``min_p``,
+``repetition_penalty``; ``serve/tokenize/protocol.py`` for ``/tokenize``;
+``serve/engine/protocol.py`` for ``/v1/models`` with ``max_model_len`` and ``owned_by: "vllm"``;
+``serve/instrumentator/basic.py`` for ``GET /version``):
 
 * ``POST /v1/completions``: ``prompt`` as text or as token ids, ``max_tokens``, ``temperature``,
   ``top_p``, ``seed``, ``n`` (1 only); ``logprobs`` with ``tokens`` / ``token_logprobs`` /
@@ -11,7 +16,7 @@ What it emulates (learned from vLLM's ``entrypoints/openai`` protocol, not copie
   prompt + ``max_tokens`` exceeds ``max_model_len`` and a 404 for an unknown model, with vLLM's
   error body ``{"error": {"message", "type", "param", "code"}}``.
 * ``POST /tokenize`` (``prompt``, ``add_special_tokens``) and ``POST /detokenize``;
-  ``GET /v1/models`` with ``max_model_len``.
+  ``GET /v1/models`` with ``max_model_len``; ``GET /version``.
 * Feature switches to look like older vLLM, SGLang or llama.cpp builds (no ``return_token_ids``,
   no ``/tokenize``, no token-id prompts, no ``text_offset``).
 * Injectable faults (:class:`Fault`): 429 with ``Retry-After``, 500, a stall, a connection
@@ -404,6 +409,17 @@ class FakeVLLM:
         return 200, {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids,
                      "token_strs": None}
 
+    def extra(self, method: str, path: str, body: dict[str, Any]
+              ) -> tuple[str, int, dict[str, Any]] | None:
+        """Engine-specific routes: ``(kind, status, reply)`` or None (not one). vLLM: ``GET
+        /version``. Subclasses for other engines override it."""
+        if method == "GET" and path == "/version":
+            return "info", 200, {"version": self.version}
+        return None
+
+    version = "0.33.0"
+    """What ``GET /version`` reports."""
+
     def models_reply(self) -> dict[str, Any]:
         """``/v1/models``."""
         return {"object": "list", "data": [{
@@ -487,7 +503,21 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.what == "short":
             self._send(200, _shortened(reply))
 
+    def _extra(self, method: str, body: dict[str, Any]) -> bool:
+        got = self.fake.extra(method, self.path.rstrip("/"), body)
+        if got is None:
+            return False
+        kind, status, reply = got
+        if status != 200:
+            self.fake.log_call(kind, body, f"http{status}")
+            self._send(status, reply)
+        else:
+            self._reply(kind, reply, body)
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self._extra("GET", {}):
+            return
         if self.path.rstrip("/") == "/v1/models":
             self._reply("models", self.fake.models_reply(), {})
         else:
@@ -498,6 +528,8 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         fake = self.fake
+        if self._extra("POST", body):
+            return
         if self.path in ("/tokenize", "/detokenize"):
             if not fake.features["tokenize"]:
                 self._send(404, {"detail": "Not Found"})

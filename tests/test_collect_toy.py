@@ -90,17 +90,26 @@ def test_other_token_id_sources_and_modes(problems: Path, tmp_path: Path) -> Non
     with FakeVLLM(toy=TOY, return_token_ids=False) as srv:
         assert run(problems, [srv.base_url], tmp_path / "lp") == 0
     assert read_store(tmp_path / "lp") == want
-    assert meta_of(tmp_path / "lp")["token_mode_fields"] == {
-        "logprobs": 0, "return_tokens_as_token_ids": True}
-    # no token-id prompts: text prompts cut at the logprob text offsets (exact for this toy)
+    assert meta_of(tmp_path / "lp")["token_ids_via"] == "vllm-logprob-ids"
+    # no token-id prompts: auto refuses (never silently inexact); text must be asked for, and
+    # then the cuts are at the logprob text offsets (exact for this toy), measured and recorded
     with FakeVLLM(toy=TOY, token_prompts=False) as srv:
-        assert run(problems, [srv.base_url], tmp_path / "text") == 0
+        assert run(problems, [srv.base_url], tmp_path / "auto") == 2
+        assert not (tmp_path / "auto").exists()
+        assert run(problems, [srv.base_url], tmp_path / "text", token_mode="text") == 0
     assert read_store(tmp_path / "text") == want
-    assert meta_of(tmp_path / "text")["settings"]["token_mode"] == "text"
-    # no returned ids: the generated text is re-tokenised (an approximation, recorded)
+    meta = meta_of(tmp_path / "text")
+    assert meta["settings"]["token_mode"] == "text"
+    assert meta["token_exactness"]["exact"] is False
+    assert meta["token_exactness"]["checked"] == meta["counts"]["probes"]
+    # no returned ids: the generated text is re-tokenised (inexact, asked for, measured)
     with FakeVLLM(toy=TOY, return_token_ids=False, logprob_ids=False) as srv:
-        assert run(problems, [srv.base_url], tmp_path / "tok") == 0
-    assert meta_of(tmp_path / "tok")["settings"]["token_mode"] == "tokenize"
+        assert run(problems, [srv.base_url], tmp_path / "tok0") == 2
+        assert run(problems, [srv.base_url], tmp_path / "tok", token_mode="tokenize") == 0
+    meta = meta_of(tmp_path / "tok")
+    assert meta["settings"]["token_mode"] == "tokenize"
+    branches = len(PROBLEMS) * 6
+    assert meta["token_exactness"]["checked"] == branches
     load_store_file(store_path(tmp_path / "tok"), use_cache=False)
     # asking for a mode the server cannot do is one sentence
     with FakeVLLM(toy=TOY, token_prompts=False) as srv:
@@ -131,7 +140,7 @@ def test_each_fault_is_survived(small: Path, tmp_path: Path, fault: Fault) -> No
                    branches=3) == 0
         assert any(c.fault == fault.what for c in srv.calls)
     assert read_store(tmp_path / "o") == expected_store(TOY, PROBLEMS[:2], branches=3)
-    if fault.kind == "probe" or fault.kind == "gen" and fault.nth > 2:  # (2 start-up checks)
+    if fault.kind == "probe" or fault.kind == "gen" and fault.nth > 3:  # (3 start-up checks)
         assert meta_of(tmp_path / "o")["counts"]["failed_attempts"] >= 1
 
 
@@ -249,7 +258,7 @@ def test_refusals_name_the_fix(problems: Path, tmp_path: Path,
     out = tmp_path / "o"
     with FakeVLLM(toy=TOY, max_model_len=150) as srv:
         assert run(problems, [srv.base_url], out, max_tokens=140) == 2
-        assert "max_model_len is 150" in error_line(capsys)
+        assert "the server's context is 150 tokens" in error_line(capsys)
     with FakeVLLM(toy=TOY) as srv:
         argv = cli_args(problems, [srv.base_url], out)
         argv[argv.index(MODEL)] = "toy/Other"

@@ -7,6 +7,7 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -333,8 +334,69 @@ def test_probe_bodies_text_mode_cut_at_offsets_or_ratio() -> None:
 
 
 def test_combinations_of_modes_are_consistent() -> None:
-    from tts_gym.collect.api import Capabilities
+    from tts_gym.collect.engines import Engine
 
-    for flags in itertools.product((False, True), repeat=5):
-        caps = Capabilities(*flags)
-        assert caps.supports(caps.best_mode()) and caps.supports("text")
+    for tok, prompts, dialect in itertools.product((None, "openai"), (False, True),
+                                                   (None, "vllm-token-ids")):
+        e = Engine("u", "vllm", tokenize_format=tok, token_prompts=prompts, dialect=dialect)
+        assert e.supports("text")
+        assert e.supports("ids") == (tok is not None and prompts and dialect is not None)
+        assert not e.supports("ids") or e.supports("tokenize")
+        assert e.supports("ids") or e.lacks().startswith("offers no ")
+
+
+# --- engine dialects (formats from the engines' sources; see tests/fake_engine_servers.py) -----
+
+def _llama_native(**over: Any) -> dict[str, Any]:
+    reply = {"content": "ab", "tokens": [5, 6, 7], "tokens_predicted": 3, "tokens_evaluated": 4,
+             "stop_type": "eos", "truncated": False}
+    return {**reply, **over}
+
+
+def _sglang(**over: Any) -> dict[str, Any]:
+    meta = {"finish_reason": {"type": "length", "length": 3}, "prompt_tokens": 4,
+            "completion_tokens": 3, **over.pop("meta", {})}
+    return {"text": "ab", "output_ids": [5, 6, 7], "meta_info": meta, **over}
+
+
+def test_native_replies_are_read_exactly_or_refused() -> None:
+    from tts_gym.collect.client import BadReply
+    from tts_gym.collect.dialects import parse_reply
+
+    done = parse_reply("llama.cpp-native", _llama_native(), 8)
+    assert (done.token_ids, done.finish_reason, done.completion_tokens, done.prompt_tokens) == \
+        ([5, 6, 7], "stop", 3, 4)
+    assert parse_reply("llama.cpp-native", _llama_native(stop_type="limit"), 3).finish_reason \
+        == "length"
+    done = parse_reply("sglang-native", _sglang(), 3)
+    assert (done.token_ids, done.finish_reason, done.completion_tokens) == ([5, 6, 7], "length", 3)
+    refused = [
+        ("llama.cpp-native", _llama_native(tokens=[]), 8),  # return_tokens ignored
+        ("llama.cpp-native", _llama_native(tokens_predicted=4), 8),  # count disagrees
+        ("llama.cpp-native", _llama_native(truncated=True), 8),  # prompt cut by the context
+        ("llama.cpp-native", _llama_native(stop_type="none"), 8),
+        ("llama.cpp-native", _llama_native(stop_type="limit"), 8),  # short of max_tokens
+        ("llama.cpp-native", {"tokens": []}, 8),  # a /tokenize-like reply
+        ("sglang-native", _sglang(meta={"finish_reason": {"type": "abort"}}), 3),
+        ("sglang-native", _sglang(output_ids=[5, 6]), 3),
+        ("llama.cpp-logprobs", {"choices": [{"text": "ab", "finish_reason": "stop", "logprobs": {
+            "content": [{"id": 5}, {"id": 6}]}}], "usage": {"completion_tokens": 3}}, 8),
+        ("vllm-token-ids", {"choices": [{"text": "ab", "finish_reason": "stop"}],
+                            "usage": {"completion_tokens": 2}}, 8),  # no ids at all
+    ]
+    for dialect, data, max_tokens in refused:
+        with pytest.raises(BadReply):
+            parse_reply(dialect, data, max_tokens)
+
+
+def test_sampling_fields_are_complete_in_each_engine() -> None:
+    from tts_gym.collect.dialects import Sampling, mismatched_settings
+
+    s = Sampling(0.7, 0.95)
+    llama = s.fields("llama.cpp")
+    assert (llama["top_k"], llama["min_p"], llama["repeat_penalty"], llama["typical_p"]) == \
+        (0, 0.0, 1.0, 1.0)
+    assert s.fields("sglang")["top_k"] == -1 and s.fields("vllm")["top_k"] == 0
+    assert Sampling(0.7, 0.95, top_k=20).fields("sglang")["top_k"] == 20
+    assert mismatched_settings(llama, {**llama, "min_p": 0.05000000074505806}) == ["min_p"]
+    assert mismatched_settings(llama, {**llama, "top_p": 0.949999988079071}) == []  # float32

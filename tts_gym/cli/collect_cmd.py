@@ -42,6 +42,8 @@ _non_negative_int = _ranged(int, 0)
 _temperature = _ranged(float, 0.0, 2.0)
 _top_p = _ranged(float, 0.0, 1.0, above=True)
 _seconds = _ranged(float, 0.0, above=True)
+_min_p = _ranged(float, 0.0, 1.0)
+_penalty = _ranged(float, 0.0, 2.0, above=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sampling temperature (default 0.7, the paper's)")
     p.add_argument("--top-p", type=_top_p, default=DEFAULTS["top_p"],
                    help="nucleus sampling (default 0.95)")
+    p.add_argument("--top-k", type=_non_negative_int, default=0,
+                   help="top-k sampling (default 0: off; sent explicitly to every engine)")
+    p.add_argument("--min-p", type=_min_p, default=0.0,
+                   help="min-p sampling (default 0: off; sent explicitly)")
+    p.add_argument("--repetition-penalty", type=_penalty, default=1.0,
+                   help="repetition penalty (default 1: off; sent explicitly)")
     p.add_argument("--probe-suffix", default=None,
                    help="text appended to a prefix to ask for the answer (default: Dynasor's "
                    "'... Oh, I suddenly got the answer ... \\boxed{')")
@@ -92,7 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key-env", default=None, metavar="VAR",
                    help="environment variable holding the server's API key")
     p.add_argument("--token-mode", choices=("auto", "ids", "tokenize", "text"), default="auto",
-                   help="how prefixes are cut (default auto: the most exact the server offers)")
+                   help="how prefixes are cut (default auto: ids, token-exact, or a refusal; "
+                   "tokenize and text are inexact and must be asked for)")
+    p.add_argument("--check", action="store_true",
+                   help="detect the engine and print the pre-flight (token mode, context, "
+                   "effective sampling, token and time estimate), then stop; writes nothing")
     p.add_argument("--max-in-flight", type=positive_int, default=64,
                    help="requests in flight per server (default 64)")
     p.add_argument("--max-tokens-total", type=positive_int, default=None,
@@ -164,6 +176,9 @@ def _run(args: argparse.Namespace) -> int:
         store_model=store_model,
         benchmark=benchmark,
         split=args.split,
+        top_k=args.top_k,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
     )
     options = RunOptions(
         base_urls=tuple(args.base_url),
@@ -177,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         keep_work=args.keep_work,
         progress=sys.stderr.isatty(),
+        check_only=args.check,
     )
 
     def log(line: str) -> None:
@@ -189,6 +205,9 @@ def _run(args: argparse.Namespace) -> int:
     except BudgetReached as exc:
         print(f"tts-gym collect: {exc}", file=sys.stderr)
         return 3
+    if args.check:
+        print("\n".join(meta["preflight"]))
+        return 0
     counts = meta["counts"]
     state = "collected" if collected else "already collected, nothing to do"
     print(

@@ -133,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
         precheck_source(path.read_text(errors="replace"), str(path))
     controller = None if sandboxed else make_controller(args.controller, params_from(args))
     store = load_store(args.model, args.benchmark, args.data_dir)
+    from tts_gym.collect.meta import warn_if_inexact
+
+    warn_if_inexact(args.model, args.benchmark, args.data_dir)
     workers = args.workers or default_workers()
     try:
         with executor_from_args(args, args.workers), progress_bar(

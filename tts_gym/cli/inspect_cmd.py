@@ -55,10 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary (and, for a store ``tts-gym collect`` wrote, how it was made)."""
-    from tts_gym.collect.meta import describe, read_meta
+    from tts_gym.collect.meta import describe, read_meta, warn_if_inexact
     from tts_gym.paths import store_path
 
     summary = store_summary(load_store(args.model, args.benchmark, args.data_dir))
+    warn_if_inexact(args.model, args.benchmark, args.data_dir)
     meta = read_meta(store_path(args.model, args.benchmark, args.data_dir))
     if args.json:
         print(json.dumps({**summary, "collection": meta} if meta else summary))

@@ -4,9 +4,12 @@ Modules, one idea each: :mod:`~tts_gym.collect.problems` (the problem file),
 :mod:`~tts_gym.collect.templates` (prompts), :mod:`~tts_gym.collect.protocol` (probe positions,
 seeds), :mod:`~tts_gym.collect.extract` (boxed answers), :mod:`~tts_gym.collect.canonical`
 (equivalent answers share a label), :mod:`~tts_gym.collect.trajectory` (token-exact probe
-prompts), :mod:`~tts_gym.collect.api` (the completions protocol), :mod:`~tts_gym.collect.http`
+prompts), :mod:`~tts_gym.collect.api` (the completions reply), :mod:`~tts_gym.collect.engines`
+(which engine, what it offers), :mod:`~tts_gym.collect.dialects` (each engine's token-id requests
+and sampling fields), :mod:`~tts_gym.collect.preflight` (``--check``), :mod:`~tts_gym.collect.http`
 (keep-alive HTTP/1.1), :mod:`~tts_gym.collect.client` and :mod:`~tts_gym.collect.dispatch`
-(least-loaded dispatch, retries), :mod:`~tts_gym.collect.servers` (start-up checks, token mode),
+(least-loaded dispatch, retries), :mod:`~tts_gym.collect.servers` (start-up checks, token mode,
+sampling check),
 :mod:`~tts_gym.collect.target` (where the store goes, refusals), :mod:`~tts_gym.collect.journal`
 (resume), :mod:`~tts_gym.collect.build` and :mod:`~tts_gym.collect.meta` (store, sidecars,
 metadata), :mod:`~tts_gym.collect.runner` (the loop).

@@ -29,6 +29,7 @@ from typing import Any
 from tts_gym.collect.canonical import canonical_labels
 from tts_gym.collect.config import CollectConfig
 from tts_gym.collect.errors import CollectError
+from tts_gym.collect.extract import cut_answer
 from tts_gym.collect.journal import Journal
 from tts_gym.collect.meta import META_FORMAT, RAW_FORMAT, meta_path, raw_path
 from tts_gym.collect.problems import Problem
@@ -49,6 +50,8 @@ class Counts:
     unclosed_probes: int = 0
     probes: int = 0
     servers: Counter[int] = field(default_factory=Counter)
+    exact_checked: int = 0
+    exact_matching: int = 0
 
     def add(self, rec: dict[str, Any]) -> None:
         """Account one journal record."""
@@ -58,6 +61,9 @@ class Counts:
             self.failed_attempts += rec["attempts"] - 1
             self.prompt_tokens += rec["prompt_tokens"]
             self.servers[rec["server"]] += 1
+        if rec.get("exact") is not None:  # inexact modes: measured per request
+            self.exact_checked += 1
+            self.exact_matching += bool(rec["exact"])
         if kind == "gen":
             self.generated_tokens += rec["generated"]
         elif kind == "probe":
@@ -89,6 +95,9 @@ def _branches(fh: Any, offsets: list[int]) -> list[dict[str, Any]]:
 
 def _question(problem: Problem, probe_freq: int, recs: list[dict[str, Any]]
               ) -> tuple[dict[str, Any], dict[str, Any], int]:
+    for r in recs:  # the store format bounds answer strings: cut (the raw sidecar says so)
+        r["probes"] = [cut_answer(a) for a in r["probes"]]
+        r["final"] = cut_answer(r["final"])
     counts: Counter[str] = Counter()
     for r in recs:
         counts.update(r["probes"])
@@ -276,4 +285,19 @@ def _metadata(config: CollectConfig, problems: Sequence[Problem], counts: Counts
             "answer_labels": n_labels,
         },
         "canonicalisation": f"math-verify {version('math-verify')}",
+        "token_exactness": token_exactness(config.token_mode, counts),
     }
+
+
+def token_exactness(mode: str, counts: Counts) -> dict[str, Any]:
+    """How exact the probe cuts are: ``ids`` is exact by construction; ``tokenize`` counts the
+    trajectories whose re-tokenised text has as many tokens as were generated; ``text`` counts
+    the probes whose prompt the server counted as prompt + p + suffix tokens (a necessary
+    condition of an exact cut; None when the server has no tokenizer to compare with)."""
+    if mode == "ids":
+        return {"mode": mode, "exact": True}
+    what = ("trajectories whose re-tokenised text has the generated token count"
+            if mode == "tokenize" else "probe prompts of the intended token count")
+    n, m = counts.exact_checked, counts.exact_matching
+    return {"mode": mode, "exact": False, "measured": what, "checked": n, "matching": m,
+            "fraction": round(m / n, 4) if n else None}

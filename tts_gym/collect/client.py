@@ -195,6 +195,7 @@ class ServerPool:
         check: Callable[[dict[str, Any]], Any] | None = None,
         fatal: Callable[[str, int | None], str] | None = None,
         tolerate: Collection[int] = (),
+        detecting: bool = False,
     ) -> Reply | None:
         """Send one request, retrying transient failures.
 
@@ -211,6 +212,8 @@ class ServerPool:
             fatal: Turns a non-retryable failure (message, HTTP status) into the sentence
                 raised; default: the message and "check the server".
             tolerate: HTTP statuses that mean "not supported here": return None for them.
+            detecting: A reply the ``check`` refuses means "not this format": return None at
+                once instead of retrying (engine detection).
 
         Raises:
             CollectError: A non-retryable failure, or the last attempt failed.
@@ -234,6 +237,8 @@ class ServerPool:
                     ) from None
                 last, retry_after = str(exc), exc.retry_after
             except BadReply as exc:
+                if detecting:
+                    return None
                 self.stats.failures["bad reply"] += 1
                 last, retry_after = f"{self.url(i, path)} sent a reply that {exc}", None
             finally:

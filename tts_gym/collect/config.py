@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 DEFAULT_PROBE_SUFFIX = (
@@ -13,7 +13,9 @@ DEFAULT_PROBE_SUFFIX = (
 TOKEN_MODES: tuple[str, ...] = ("ids", "tokenize", "text")
 """``ids``: exact (the server returns generated token ids and takes token-id prompts);
 ``tokenize``: generated text re-tokenised by the server's ``/tokenize``; ``text``: character
-cuts at the server's logprob text offsets, else at the mean characters per token."""
+cuts at the server's logprob text offsets, else at the mean characters per token. ``auto``
+picks ``ids`` only; the two inexact modes must be asked for and their store records a measured
+exactness figure."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class CollectConfig:
         store_model: Folder name of the store (``--store-model``).
         benchmark: File stem of the store (``--benchmark``).
         split: ``heldout`` or ``search`` (written to the metadata).
+        top_k: Top-k of the trajectories (0: off).
+        min_p: Min-p of the trajectories (0: off).
+        repetition_penalty: Repetition penalty of the trajectories (1: off).
+
+    Fields with defaults came after the first release: a saved run without them had the same
+    values (they were not sent then, and are sent as "off" now), so it resumes.
     """
 
     problems_sha256: str
@@ -59,6 +67,9 @@ class CollectConfig:
     store_model: str
     benchmark: str
     split: str
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (lists for tuples)."""
@@ -69,7 +80,8 @@ class CollectConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CollectConfig:
         """Inverse of :meth:`to_dict`; raises KeyError/TypeError on a foreign layout."""
-        values = {f.name: data[f.name] for f in fields(cls)}
+        values = {f.name: data[f.name] for f in fields(cls)
+                  if f.name in data or f.default is MISSING}
         values["fields"] = tuple(values["fields"])
         return cls(**values)
 
@@ -93,6 +105,9 @@ FLAG: dict[str, str] = {
     "store_model": "--store-model",
     "benchmark": "--benchmark",
     "split": "--split",
+    "top_k": "--top-k",
+    "min_p": "--min-p",
+    "repetition_penalty": "--repetition-penalty",
 }
 
 

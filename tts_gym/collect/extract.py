@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from tts_gym.store import limits as _store_limits
+
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -89,3 +91,18 @@ def probe_answer(output: str, opened: int) -> tuple[str, bool]:
         return boxed, True
     lines = output.strip().splitlines()
     return (lines[0].strip() if lines else ""), False
+
+
+MAX_ANSWER_CHARS: int = getattr(_store_limits, "MAX_ANSWER_CHARS", 1000)
+"""Longest answer string ``collect`` writes into a store (characters): the store format's own
+bound, ``tts_gym.store.limits.MAX_ANSWER_CHARS`` (1,000), which the store loader enforces; the
+literal is that bound for a checkout whose store package predates the constant."""
+
+
+def cut_answer(answer: str, limit: int = MAX_ANSWER_CHARS) -> str:
+    """``answer`` cut to ``limit`` characters (a runaway probe cannot make the store invalid).
+
+    >>> cut_answer("x" * 5, 3), cut_answer("ok", 3)
+    ('xxx', 'ok')
+    """
+    return answer if len(answer) <= limit else answer[:limit]

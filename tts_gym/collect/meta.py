@@ -53,3 +53,30 @@ def describe(meta: dict[str, Any]) -> dict[str, Any]:
                              f"({meta.get('canonicalisation')})"),
         "collected_dates": f"{meta.get('started')} .. {meta.get('finished')}",
     }
+
+
+def inexact_warning(store: Path) -> str | None:
+    """The warning line for a store ``collect`` wrote in an inexact token mode (``text`` or
+    ``tokenize``, asked for explicitly), else None (exact stores, published stores, stores whose
+    metadata predates the ``token_exactness`` field)."""
+    meta = read_meta(store)
+    exact = meta.get("token_exactness") if meta else None
+    if not isinstance(exact, dict) or exact.get("exact") is not False:
+        return None
+    fraction = exact.get("fraction")
+    measured = ("not measurable" if fraction is None else
+                f"{exact.get('matching')}/{exact.get('checked')} {exact.get('measured')}")
+    return (f"warning: {store.name} was collected in token mode {exact.get('mode')}: its probe "
+            f"prefixes are cut inexactly ({measured}); recollect with --token-mode ids for "
+            "token-exact probes.")
+
+
+def warn_if_inexact(model: str, benchmark: str, data_dir: str | None) -> None:
+    """Print :func:`inexact_warning` of a store on stderr, if any (``inspect`` and ``eval``)."""
+    import sys
+
+    from tts_gym.paths import store_path
+
+    line = inexact_warning(store_path(model, benchmark, data_dir))
+    if line:
+        print(line, file=sys.stderr)

@@ -19,16 +19,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tts_gym.collect.api import Completion, dumps, parse_completion, tokenize
+from tts_gym.collect.api import Completion, dumps, parse_completion
 from tts_gym.collect.build import build
-from tts_gym.collect.client import BadReply, ServerPool
+from tts_gym.collect.client import ServerPool
 from tts_gym.collect.config import CollectConfig, differences
+from tts_gym.collect.dialects import DIALECTS, Sampling, parse_reply, request_body
+from tts_gym.collect.engines import Engine, tokenize
 from tts_gym.collect.errors import BudgetReached, CollectError
 from tts_gym.collect.extract import open_braces, probe_answer
 from tts_gym.collect.journal import Journal, Pending
+from tts_gym.collect.preflight import measure_rate, preflight_lines
 from tts_gym.collect.problems import Problem
 from tts_gym.collect.protocol import branch_seed, probe_positions
-from tts_gym.collect.servers import check_servers, request_fields, resolve_mode
+from tts_gym.collect.servers import check_sampling, check_servers, context_limit, resolve_mode
 from tts_gym.collect.target import check_target, store_file, work_folder
 from tts_gym.collect.templates import Template
 from tts_gym.collect.trajectory import (
@@ -60,6 +63,7 @@ class RunOptions:
         overwrite: Replace a store this command wrote with other settings.
         keep_work: Keep the journal folder after the store is built.
         progress: Show a progress bar on stderr.
+        check_only: Detect the servers, print the pre-flight and stop (``--check``).
     """
 
     base_urls: tuple[str, ...]
@@ -73,6 +77,7 @@ class RunOptions:
     overwrite: bool = False
     keep_work: bool = False
     progress: bool = False
+    check_only: bool = False
 
 
 async def gather_or_cancel(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -108,6 +113,12 @@ class Collector:
         self._left: dict[int, int] = {}
         self._bar: Any = None
         self.max_model_len: int | None = None
+        self.engines: list[Engine] = []
+        self.sampling = Sampling(config.temperature, config.top_p, config.top_k, config.min_p,
+                                 config.repetition_penalty)
+        self.suffix_ids: list[int] | None = None
+        self.marker_ids: list[int] | None = None
+        self._prompt_lens: dict[int, int] = {}
 
     # --- prompts ------------------------------------------------------------------------------
     async def _prompt(self, pool: ServerPool, q: int) -> Prompt:
@@ -119,9 +130,11 @@ class Collector:
 
     async def _make_prompt(self, pool: ServerPool, q: int) -> Prompt:
         text = self.template.render(self.problems[q].problem)
+        ids = await self._tokenize(pool, text)
+        if ids is not None:
+            self._prompt_lens[q] = len(ids)
         if self.config.token_mode == "text":
             return Prompt(text, None)
-        ids = await tokenize(pool, self.config.model_name, text, self.options.timeout_s)
         if not ids:
             raise CollectError(f"The server could not tokenize the prompt of question "
                                f"{self.problems[q].id!r}; use --token-mode text.")
@@ -130,6 +143,13 @@ class Collector:
 
         return Prompt(text, np.asarray(ids, dtype=np.int64))
 
+    async def _tokenize(self, pool: ServerPool, text: str) -> list[int] | None:
+        """Token ids of ``text`` from the first server's tokenizer (None: it has none)."""
+        fmt = self.engines[0].tokenize_format
+        if fmt is None:
+            return None
+        return await tokenize(pool, self.config.model_name, text, self.options.timeout_s, fmt)
+
     def _check_context(self, q: int, prompt_tokens: int) -> None:
         cfg = self.config
         need = prompt_tokens + cfg.max_tokens + len(self.suffix_ids or []) + cfg.probe_max_tokens
@@ -137,19 +157,20 @@ class Collector:
             raise CollectError(
                 f"Question {self.problems[q].id!r} needs {need} tokens of context (prompt "
                 f"{prompt_tokens} + --max-tokens {cfg.max_tokens} + probe suffix and answer) "
-                f"but the server's max_model_len is {self.max_model_len}; lower --max-tokens or "
-                f"restart the server with a larger --max-model-len."
+                f"but the server's context is {self.max_model_len} tokens; lower --max-tokens "
+                "or restart the server with a larger context (vLLM --max-model-len, SGLang "
+                "--context-length, llama-server -c divided by -np)."
             )
 
     async def _check_all_contexts(self, pool: ServerPool) -> None:
         """Every prompt fits the context with a full trajectory and a probe (before any
         generation; the token counts are not kept)."""
-        if self.config.token_mode == "text" or self.max_model_len is None:
+        if self.engines[0].tokenize_format is None or self.max_model_len is None:
             return
 
         async def one(q: int) -> None:
             text = self.template.render(self.problems[q].problem)
-            ids = await tokenize(pool, self.config.model_name, text, self.options.timeout_s)
+            ids = await self._tokenize(pool, text)
             self._check_context(q, len(ids or []))
 
         await gather_or_cancel([one(q) for q in range(len(self.problems))])
@@ -171,53 +192,61 @@ class Collector:
     async def _generate(self, pool: ServerPool, q: int, b: int, prompt: Prompt
                         ) -> tuple[Trajectory, int]:
         cfg = self.config
-        body = {
-            "model": cfg.model_name,
-            "prompt": prompt.text if prompt.ids is None else prompt.ids.tolist(),
-            "max_tokens": cfg.max_tokens,
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "seed": branch_seed(cfg.seed, self.problems[q].id, b),
-            "n": 1,
-            **self.request_fields,
-        }
-        need_ids = cfg.token_mode == "ids"
+        seed = branch_seed(cfg.seed, self.problems[q].id, b)
+        engine = self.engines[0].name
+        dialect = self.engines[0].dialect if cfg.token_mode == "ids" else None
+        if dialect is not None:
+            assert prompt.ids is not None
+            path = DIALECTS[dialect]
+            body = request_body(dialect, cfg.model_name, prompt.ids.tolist(), cfg.max_tokens,
+                                self.sampling, engine, seed)
+        else:
+            path = "/v1/completions"
+            body = {
+                "model": cfg.model_name,
+                "prompt": prompt.text if prompt.ids is None else prompt.ids.tolist(),
+                "max_tokens": cfg.max_tokens, **self.sampling.fields(engine), "seed": seed,
+                "n": 1, **({"logprobs": 0} if self.engines[0].offsets else {}),
+            }
 
         def check(data: dict[str, Any]) -> Completion:
-            done = parse_completion(data, cfg.max_tokens)
-            if need_ids and done.token_ids is None:
-                raise BadReply("carries no generated token ids")
-            return done
+            if dialect is not None:
+                return parse_reply(dialect, data, cfg.max_tokens)
+            return parse_completion(data, cfg.max_tokens)
 
         self._budget()
         reply = await pool.request(
-            "POST", "/v1/completions", dumps(body), what=self._what(q, b, None),
+            "POST", path, dumps(body), what=self._what(q, b, None),
             timeout=self.options.generation_timeout_s, check=check,
             fatal=self._fatal(q, b, None),
         )
         assert reply is not None
         done = reply.checked
-        traj = await self._trajectory(pool, done)
+        traj, exact = await self._trajectory(pool, done)
         blob = traj.blob()
         self.journal.write_blob(q, b, blob)
         self.journal.append({
             "kind": "gen", "q": q, "b": b, "sha256": blob_digest(blob), **traj.record(),
             "prompt_tokens": done.prompt_tokens, "attempts": reply.attempts,
-            "server": reply.server,
+            "server": reply.server, **({} if exact is None else {"exact": exact}),
         })
         self._charge(done.completion_tokens)
         return traj, reply.server
 
-    async def _trajectory(self, pool: ServerPool, done: Completion) -> Trajectory:
+    async def _trajectory(self, pool: ServerPool, done: Completion
+                          ) -> tuple[Trajectory, bool | None]:
+        """The trajectory, and in tokenize mode whether the re-tokenised text has as many
+        tokens as were generated (None in the other modes)."""
         mode, marker = self.config.token_mode, self.template.think_end
         if mode == "ids":
-            return from_ids(done, done.token_ids or [], self.marker_ids, marker)
+            return from_ids(done, done.token_ids or [], self.marker_ids, marker), None
         if mode == "tokenize":
-            ids = await tokenize(pool, self.config.model_name, done.text, self.options.timeout_s)
+            ids = await self._tokenize(pool, done.text)
             if ids is None:
                 raise CollectError("The server stopped answering /tokenize; use --token-mode text.")
-            return from_ids(done, ids, self.marker_ids, marker)
-        return from_text(done, marker)
+            return (from_ids(done, ids, self.marker_ids, marker),
+                    len(ids) == done.completion_tokens)
+        return from_text(done, marker), None
 
     async def _probe(self, pool: ServerPool, q: int, b: int, at: int, bodies: ProbeBodies,
                      home: int | None) -> dict[str, Any]:
@@ -237,6 +266,9 @@ class Collector:
             "prompt_tokens": done.prompt_tokens, "attempts": reply.attempts,
             "server": reply.server,
         }
+        if self.config.token_mode == "text" and q in self._prompt_lens and \
+                self.suffix_ids is not None and done.prompt_tokens:
+            rec["exact"] = done.prompt_tokens == self._prompt_lens[q] + at + len(self.suffix_ids)
         self.journal.append(rec)
         self._charge(done.completion_tokens)
         return rec
@@ -366,6 +398,50 @@ class Collector:
                 f"delete {self.journal.folder} to start over."
             )
 
+    async def _prepare(self, pool: ServerPool, saved: CollectConfig | None) -> None:
+        """Detect the engines, resolve the token mode, check sampling and context, tokenize the
+        probe suffix and the end-of-thinking marker, build the probe request head."""
+        opts, cfg = self.options, self.config
+        self.engines = await check_servers(pool, cfg.model_name, self.sampling, opts.timeout_s)
+        names = {e.name for e in self.engines}
+        if len(names) > 1:
+            raise CollectError(
+                f"The servers run different engines ({', '.join(e.label() for e in self.engines)}"
+                "); collect from servers of one engine at a time."
+            )
+        self.max_model_len = context_limit(self.engines)
+        mode = resolve_mode(opts.token_mode, self.engines, saved.token_mode if saved else None)
+        if mode == "ids" and len({e.dialect for e in self.engines}) > 1:
+            raise CollectError("The servers return token ids in different ways; collect from "
+                               "servers of one engine version at a time.")
+        self.config = cfg = dataclasses.replace(cfg, token_mode=mode)
+        if saved is not None:
+            self._check_resume(saved, cfg)
+        check_sampling(self.engines, self.sampling)
+        if self.engines[0].tokenize_format is not None:
+            self.suffix_ids = await self._tokenize(pool, cfg.probe_suffix)
+            if self.template.think_end and mode != "text":
+                self.marker_ids = await self._tokenize(pool, self.template.think_end)
+        greedy = Sampling(0.0, 1.0, 0, 0.0, 1.0).fields(self.engines[0].name)
+        self.probe_head = dumps({"model": cfg.model_name, "max_tokens": cfg.probe_max_tokens,
+                                 **greedy, "n": 1})[:-1] + b',"prompt":'
+        await self._check_all_contexts(pool)
+
+    def _pre_flight(self, rate: float | None) -> list[str]:
+        return preflight_lines(self.engines, self.config, self.sampling, len(self.problems),
+                               self.max_model_len, rate)
+
+    async def check(self) -> list[str]:
+        """``--check``: detect and check everything a run would, send no generation of the run,
+        write nothing; return the pre-flight lines."""
+        opts = self.options
+        async with ServerPool(opts.base_urls, opts.max_in_flight, opts.policy,
+                              opts.api_key) as pool:
+            await self._prepare(pool, None)
+            rate = await measure_rate(pool, self.engines[0], self.config, self.sampling,
+                                      await self._tokenize(pool, "Hello"), opts.timeout_s)
+        return self._pre_flight(rate)
+
     async def run(self) -> dict[str, Any]:
         """Check the servers, resume or start the journal, collect, build; return the metadata."""
         from tqdm import tqdm
@@ -384,24 +460,10 @@ class Collector:
                                dataclasses.replace(cfg, token_mode=saved.token_mode))
         async with ServerPool(opts.base_urls, opts.max_in_flight, opts.policy,
                               opts.api_key) as pool:
-            caps, self.max_model_len = await check_servers(pool, cfg.model_name, opts.timeout_s)
-            mode = resolve_mode(opts.token_mode, caps, saved.token_mode if saved else None,
-                                opts.base_urls)
-            self.config = cfg = dataclasses.replace(cfg, token_mode=mode)
-            if saved is not None:
-                self._check_resume(saved, cfg)
-            self.request_fields = request_fields(mode, caps)
-            self.suffix_ids = self.marker_ids = None
-            if mode != "text":
-                self.suffix_ids = await tokenize(pool, cfg.model_name, cfg.probe_suffix,
-                                                 opts.timeout_s)
-                if self.template.think_end:
-                    self.marker_ids = await tokenize(pool, cfg.model_name,
-                                                     self.template.think_end, opts.timeout_s)
-            self.probe_head = dumps({"model": cfg.model_name, "max_tokens": cfg.probe_max_tokens,
-                                     "temperature": 0.0, "top_p": 1.0, "n": 1})[:-1] + \
-                b',"prompt":'
-            await self._check_all_contexts(pool)
+            await self._prepare(pool, saved)
+            cfg = self.config
+            for line in self._pre_flight(None):
+                self.log(line)
             if resumed is None:
                 created = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 self.journal.create({"config": cfg.to_dict(), "created": created})
@@ -422,9 +484,12 @@ class Collector:
                 finally:
                     self._bar = None
                     self.journal.close()
+        engine = self.engines[0]
         run_info = {
             "servers": list(opts.base_urls),
-            "token_mode_fields": self.request_fields,
+            "engines": [e.describe() for e in self.engines],
+            "token_ids_via": engine.dialect if cfg.token_mode == "ids" else None,
+            "sampling_sent": self.sampling.fields(engine.name),
             "max_model_len": self.max_model_len,
             "started": created_at,
             "seconds_last_session": round(time.monotonic() - self.started, 1),
@@ -451,13 +516,17 @@ def collect(problems: Sequence[Problem], config: CollectConfig, template: Templa
 
     Returns:
         ``(store path, metadata, collected)``; ``collected`` is False when the same collection
-        was already complete (nothing was sent).
+        was already complete (nothing was sent), and with ``options.check_only`` (the metadata
+        is then ``{"preflight": lines}``).
 
     Raises:
         CollectError: Bad input, refused overwrite, changed settings on resume, a server that
             keeps failing (progress is kept), or the token budget (:class:`BudgetReached`).
     """
     store = store_file(out_dir, config)
+    if options.check_only:
+        lines = asyncio.run(Collector(problems, config, template, options, store, log).check())
+        return store, {"preflight": lines}, False
     meta = check_target(store, config, options.token_mode, options.overwrite)
     if meta is not None:
         return store, meta, False

@@ -1,22 +1,20 @@
-"""Start-up checks of the servers: the model is served, what each can do, which token mode and
-request fields the run uses."""
+"""Start-up checks of the servers: the model is served, which engine each is, which token mode
+the run uses (never an inexact one unless asked for), and that the engine samples as recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from tts_gym.collect.api import MODE_ORDER, Capabilities, detect, served_models
 from tts_gym.collect.client import ServerPool
+from tts_gym.collect.dialects import Sampling, mismatched_settings
+from tts_gym.collect.engines import FIXES, Engine, detect, served_models
 from tts_gym.collect.errors import CollectError
 
 
-async def check_servers(pool: ServerPool, model: str, timeout: float
-                        ) -> tuple[list[Capabilities], int | None]:
-    """Check every server serves ``model``; return their capabilities and the smallest
-    ``max_model_len`` any of them reports (None if none does)."""
-    caps = []
-    limit: int | None = None
+async def check_servers(pool: ServerPool, model: str, sampling: Sampling, timeout: float
+                        ) -> list[Engine]:
+    """Check every server serves ``model`` and detect its engine and capabilities."""
+    engines = []
     for i, url in enumerate(pool.urls):
         models = await served_models(pool, i, timeout)
         if model not in models:
@@ -24,35 +22,53 @@ async def check_servers(pool: ServerPool, model: str, timeout: float
                 f"{url} serves {', '.join(map(repr, models)) or 'no model'}, not {model!r}; "
                 "pass --model-name with the served name."
             )
-        if models[model] is not None:
-            limit = models[model] if limit is None else min(limit, models[model])
-        caps.append(await detect(pool, i, model, timeout))
-    return caps, limit
+        engines.append(await detect(pool, i, model, models[model], sampling, timeout))
+    return engines
 
 
-def resolve_mode(wanted: str, caps: list[Capabilities], saved: str | None,
-                 urls: Sequence[str]) -> str:
-    """The token mode of the run: ``wanted``, or for ``auto`` the saved mode of a resumed run
-    (if every server still supports it), else the most exact mode all servers support."""
+def context_limit(engines: Sequence[Engine]) -> int | None:
+    """The smallest context any server reports (None if none does)."""
+    known = [e.context for e in engines if e.context is not None]
+    return min(known) if known else None
+
+
+def resolve_mode(wanted: str, engines: Sequence[Engine], saved: str | None) -> str:
+    """The token mode of the run.
+
+    ``auto`` is the saved mode of a resumed run (if every server still supports it), else
+    ``ids`` when every server offers it; otherwise the run is refused with one sentence naming
+    the engine, what it lacks and the fix. An explicit mode must be supported by every server.
+    """
     if wanted == "auto":
-        best = min((c.best_mode() for c in caps), key=MODE_ORDER.index)
-        wanted = saved if saved is not None and all(c.supports(saved) for c in caps) else best
-    bad = [urls[i] for i, c in enumerate(caps) if not c.supports(wanted)]
+        if saved is not None and all(e.supports(saved) for e in engines):
+            return saved
+        for e in engines:
+            if not e.supports("ids"):
+                raise CollectError(
+                    f"{e.label()} {e.lacks()}, so no probe prompt would be token-exact; "
+                    f"{FIXES[e.name]}, or pass --token-mode text (or tokenize, with /tokenize) "
+                    "to accept inexact cuts, recorded as such in the store."
+                )
+        return "ids"
+    bad = [e for e in engines if not e.supports(wanted)]
     if bad:
+        e = bad[0]
         raise CollectError(
-            f"--token-mode {wanted} needs what {', '.join(bad)} does not offer (token-id "
-            "prompts and returned token ids for ids, /tokenize for tokenize); use "
-            "--token-mode auto."
+            f"--token-mode {wanted} needs what {e.label()} does not offer (it {e.lacks()}); "
+            f"{FIXES[e.name]}, or choose another --token-mode."
         )
     return wanted
 
 
-def request_fields(mode: str, caps: list[Capabilities]) -> dict[str, Any]:
-    """Extra fields of a generation request: how its token ids (or offsets) come back."""
-    if mode == "ids":
-        if all(c.token_ids for c in caps):
-            return {"return_token_ids": True}
-        return {"logprobs": 0, "return_tokens_as_token_ids": True}
-    if mode == "text" and all(c.offsets for c in caps):
-        return {"logprobs": 0}
-    return {}
+def check_sampling(engines: Sequence[Engine], sampling: Sampling) -> None:
+    """Refuse a server whose reported effective sampling differs from what was sent."""
+    for e in engines:
+        if e.effective is None:
+            continue
+        bad = mismatched_settings(sampling.fields(e.name), e.effective)
+        if bad:
+            raise CollectError(
+                f"{e.label()} samples with {', '.join(f'{k}={e.effective[k]}' for k in bad)} "
+                f"although the request set {', '.join(bad)} otherwise; restart it without "
+                "sampling overrides (or upgrade it) so the store records how it was sampled."
+            )

@@ -26,6 +26,10 @@ NOISE_STRINGS: tuple[str, ...] = ("ERR", "No", "?", "[Boxed Answer]", "None", ""
 AGREEMENT_BINS = 10
 
 
+class CalibrationError(ValueError):
+    """The store lacks what a fit needs (the message says what, in one sentence)."""
+
+
 def _noise_mask(store: ReplayStore) -> np.ndarray:
     """bool ``[Q, N, L]``: the probe is a noise string."""
     out = np.zeros(store.probe_ans.shape, bool)
@@ -173,8 +177,12 @@ def _fit_convergence(store: ReplayStore, correct: np.ndarray) -> dict[str, float
         if sel.sum() < 10:
             sel = ok
         ks, ns = kstar[sel], n[sel]
+        if ks.size == 0:  # no branch with two probes: the defaults stand
+            continue
         out[f"converge_at_start_{tag}"] = float((ks == 0).mean())
         f = (ks[ks > 0] + 0.5) / ns[ks > 0]
+        if f.size < 2 or f.var() == 0:  # no spread to fit a Beta to: the defaults stand
+            continue
         a, b = _beta_moments(f)
         out[f"converge_a_{tag}"] = a
         out[f"converge_b_{tag}"] = b
@@ -244,10 +252,15 @@ def _fit_lengths(store: ReplayStore, correct: np.ndarray, pass1: np.ndarray) -> 
     mu = adj.mean(axis=1)
     resid = adj - mu[:, None]
     sd = float(resid.std())
-    slope, intercept = np.polyfit(pass1, mu, 1)
+    if np.ptp(pass1) > 0:  # length against difficulty: a line needs two pass@1 values
+        slope, intercept = np.polyfit(pass1, mu, 1)
+    else:  # every question at one pass@1 (all wrong, all right, one question): no slope
+        slope, intercept = 0.0, float(mu.mean())
     q_sd = float(np.std(mu - (intercept + slope * pass1)))
     ratio = store.tokens / (store.probe_freq[:, None] * np.maximum(store.n_probes, 1))
     ok = store.n_probes >= 4
+    if not ok.any():  # only short branches: their ratio is all there is
+        ok = store.n_probes >= 1
     return {
         "log_tokens_mean": float(intercept),
         "log_tokens_difficulty_slope": float(slope),
@@ -321,14 +334,21 @@ def calibrate(store: ReplayStore, seed: int = 0) -> SyntheticParams:
     """Fit the generator's parameters to a real store.
 
     Args:
-        store: A real store (with gold answers).
+        store: A real store (with gold answers). Degenerate stores (every question at one
+            pass@1, all wrong, all right, one question) are fitted too: what they cannot tell
+            (a length-difficulty slope, a convergence Beta without spread) keeps the default.
         seed: Seed of the simulated fits (grid search, junk-vocabulary bisection).
+
+    Raises:
+        CalibrationError: The store lacks what any fit needs (gold answers, or the fitted
+            parameters are invalid); one sentence names it.
 
     Returns:
         :class:`SyntheticParams` whose ``statistics`` field holds :func:`measure` of ``store``.
     """
     if not store.has_gold:
-        raise ValueError("Calibration needs gold answers; use the original store.")
+        raise CalibrationError(f"{store.name} has no gold answers, which calibration needs; use "
+                               "the original store.")
     correct = store.final_ans == store.gold[:, None]
     pass1 = correct.mean(axis=1)
     base = SyntheticParams()
@@ -353,5 +373,9 @@ def calibrate(store: ReplayStore, seed: int = 0) -> SyntheticParams:
     rounded["probe_pool"] = min(
         rounded["probe_pool"], round(1.0 - rounded["probe_final"] - rounded["probe_noise"], 12)
     )
-    params = base.replace(**rounded)
+    try:
+        params = base.replace(**rounded)
+    except ValueError as exc:
+        raise CalibrationError(f"{store.name} gives parameters the generator cannot use ({exc}); "
+                               "calibrate on a store with more questions and branches.") from None
     return params.replace(junk_vocab=_fit_junk_vocab(params, store, seed))
