@@ -93,10 +93,9 @@ def probe_answer(output: str, opened: int) -> tuple[str, bool]:
     return (lines[0].strip() if lines else ""), False
 
 
-MAX_ANSWER_CHARS: int = getattr(_store_limits, "MAX_ANSWER_CHARS", 1000)
+MAX_ANSWER_CHARS: int = _store_limits.MAX_ANSWER_CHARS
 """Longest answer string ``collect`` writes into a store (characters): the store format's own
-bound, ``tts_gym.store.limits.MAX_ANSWER_CHARS`` (1,000), which the store loader enforces; the
-literal is that bound for a checkout whose store package predates the constant."""
+bound, which the store loader enforces (so a fresh store always loads)."""
 
 
 def cut_answer(answer: str, limit: int = MAX_ANSWER_CHARS) -> str:
