@@ -188,6 +188,11 @@ def test_gitignore_covers_the_demo_output():
     assert "/tts-gym-demo/" in ignored
 
 
-def test_tensorboard_is_not_a_dependency():
-    text = (ROOT / "pyproject.toml").read_text().lower()
-    assert "tensorboard" not in text
+def test_tensorboard_is_only_in_the_rl_extra():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any("tensorboard" in d for d in project["dependencies"])  # `train-rl --tensorboard`
+    extras = {k for k, deps in project["optional-dependencies"].items()
+              if any("tensorboard" in d for d in deps)}
+    assert extras == {"rl"}
