@@ -5,7 +5,9 @@ Read branches to the end in windows of ``window`` (``full_read``); stop after th
 whose answers are all equal and return that answer; otherwise, after ``max_samples // window``
 windows, return the majority of everything read (the AutoTTS reference implementation;
 docs/reproducing.md lists the details that move numbers). ESC with
-``window = max_samples`` equals SC@max_samples.
+``window = max_samples`` equals SC@max_samples. The Python path is the seed file's
+(``agents/synthesis/seed_files/esc.py``, what the discovery LLM is shown): this class subclasses
+its ``Controller`` and adds the parameter checks, ``params()`` and the jitted ``batch_solve``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.synthesis.seed_files import esc as seed
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
     read_slot,
     reset_episode,
 )
-from tts_gym.kernels.votes import majority, majority_py
+from tts_gym.kernels.votes import majority
 
 MAX_SLOTS = 64
 """The env's slot ceiling on the handle path (the paper's 64 branches)."""
@@ -75,9 +78,9 @@ def esc_batch_kernel(
             tokens_out[s, q] = ep[5][1]
 
 
-class EarlyStoppingSelfConsistency:
+class EarlyStoppingSelfConsistency(seed.Controller):
     """ESC: windows of full reads, stop at the first unanimous window (published:
-    max_samples = 64, window = 8).
+    max_samples = 64, window = 8). ``solve`` is the seed file's.
 
     Args:
         max_samples: Read budget, ``window``..64 (the env's slot ceiling).
@@ -117,29 +120,6 @@ class EarlyStoppingSelfConsistency:
     def params(self) -> dict[str, Any]:
         """The controller's parameters."""
         return {"max_samples": self.max_samples, "window": self.window}
-
-    def solve(self, question: Any) -> str | None:
-        """Read windows with ``question.full_read()`` (spec pseudo-code)."""
-        cands: list[str] = []
-        for k in range(self.max_samples // self.window):
-            win: list[str] = []
-            for _ in range(self.window):
-                a = question.full_read()
-                if a is None:
-                    break
-                win.append(a)
-            if not win:
-                continue
-            cands += win
-            if all(a == win[0] for a in win):
-                question.note(
-                    "stop", rule="unanimous window", window=k, reads=len(cands), answer=win[0]
-                )
-                return win[0]
-            question.note("window", window=k, reads=len(cands), distinct=len(set(win)))
-        winner = majority_py(cands)
-        question.note("stop", rule="budget exhausted: majority", reads=len(cands), answer=winner)
-        return winner
 
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
