@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import asc as seed
 from tts_gym.kernels.transitions import (
     env_data,
@@ -27,9 +28,6 @@ from tts_gym.kernels.transitions import (
     reset_episode,
 )
 from tts_gym.kernels.votes import beta_conf_table, majority, top2
-
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
 
 
 @njit(cache=True)
@@ -112,10 +110,7 @@ class AdaptiveSelfConsistency(seed.Controller):
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
         T in every cost mode, so ``mode`` does not matter)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         asc_batch_kernel(
             env_data(store),
             store.n_branches,

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.controllers.batch import batch_outputs
 from agents.controllers.cmc_kernel import SCHEDULE_KEYS, cmc_batch_kernel
 from agents.synthesis.seed_files import cmc as seed
 from tts_gym.kernels.transitions import env_data
@@ -140,10 +141,7 @@ class ConfidenceMomentumController(seed.Controller):
         Returns:
             ``(answer_ids int32 [S, Q], tokens int64 [S, Q])``.
         """
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         cmc_batch_kernel(
             env_data(store),
             store.n_branches,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import parallel_probe as seed
 from tts_gym.kernels.transitions import (
     advance_slot,
@@ -28,9 +29,6 @@ from tts_gym.kernels.transitions import (
     reset_episode,
 )
 from tts_gym.kernels.votes import majority
-
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
 
 
 @njit(cache=True)
@@ -224,10 +222,7 @@ class ParallelProbe(seed.Controller):
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (probing is charged
         according to ``mode``)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         prm = np.array(
             [
                 self.num_chains,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import sc as seed
 from tts_gym.kernels.transitions import (
     env_data,
@@ -52,10 +53,6 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
             tokens_out[s, q] = ep[5][1]
 
 
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
-
-
 class SelfConsistency(seed.Controller):
     """SC@n: majority vote over ``n`` fully read branches (published: n = 64). ``solve`` is the
     seed file's.
@@ -81,9 +78,6 @@ class SelfConsistency(seed.Controller):
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
         T in every cost mode)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         sc_batch_kernel(env_data(store), store.n_branches, orders, self.n, answers, tokens, counts)
         return answers, tokens
