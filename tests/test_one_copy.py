@@ -37,8 +37,10 @@ def _builtin_class(name: str) -> type:
     return available_controllers()[name].load()
 
 
-def test_every_registered_builtin_has_a_seed_file():
-    assert set(available_controllers()) == set(FILE_OF) == set(SEED_SWEEPS)
+def test_every_builtin_has_a_seed_file_and_a_grid():
+    builtins = {n for n, ep in available_controllers().items()
+                if ep.value.startswith("agents.controllers.")}
+    assert builtins == set(FILE_OF) == set(SEED_SWEEPS)
 
 
 @pytest.mark.parametrize("name", NAMES)
