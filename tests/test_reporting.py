@@ -202,9 +202,9 @@ def test_cli_table_sweep_plot(tiny_dir, tmp_path, capsys):
 
     sweep_json = tmp_path / "s.json"
     assert main(["sweep", *common, "--controllers", "sc", "esc", "--json", str(sweep_json)]) == 0
-    assert "| tinyA | aime24 | esc | max_samples=8 |" in capsys.readouterr().out
+    assert "| tinyA | aime24 | esc | max_samples=16 |" in capsys.readouterr().out
     rows = read_rows(sweep_json)
-    assert len(rows) == (6 + 4) * 3
+    assert len(rows) == (6 + 3) * 3
 
     png_dir = tmp_path / "png"
     assert main(["plot", "--from", str(sweep_json), "--out", str(png_dir), *common[:2]]) == 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import agents.controllers.cmc as cmc_module
+import agents.synthesis.seed_files.cmc as cmc_seed
 from agents.controllers import cmc_kernel
 from agents.synthesis.cli import config_from, register
 from agents.synthesis.feedback import reference_points
@@ -72,12 +73,28 @@ def _constants(path: Path) -> dict[str, object]:
             if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
-def test_the_seed_file_and_the_kernel_share_their_caps():
-    """The seed file is standalone (sandbox imports only), so it restates the kernel's caps;
-    they must stay equal (spec: MAX_BRANCH = 64, MAX_OUTER = 500)."""
+def test_the_caps_live_in_the_seed_file_only(monkeypatch):
+    """MAX_BRANCH and MAX_OUTER are defined once, in the seed file (spec: 64 and 500): the
+    built-in and its kernel module define neither, and lifting the seed file's MAX_OUTER moves
+    the handle path and the kernel alike on a store where the cap binds."""
     consts = _constants(SEED_FILES / "cmc.py")
-    assert consts["MAX_OUTER"] == cmc_kernel.MAX_OUTER == cmc_module.MAX_OUTER
-    assert consts["MAX_BRANCH"] == cmc_kernel.MAX_BRANCH
+    assert (consts["MAX_BRANCH"], consts["MAX_OUTER"]) == (64, 500)
+    for module in (cmc_kernel, cmc_module):
+        assert not {"MAX_BRANCH", "MAX_OUTER"} & set(vars(module)), module.__name__
+    long = tiny_store(1, questions=2, branches=5, max_probes=900, answers=6)
+    ctrl = make_controller("cmc", {"beta": 0.0})
+
+    def both():
+        a = evaluate(ctrl, long, [0, 1], path="batch")
+        b = evaluate(ctrl, long, [0, 1], path="handle")
+        assert a.answers == b.answers and np.array_equal(a.tokens, b.tokens)
+        return a
+
+    capped = both()
+    with monkeypatch.context() as m:
+        m.setattr(cmc_seed, "MAX_OUTER", 10**6)
+        free = both()
+    assert not np.array_equal(capped.tokens, free.tokens)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +137,7 @@ def _cap_binds(store, beta, seeds, monkeypatch) -> bool:
     ctrl = make_controller("cmc", {"beta": beta})
     capped = evaluate(ctrl, store, seeds, path="handle")
     with monkeypatch.context() as m:
-        m.setattr(cmc_module, "MAX_OUTER", 10**6)
+        m.setattr(cmc_seed, "MAX_OUTER", 10**6)
         free = evaluate(ctrl, store, seeds, path="handle")
     return capped.answers != free.answers or not np.array_equal(capped.tokens, free.tokens)
 

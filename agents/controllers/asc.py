@@ -6,7 +6,10 @@ Read branches to the end one at a time with ``full_read``; after every read (fro
 stop as soon as the Beta posterior that the current leader is the true majority,
 ``beta_conf(c1, c2) = 1 - BetaCDF(0.5; c1 + 1, c2 + 1)``, is strictly greater (``>``) than
 ``threshold``; otherwise, after ``max_samples`` reads, return the majority (the AutoTTS
-reference implementation; docs/reproducing.md lists the details that move numbers).
+reference implementation; docs/reproducing.md lists the details that move numbers). The Python
+path is the seed file's (``agents/synthesis/seed_files/asc.py``, what the discovery LLM is
+shown): this class subclasses its ``Controller`` and adds the parameter checks, ``params()`` and
+the jitted ``batch_solve``.
 """
 
 from __future__ import annotations
@@ -16,16 +19,15 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
+from agents.synthesis.seed_files import asc as seed
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
     read_slot,
     reset_episode,
 )
-from tts_gym.kernels.votes import beta_conf, beta_conf_table, majority, majority_py, top2, top2_py
-
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
+from tts_gym.kernels.votes import beta_conf_table, majority, top2
 
 
 @njit(cache=True)
@@ -69,9 +71,9 @@ def asc_batch_kernel(
             tokens_out[s, q] = ep[5][1]
 
 
-class AdaptiveSelfConsistency:
+class AdaptiveSelfConsistency(seed.Controller):
     """ASC: sequential full reads with a Beta-posterior stopping rule (published: max_samples
-    = 64, threshold = 0.95).
+    = 64, threshold = 0.95). ``solve`` is the seed file's.
 
     Args:
         max_samples: Most branches to read, 1..64 (the env's slot ceiling).
@@ -105,39 +107,10 @@ class AdaptiveSelfConsistency:
         """The controller's parameters."""
         return {"max_samples": self.max_samples, "threshold": self.threshold}
 
-    def solve(self, question: Any) -> str | None:
-        """Read branches with ``question.full_read()`` until confident (spec pseudo-code)."""
-        cands: list[str] = []
-        for _ in range(self.max_samples):
-            a = question.full_read()
-            if a is None:
-                break
-            cands.append(a)
-            if len(cands) >= 2:
-                w, c1, c2 = top2_py(cands)
-                conf = beta_conf(c1, c2)
-                if conf > self.threshold:
-                    question.note(
-                        "stop",
-                        rule="beta_conf > threshold",
-                        reads=len(cands),
-                        c1=c1,
-                        c2=c2,
-                        conf=conf,
-                        answer=w,
-                    )
-                    return w
-        winner = majority_py(cands)
-        question.note("stop", rule="budget exhausted: majority", reads=len(cands), answer=winner)
-        return winner
-
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
         T in every cost mode, so ``mode`` does not matter)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         asc_batch_kernel(
             env_data(store),
             store.n_branches,

@@ -23,7 +23,11 @@ cheap answer probes and decides when to stop from the *momentum* of its confiden
 
 All twelve knobs follow from one budget parameter ``beta`` in [0, 1] through
 :func:`schedule` (Python's round-half-even, exactly as published). The normative description
-is the AutoTTS paper's CMC pseudo-code; the jitted twin is :mod:`agents.controllers.cmc_kernel`.
+is the AutoTTS paper's CMC pseudo-code. The Python path, the schedule and the caps
+(``MAX_BRANCH``, ``MAX_OUTER``) are the seed file's (``agents/synthesis/seed_files/cmc.py``, what
+the discovery LLM is shown): :class:`ConfidenceMomentumController` subclasses its ``Controller``
+and adds the checks of ``beta``, ``params()`` and ``batch_solve``, the jitted twin
+(:mod:`agents.controllers.cmc_kernel`), which takes the seed file's caps when it is called.
 """
 
 from __future__ import annotations
@@ -34,14 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from agents.controllers.cmc_kernel import (
-    MAX_BRANCH,
-    MAX_OUTER,
-    SCHEDULE_KEYS,
-    cmc_batch_kernel,
-)
+from agents.controllers.batch import batch_outputs
+from agents.controllers.cmc_kernel import SCHEDULE_KEYS, cmc_batch_kernel
+from agents.synthesis.seed_files import cmc as seed
 from tts_gym.kernels.transitions import env_data
-from tts_gym.kernels.votes import beta_conf, beta_conf_table, majority_py, top2_py
+from tts_gym.kernels.votes import beta_conf_table
 
 DEFAULT_BETA = 0.5
 """The budget parameter used when none is given."""
@@ -72,7 +73,8 @@ def clip_beta(beta: Any) -> float:
 def schedule(beta: Any = DEFAULT_BETA) -> dict[str, int | float]:
     """CMC's twelve knobs from the budget parameter ``beta`` (clipped to [0, 1]).
 
-    Uses Python's ``round`` (half to even), exactly as the published schedule.
+    The seed file's ``Controller.schedule``, after the check of ``beta``; it uses Python's
+    ``round`` (half to even), exactly as the published schedule.
 
     Args:
         beta: Budget parameter; 0 is the cheapest, 1 the most thorough.
@@ -89,21 +91,7 @@ def schedule(beta: Any = DEFAULT_BETA) -> dict[str, int | float]:
     >>> s["n_init"], s["max_branch_use"], s["warm_up"], s["ema_alpha"]
     (4, 19, 4, 0.6)
     """
-    b = clip_beta(beta)
-    return {
-        "n_init": max(2, round(2 + 6 * b)),
-        "max_branch_use": min(64, round(4 + 60 * b)),
-        "warm_up": max(2, round(2 + 8 * b)),
-        "abandon_patience": max(3, round(3 + 9 * b)),
-        "T_ema": max(2, round(2 + 6 * b)),
-        "ema_alpha": round(0.70 - 0.40 * b, 4),
-        "conf_thresh": round(0.85 + 0.12 * b, 4),
-        "delta_slack": round(0.04 - 0.03 * b, 4),
-        "burst_aligned": max(1, round(1 + 2 * b)),
-        "widen_burst": max(1, round(1 + 3 * b)),
-        "trend_thresh": round(0.04 - 0.03 * b, 4),
-        "min_complete": max(2, round(2 + 3 * b)),
-    }
+    return dict(seed.Controller(clip_beta(beta)).p)
 
 
 def schedule_vector(sched: dict[str, int | float]) -> np.ndarray:
@@ -111,22 +99,9 @@ def schedule_vector(sched: dict[str, int | float]) -> np.ndarray:
     return np.array([float(sched[k]) for k in SCHEDULE_KEYS], dtype=np.float64)
 
 
-class _Branch:
-    """One CMC branch record."""
-
-    __slots__ = ("slot", "latest", "finished", "abandoned", "probes", "disagree")
-
-    def __init__(self, slot: int, latest: str | None, finished: bool) -> None:
-        self.slot = slot
-        self.latest = latest
-        self.finished = finished
-        self.abandoned = False
-        self.probes = 0
-        self.disagree = 0
-
-
-class ConfidenceMomentumController:
-    """CMC, the discovered controller of AutoTTS (2026); see the module docstring.
+class ConfidenceMomentumController(seed.Controller):
+    """CMC, the discovered controller of AutoTTS (2026); see the module docstring. ``solve`` is
+    the seed file's; it reads the twelve knobs from ``p``.
 
     Args:
         beta: Budget parameter, a finite number clipped to [0, 1] (published default 0.5).
@@ -139,133 +114,20 @@ class ConfidenceMomentumController:
 
     def __init__(self, beta: float = DEFAULT_BETA) -> None:
         self.beta = clip_beta(beta)
-        self._sched = schedule(self.beta)
+        self.p = schedule(self.beta)
 
     def params(self) -> dict[str, Any]:
         """The controller's parameters (beta after clipping)."""
         return {"beta": self.beta}
 
-    def schedule(self) -> dict[str, int | float]:
-        """This controller's twelve knobs (see the module-level :func:`schedule`)."""
-        return dict(self._sched)
+    def schedule(self, beta: Any = None) -> dict[str, int | float]:
+        """The twelve knobs of ``beta``, by default this controller's (the module-level
+        :func:`schedule`).
 
-    # --- the handle path ---------------------------------------------------------------------
-    def solve(self, question: Any) -> str | None:  # noqa: C901 - the published pseudo-code
-        """Run CMC on one question through the handle's ``probe_new`` / ``probe_more`` /
-        ``prune``; returns the pool leader (or the majority of latest answers, or None)."""
-        p = self._sched
-        alpha = p["ema_alpha"]
-        conf_thresh = p["conf_thresh"]
-        warm_up = p["warm_up"]
-        records: list[_Branch] = []
-        pool: list[str] = []
-
-        def pool_stats() -> tuple[str | None, float]:
-            if not pool:
-                return None, 0.0
-            w, c1, c2 = top2_py(pool)
-            return w, beta_conf(c1, c2)
-
-        def spawn() -> bool:
-            got = question.probe_new()
-            if got is None:
-                return False
-            a, slot, fin = got
-            records.append(_Branch(slot, a, fin))
-            if fin:
-                pool.append(a)
-            question.note("spawn", slot=slot, answer=a, finished=fin)
-            return True
-
-        for _ in range(p["n_init"]):
-            if not spawn():
-                break
-        if not records:
-            question.note("finish", answer=None, reason="no branch")
-            return None
-
-        e = 0.0
-        hist: list[float] = []
-        for step in range(MAX_OUTER):
-            w, conf = pool_stats()
-            warm = step >= warm_up
-            e = (1 - alpha) * e + alpha * conf
-            hist.append(e)
-            while len(hist) > p["T_ema"]:
-                hist.pop(0)
-            if warm and w is not None:
-                alive = 0
-                for r in records:
-                    if not r.abandoned and not r.finished:
-                        r.disagree = r.disagree + 1 if r.latest != w else 0
-                        alive += 1
-                cands = [
-                    r
-                    for r in records
-                    if not r.abandoned and not r.finished and r.disagree >= p["abandon_patience"]
-                ]
-                cands.sort(key=lambda r: r.disagree, reverse=True)
-                for r in cands[: max(0, alive - 2)]:
-                    r.abandoned = True
-                    question.prune(r.slot)
-                    question.note("abandon", slot=r.slot, disagree=r.disagree, leader=w)
-            live = [r for r in records if not r.abandoned and not r.finished]
-            live.sort(key=lambda r: r.probes, reverse=True)
-            for r in live:
-                n = p["burst_aligned"] if (warm and w is not None and r.latest == w) else 1
-                done = 0
-                for _ in range(n):
-                    if r.finished:
-                        break
-                    a, fin = question.probe_more(r.slot)
-                    r.probes += 1
-                    r.latest = a
-                    r.finished = fin
-                    done += 1
-                    if fin:
-                        pool.append(a)
-                if n > 1:
-                    question.note("burst", slot=r.slot, probes=done, answer=r.latest)
-            w, conf = pool_stats()
-            e = (1 - alpha) * e + alpha * conf
-            hist[-1] = e
-            delta = hist[-1] - hist[0] if len(hist) >= 2 else 0.0
-            if warm and len(pool) >= p["min_complete"] and e >= conf_thresh:
-                if delta >= -p["delta_slack"]:
-                    question.note(
-                        "stop",
-                        step=step,
-                        E=e,
-                        delta=delta,
-                        pool=len(pool),
-                        conf=conf,
-                        answer=w,
-                    )
-                    question.note("finish", answer=w, reason="confident")
-                    return w
-            if all(r.finished or r.abandoned for r in records):
-                break
-            n_rec = len(records)
-            if (
-                n_rec < p["max_branch_use"]
-                and n_rec < MAX_BRANCH
-                and delta <= p["trend_thresh"]
-                and step >= max(1, warm_up // 2)
-                and e < conf_thresh
-            ):
-                question.note("widen", step=step, E=e, delta=delta, pool=len(pool), conf=conf)
-                for _ in range(p["widen_burst"]):
-                    if not (len(records) < p["max_branch_use"] and len(records) < MAX_BRANCH):
-                        break
-                    if not spawn():
-                        break
-        w, _ = pool_stats()
-        reason = "pool leader"
-        if w is None:
-            w = majority_py([r.latest for r in records if not r.abandoned])
-            reason = "majority of latest answers"
-        question.note("finish", answer=w, reason=reason, pool=len(pool), E=e)
-        return w
+        Raises:
+            ValueError: ``beta`` is not a finite number.
+        """
+        return schedule(self.beta if beta is None else beta)
 
     # --- the batch path ----------------------------------------------------------------------
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
@@ -279,17 +141,16 @@ class ConfidenceMomentumController:
         Returns:
             ``(answer_ids int32 [S, Q], tokens int64 [S, Q])``.
         """
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         cmc_batch_kernel(
             env_data(store),
             store.n_branches,
             np.ascontiguousarray(orders, dtype=np.int32),
             int(mode),
-            schedule_vector(self._sched),
-            beta_conf_table(MAX_BRANCH),
+            schedule_vector(self.p),
+            beta_conf_table(seed.MAX_BRANCH),
+            seed.MAX_BRANCH,
+            seed.MAX_OUTER,
             answers,
             tokens,
             counts,

@@ -10,7 +10,10 @@ The small helpers are inlined at the numba-IR level (``inline="always"``): each 
 non-inlined helper binds costs an atomic incref/decref, which halved the kernel's speed.
 
 Schedule vector ``sched`` (float64 ``[12]``, indices below) is built by
-:func:`agents.controllers.cmc.schedule_vector`.
+:func:`agents.controllers.cmc.schedule_vector`. The caps ``max_branch`` (branches one episode may
+open) and ``max_outer`` (outer rounds before the final fallback) are arguments: their one
+definition is the seed file's ``MAX_BRANCH`` and ``MAX_OUTER``
+(``agents/synthesis/seed_files/cmc.py``), which the Python path reads too.
 """
 
 from __future__ import annotations
@@ -26,11 +29,6 @@ from tts_gym.kernels.transitions import (
     reset_episode,
 )
 from tts_gym.kernels.votes import majority, top2
-
-MAX_BRANCH = 64
-"""Hard ceiling on branches one CMC episode may open."""
-MAX_OUTER = 500
-"""Outer rounds before the final fallback."""
 
 # indices into the schedule vector
 N_INIT = 0
@@ -71,9 +69,12 @@ def _pool_stats(pool, n_pool, counts, conf_table):
 
 
 @njit(cache=True, inline="always")
-def _spawn(data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool):
-    """``spawn()``: open the next branch as record ``n_rec``; returns ``(ok, n_rec, n_pool)``."""
-    if n_rec >= MAX_BRANCH or not can_open(n_branches, q, ep):
+def _spawn(
+    data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool, cap
+):
+    """``spawn()``: open the next branch as record ``n_rec`` (at most ``cap`` records); returns
+    ``(ok, n_rec, n_pool)``."""
+    if n_rec >= cap or not can_open(n_branches, q, ep):
         return False, n_rec, n_pool
     slot, a, _charge, f = open_slot(data, q, ep, mode)
     latest[slot] = a
@@ -178,14 +179,17 @@ def _fallback(n_rec, latest, aband, idx, counts):
 
 
 @njit(cache=True)
-def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
+def cmc_episode(
+    data, n_branches, q, ep, mode, sched, conf_table, max_branch, max_outer, counts, work
+):
     """One CMC episode on question ``q`` under the order already in ``ep[0]``.
 
     Args:
         data: store arrays tuple (``env_data``); n_branches: int32 ``[Q]``.
-        q: question index; ep: episode tuple (capacity >= 64), reset here.
+        q: question index; ep: episode tuple (capacity >= ``max_branch``), reset here.
         mode: cost mode; sched: float64 ``[12]`` schedule vector.
-        conf_table: float64 ``[M, M]`` beta_conf table (M > 64).
+        conf_table: float64 ``[M, M]`` beta_conf table (M > ``max_branch``).
+        max_branch: most records one episode opens; max_outer: most outer rounds.
         counts: int64 zero scratch ``[A]`` for the vote kernels.
         work: tuple of scratch arrays (see :func:`cmc_batch_kernel`).
 
@@ -197,7 +201,7 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
     t_ema = int(sched[T_EMA])
     alpha = sched[EMA_ALPHA]
     conf_thresh = sched[CONF_THRESH]
-    max_use = min(int(sched[MAX_BRANCH_USE]), MAX_BRANCH)
+    max_use = min(int(sched[MAX_BRANCH_USE]), max_branch)
     one_minus = 1 - alpha
     widen_from = max(1, warm_up // 2)
 
@@ -206,7 +210,8 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
     n_pool = 0
     for _ in range(int(sched[N_INIT])):
         ok, n_rec, n_pool = _spawn(
-            data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool
+            data, n_branches, q, ep, mode, latest, fin, aband, probes, disag, pool, n_rec, n_pool,
+            max_branch,
         )
         if not ok:
             break
@@ -215,7 +220,7 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
 
     e = 0.0
     n_h = 0
-    for step in range(MAX_OUTER):
+    for step in range(max_outer):
         w, conf = _pool_stats(pool, n_pool, counts, conf_table)
         warm = step >= warm_up
         e = one_minus * e + alpha * conf
@@ -258,6 +263,7 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
                         pool,
                         n_rec,
                         n_pool,
+                        max_branch,
                     )
                     if not ok:
                         break
@@ -269,7 +275,17 @@ def cmc_episode(data, n_branches, q, ep, mode, sched, conf_table, counts, work):
 
 @njit(cache=True)
 def cmc_batch_kernel(
-    data, n_branches, orders, mode, sched, conf_table, answers_out, tokens_out, counts
+    data,
+    n_branches,
+    orders,
+    mode,
+    sched,
+    conf_table,
+    max_branch,
+    max_outer,
+    answers_out,
+    tokens_out,
+    counts,
 ):
     """CMC over all seeds × questions.
 
@@ -277,27 +293,31 @@ def cmc_batch_kernel(
         data: store arrays tuple (``env_data``); n_branches: int32 ``[Q]``.
         orders: int32 ``[S, Q, N]`` protocol orders.
         mode: cost mode (MODE_REFERENCE / MODE_EXACT).
-        sched: float64 ``[12]`` schedule vector; conf_table: float64 ``[M, M]``, M > 64.
+        sched: float64 ``[12]`` schedule vector; conf_table: float64 ``[M, M]``, M >
+            ``max_branch``.
+        max_branch: most branches one episode opens; max_outer: most outer rounds (the seed
+            file's ``MAX_BRANCH`` and ``MAX_OUTER``).
         answers_out: int32 ``[S, Q]`` (written); tokens_out: int64 ``[S, Q]`` (written).
         counts: int64 zero scratch ``[A]`` (A > largest answer id).
     """
     n_s, n_q, width = orders.shape
-    cap = min(width, MAX_BRANCH)
+    cap = min(width, max_branch)
     ep = new_episode(width, cap)
     work = (
-        np.zeros(MAX_BRANCH, np.int32),  # latest answer id
-        np.zeros(MAX_BRANCH, np.bool_),  # finished
-        np.zeros(MAX_BRANCH, np.bool_),  # abandoned
-        np.zeros(MAX_BRANCH, np.int64),  # probes
-        np.zeros(MAX_BRANCH, np.int64),  # disagree
-        np.zeros(MAX_BRANCH, np.int32),  # pool of final answers, finish order
-        np.zeros(MAX_BRANCH, np.int32),  # index / vote scratch
-        np.zeros(MAX_BRANCH, np.float64),  # EMA history H
+        np.zeros(max_branch, np.int32),  # latest answer id
+        np.zeros(max_branch, np.bool_),  # finished
+        np.zeros(max_branch, np.bool_),  # abandoned
+        np.zeros(max_branch, np.int64),  # probes
+        np.zeros(max_branch, np.int64),  # disagree
+        np.zeros(max_branch, np.int32),  # pool of final answers, finish order
+        np.zeros(max_branch, np.int32),  # index / vote scratch
+        np.zeros(max_branch, np.float64),  # EMA history H
     )
     for s in range(n_s):
         for q in range(n_q):
             ep[0][:] = orders[s, q]
             answers_out[s, q] = cmc_episode(
-                data, n_branches, q, ep, mode, sched, conf_table, counts, work
+                data, n_branches, q, ep, mode, sched, conf_table, max_branch, max_outer, counts,
+                work,
             )
             tokens_out[s, q] = ep[5][1]

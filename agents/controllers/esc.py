@@ -5,7 +5,9 @@ Read branches to the end in windows of ``window`` (``full_read``); stop after th
 whose answers are all equal and return that answer; otherwise, after ``max_samples // window``
 windows, return the majority of everything read (the AutoTTS reference implementation;
 docs/reproducing.md lists the details that move numbers). ESC with
-``window = max_samples`` equals SC@max_samples.
+``window = max_samples`` equals SC@max_samples. The Python path is the seed file's
+(``agents/synthesis/seed_files/esc.py``, what the discovery LLM is shown): this class subclasses
+its ``Controller`` and adds the parameter checks, ``params()`` and the jitted ``batch_solve``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
+from agents.synthesis.seed_files import esc as seed
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
     read_slot,
     reset_episode,
 )
-from tts_gym.kernels.votes import majority, majority_py
-
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
+from tts_gym.kernels.votes import majority
 
 
 @njit(cache=True)
@@ -75,9 +76,9 @@ def esc_batch_kernel(
             tokens_out[s, q] = ep[5][1]
 
 
-class EarlyStoppingSelfConsistency:
+class EarlyStoppingSelfConsistency(seed.Controller):
     """ESC: windows of full reads, stop at the first unanimous window (published:
-    max_samples = 64, window = 8).
+    max_samples = 64, window = 8). ``solve`` is the seed file's.
 
     Args:
         max_samples: Read budget, ``window``..64 (the env's slot ceiling).
@@ -118,36 +119,10 @@ class EarlyStoppingSelfConsistency:
         """The controller's parameters."""
         return {"max_samples": self.max_samples, "window": self.window}
 
-    def solve(self, question: Any) -> str | None:
-        """Read windows with ``question.full_read()`` (spec pseudo-code)."""
-        cands: list[str] = []
-        for k in range(self.max_samples // self.window):
-            win: list[str] = []
-            for _ in range(self.window):
-                a = question.full_read()
-                if a is None:
-                    break
-                win.append(a)
-            if not win:
-                continue
-            cands += win
-            if all(a == win[0] for a in win):
-                question.note(
-                    "stop", rule="unanimous window", window=k, reads=len(cands), answer=win[0]
-                )
-                return win[0]
-            question.note("window", window=k, reads=len(cands), distinct=len(set(win)))
-        winner = majority_py(cands)
-        question.note("stop", rule="budget exhausted: majority", reads=len(cands), answer=winner)
-        return winner
-
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
         T in every cost mode, so ``mode`` does not matter)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         esc_batch_kernel(
             env_data(store),
             store.n_branches,

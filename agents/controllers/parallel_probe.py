@@ -6,7 +6,10 @@ intervals per round, reading each chain's intermediate answer for free. After ``
 a chain whose latest answer disagrees with the round's majority for ``prune_patience`` rounds in
 a row is pruned. Stop when the majority has been the same for ``T`` consecutive rounds, when
 every chain is finished or pruned, or after ``max_steps`` rounds. The upstream signature also
-carried ``K``, ``eps_inter`` and ``eps_intra``; they are accepted and change nothing.
+carried ``K``, ``eps_inter`` and ``eps_intra``; they are accepted and change nothing. The
+Python path is the seed file's (``agents/synthesis/seed_files/parallel_probe.py``, what the
+discovery LLM is shown): this class subclasses its ``Controller`` and adds the parameter checks,
+``params()`` and the jitted ``batch_solve``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
+from agents.synthesis.seed_files import parallel_probe as seed
 from tts_gym.kernels.transitions import (
     advance_slot,
     env_data,
@@ -23,10 +28,7 @@ from tts_gym.kernels.transitions import (
     open_slot,
     reset_episode,
 )
-from tts_gym.kernels.votes import majority, majority_py
-
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
+from tts_gym.kernels.votes import majority
 
 
 @njit(cache=True)
@@ -158,17 +160,6 @@ def parallel_probe_batch_kernel(
             tokens_out[s, q] = ep[5][1]
 
 
-class _Chain:
-    __slots__ = ("slot", "history", "finished", "pruned", "off")
-
-    def __init__(self, slot: int, answer: str, finished: bool) -> None:
-        self.slot = slot
-        self.history = [answer]
-        self.finished = finished
-        self.pruned = False
-        self.off = 0
-
-
 def _int_param(key: str, value: Any, low: int, high: int | None = None) -> int:
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     if not ok or value < low or (high is not None and value > high):
@@ -177,10 +168,11 @@ def _int_param(key: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-class ParallelProbe:
+class ParallelProbe(seed.Controller):
     """Parallel-Probe: probe many chains in lockstep, prune dissenters, stop on a stable
     majority (published: num_chains = 64, T = 40, prune_patience = 7, warm_up = 15,
-    probe_burst = 1, max_steps = 100).
+    probe_burst = 1, max_steps = 100). ``solve`` is the seed file's (PRUNE =
+    ``question.prune(slot)``).
 
     Args:
         num_chains: Chains opened at the start, 1..64 (the env's slot ceiling).
@@ -227,92 +219,10 @@ class ParallelProbe:
             "max_steps": self.max_steps,
         }
 
-    def _open(self, question: Any) -> list[_Chain]:
-        chains: list[_Chain] = []
-        for _ in range(self.num_chains):
-            got = question.probe_new()
-            if got is None:
-                break
-            answer, slot, finished = got
-            chains.append(_Chain(slot, answer, finished))
-        question.note("spawn", chains=len(chains), tokens=question.tokens_used)
-        return chains
-
-    def _forward(self, question: Any, chains: list[_Chain]) -> list[_Chain]:
-        active = []
-        for c in chains:
-            if c.pruned:
-                continue
-            if not c.finished:
-                last = c.history[-1]
-                for _ in range(self.probe_burst):
-                    if c.finished:
-                        break
-                    last, c.finished = question.probe_more(c.slot)
-                c.history.append(last)
-            active.append(c)
-        return active
-
-    def solve(self, question: Any) -> str | None:
-        """Probe chains in rounds through the handle (spec pseudo-code); PRUNE =
-        ``question.prune(slot)``."""
-        chains = self._open(question)
-        if not chains:
-            question.note("stop", rule="no branch opened", answer=None)
-            return None
-        stable, prev = 0, None
-        for step in range(self.max_steps):
-            active = self._forward(question, chains)
-            if not active:
-                question.note("stop", rule="no active chain", step=step, answer=prev)
-                return prev
-            winner = majority_py([c.history[-1] for c in active])
-            if step >= self.warm_up and len(active) > 1:
-                for c in active:
-                    if not c.finished:
-                        c.off = c.off + 1 if c.history[-1] != winner else 0
-                newly = [c for c in active if not c.finished and c.off >= self.prune_patience]
-                for c in newly:
-                    c.pruned = True
-                    question.prune(c.slot)
-                if newly:
-                    question.note(
-                        "prune",
-                        step=step,
-                        slots=[c.slot for c in newly],
-                        answers=[c.history[-1] for c in newly],
-                        winner=winner,
-                    )
-                    active = [c for c in active if not c.pruned]
-                    if not active:
-                        question.note("stop", rule="no active chain", step=step, answer=prev)
-                        return prev
-                    winner = majority_py([c.history[-1] for c in active])
-            stable = stable + 1 if winner == prev else 0
-            if stable >= self.T:
-                question.note(
-                    "stop",
-                    rule="majority stable for T rounds",
-                    step=step,
-                    stable=stable,
-                    active=len(active),
-                    answer=winner,
-                )
-                return winner
-            prev = winner
-            if all(c.finished or c.pruned for c in chains):
-                question.note("stop", rule="every chain finished or pruned", step=step, answer=prev)
-                return prev
-        question.note("stop", rule="max_steps reached", steps=self.max_steps, answer=prev)
-        return prev
-
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (probing is charged
         according to ``mode``)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         prm = np.array(
             [
                 self.num_chains,

@@ -2,7 +2,9 @@
 Language Models", ICLR 2023), as the seed baseline of AutoTTS (2026).
 
 Read ``n`` branches to the end with ``full_read`` and return the majority answer (ties: the
-answer whose first occurrence comes earliest).
+answer whose first occurrence comes earliest). The Python path is the seed file's
+(``agents/synthesis/seed_files/sc.py``, what the discovery LLM is shown): this class subclasses its
+``Controller`` and adds the parameter checks, ``params()`` and the jitted ``batch_solve``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from agents.controllers.batch import MAX_SLOTS, batch_outputs
+from agents.synthesis.seed_files import sc as seed
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
     read_slot,
     reset_episode,
 )
-from tts_gym.kernels.votes import majority, majority_py
+from tts_gym.kernels.votes import majority
 
 
 @njit(cache=True)
@@ -49,12 +53,9 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
             tokens_out[s, q] = ep[5][1]
 
 
-MAX_SLOTS = 64
-"""The env's slot ceiling on the handle path (the paper's 64 branches)."""
-
-
-class SelfConsistency:
-    """SC@n: majority vote over ``n`` fully read branches (published: n = 64).
+class SelfConsistency(seed.Controller):
+    """SC@n: majority vote over ``n`` fully read branches (published: n = 64). ``solve`` is the
+    seed file's.
 
     Args:
         n: Branches to read, 1..64.
@@ -74,24 +75,9 @@ class SelfConsistency:
         """The controller's parameters."""
         return {"n": self.n}
 
-    def solve(self, question: Any) -> str | None:
-        """Read up to ``n`` branches through ``question.full_read()``; majority vote."""
-        votes = []
-        for _ in range(self.n):
-            a = question.full_read()
-            if a is None:
-                break
-            votes.append(a)
-        winner = majority_py(votes)
-        question.note("stop", rule="read n branches", votes=len(votes), answer=winner)
-        return winner
-
     def batch_solve(self, store: Any, orders: np.ndarray, mode: int) -> tuple[np.ndarray, ...]:
         """The same algorithm as a jitted kernel over all seeds × questions (full_read charges
         T in every cost mode)."""
-        n_s, n_q = orders.shape[0], orders.shape[1]
-        answers = np.empty((n_s, n_q), np.int32)
-        tokens = np.empty((n_s, n_q), np.int64)
-        counts = np.zeros(store.max_answers + 1, np.int64)
+        answers, tokens, counts = batch_outputs(store, orders)
         sc_batch_kernel(env_data(store), store.n_branches, orders, self.n, answers, tokens, counts)
         return answers, tokens

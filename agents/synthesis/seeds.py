@@ -10,6 +10,8 @@ trusted code, so they run in-process with :func:`tts_gym.evaluate` (the batch ke
 present). What the LLM is shown is each seed as a standalone candidate file
 (``seed_files/``): it passes the lint, runs in the sandbox, and at the beta of each grid point
 gives the built-in's numbers (tests/test_discovery_feedback.py, tests/test_seed_controllers.py).
+Its ``solve`` IS the built-in's Python path: each built-in subclasses the seed file's
+``Controller`` (tests/test_one_copy.py).
 
 The curve score's budget grid is always built from the paper's four seeds, whatever
 ``--seed-controllers`` says, so that scores of different runs compare: round 0 scores them even
@@ -31,15 +33,9 @@ from tts_gym.evaluation import evaluate
 from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.store import ReplayStore
 
-SEED_SWEEPS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
-    "sc": ("n", (1, 4, 8, 16, 32, 64), {}),
-    "asc": ("max_samples", (1, 4, 8, 16, 32, 64), {"threshold": 0.95}),
-    "esc": ("max_samples", (16, 32, 64), {"window": 8}),
-    "parallel-probe": ("num_chains", (1, 4, 8, 16, 32, 64), {}),
-    "cmc": SWEEP_GRIDS["cmc"],
-}
-"""Seed name -> (budget knob, its published sweep, fixed parameters). CMC's is the built-in
-sweep's beta grid (0.0, 0.1, ..., 1.0)."""
+SEED_SWEEPS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = SWEEP_GRIDS
+"""Seed name -> (budget knob, its published sweep, fixed parameters): the built-in sweep's grids
+(:data:`tts_gym.reporting.sweep.SWEEP_GRIDS`), the one definition."""
 
 PAPER_SEEDS: tuple[str, ...] = ("sc", "asc", "esc", "parallel-probe")
 """The paper's seed controllers: the default of ``--seed-controllers``, and the seeds whose
@@ -67,8 +63,9 @@ def check_seed_names(names: Sequence[str]) -> tuple[str, ...]:
 SEED_FILES = Path(__file__).parent / "seed_files"
 FILE_OF = {"sc": "sc.py", "asc": "asc.py", "esc": "esc.py", "parallel-probe": "parallel_probe.py",
            "cmc": "cmc.py"}
-"""Seed name -> its standalone candidate file (what the LLM is shown; it passes the lint and
-runs in the sandbox with the built-in's numbers at the betas of :func:`beta_of`)."""
+"""Seed name -> its standalone candidate file (what the LLM is shown; it passes the lint, runs in
+the sandbox with the built-in's numbers at the betas of :func:`beta_of`, and its ``solve`` is the
+built-in's)."""
 
 
 def seed_source(name: str) -> str:
@@ -77,8 +74,9 @@ def seed_source(name: str) -> str:
 
 
 def beta_of(name: str, value: Any) -> float:
-    """The beta at which the seed file plays the built-in with knob ``value`` (CMC's knob is
-    beta itself)."""
+    """The beta at which the seed file plays the built-in with knob ``value``, a point of its
+    sweep (CMC's knob is beta itself). The seed files map beta ``b`` to grid point
+    ``round(b * (len(grid) - 1))``; off the grid the built-ins set the knob directly."""
     knob, values, _fixed = SEED_SWEEPS[name]
     if knob == "beta":
         return float(value)

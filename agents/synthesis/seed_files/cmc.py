@@ -1,6 +1,6 @@
 """CMC, the Confidence Momentum Controller discovered by AutoTTS (AutoTTS, 2026), as a candidate
-file: the same algorithm as the built-in ``cmc`` (agents/controllers/cmc.py), written against
-the candidate API only, so it passes the discovery lint and runs in the sandbox.
+file written against the candidate API only, so it passes the discovery lint and runs in the
+sandbox. The built-in ``cmc`` runs this very solve (its knobs in the attribute ``p``).
 
 Pool: final answers of finished branches. Momentum: an EMA of the pool's Beta confidence.
 Probing: live branches advance once per round (aligned ones in bursts after warm-up).
@@ -11,7 +11,7 @@ Stop: confident pool leader with a non-falling trend. Widen: open more branches 
 from tts_gym.candidate import beta_conf, majority, top2
 
 MAX_BRANCH = 64
-MAX_OUTER = 500  # outer rounds before the final fallback, as in the built-in
+MAX_OUTER = 500  # outer rounds before the final fallback
 
 
 class Branch:

@@ -1,6 +1,8 @@
-"""Early-stopping self-consistency (Li et al., 2024) as a candidate file: read windows of 8
-branches with full_read; stop at the first unanimous window, else answer the majority after
-`max_samples` reads. `beta` picks max_samples from the published grid 16, 32, 64."""
+"""Early-stopping self-consistency (Li et al., 2024) as a candidate file: read windows of
+`window` (8) branches with full_read; stop at the first unanimous window, else answer the
+majority after `max_samples` reads. `beta` picks max_samples from the published grid 16, 32, 64.
+solve reads its knobs from the attributes __init__ sets (the built-in `esc` sets them from its
+own parameters)."""
 
 from tts_gym.candidate import majority
 
@@ -11,7 +13,9 @@ WINDOW = 8
 class Controller:
     def __init__(self, beta):
         self.beta = min(1.0, max(0.0, float(beta)))
-        self.max_samples = self.schedule(self.beta)["max_samples"]
+        knobs = self.schedule(self.beta)
+        self.max_samples = knobs["max_samples"]
+        self.window = knobs["window"]
 
     def schedule(self, beta):
         b = min(1.0, max(0.0, float(beta)))
@@ -19,9 +23,9 @@ class Controller:
 
     def solve(self, question):
         cands = []
-        for k in range(self.max_samples // WINDOW):
+        for k in range(self.max_samples // self.window):
             win = []
-            for _ in range(WINDOW):
+            for _ in range(self.window):
                 a = question.full_read()
                 if a is None:
                     break

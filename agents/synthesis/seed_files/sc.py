@@ -1,6 +1,7 @@
 """Self-consistency (Wang et al., 2023) as a candidate file: read `n` branches to the end with
 full_read and answer the majority. `beta` picks n from the published budget grid
-1, 4, 8, 16, 32, 64 (beta = 0, 0.2, ..., 1.0; other betas take the nearest grid point)."""
+1, 4, 8, 16, 32, 64 (beta = 0, 0.2, ..., 1.0; other betas take the nearest grid point).
+solve reads n from the attribute __init__ sets (the built-in `sc` sets it from its own `n`)."""
 
 from tts_gym.candidate import majority
 
