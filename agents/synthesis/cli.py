@@ -14,7 +14,7 @@ from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
 from agents.synthesis.seeds import PAPER_SEEDS, SEED_SWEEPS, check_seed_names
 from tts_gym.cli import CliError
 from tts_gym.cli.common import default_workers
-from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
+from tts_gym.cli.executor_options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.zygote_client import SandboxUnavailable

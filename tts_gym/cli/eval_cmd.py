@@ -17,9 +17,9 @@ from tts_gym.cli.common import (
     positive_int,
     progress_bar,
 )
+from tts_gym.cli.executor_options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import EvalResult, evaluate
-from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.store import load_store
 
 

@@ -55,7 +55,7 @@ def sweep_markdown(rows: list[dict]) -> str:
 def compute_sweep(args: argparse.Namespace) -> list[dict]:
     """Run the sweep the grid arguments describe (progress bar on a terminal) and write the
     rows to ``--csv`` / ``--json`` if asked; ``tts-gym plot`` without ``--from`` uses it too."""
-    from tts_gym.executor.options import executor_from_args
+    from tts_gym.cli.executor_options import executor_from_args
     from tts_gym.reporting import sweep
     from tts_gym.reporting.files import write_rows_csv, write_rows_json
 

@@ -8,7 +8,7 @@ import sys
 from tqdm import tqdm
 
 from tts_gym.cli.common import positive_int
-from tts_gym.executor.options import add_executor_args, executor_from_args
+from tts_gym.cli.executor_options import add_executor_args, executor_from_args
 from tts_gym.paths import BENCHMARKS, MODELS
 
 
