@@ -47,7 +47,7 @@ def configure() -> Path | None:
         os.utime(folder)
     except OSError:
         return None
-    numba.config.CACHE_DIR = str(folder)
+    numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]  # set at run time
     _prune_old(folder.parent, keep=KEEP_CACHES)
     return folder
 

@@ -93,7 +93,7 @@ class Stats:
     """Request accounting over the whole run (goes to the metadata)."""
 
     requests: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
+    failures: Counter[int | str] = field(default_factory=Counter)
 
     @property
     def retries(self) -> int:

@@ -119,9 +119,11 @@ def run_handle_episodes(
             _bad_answer(controller, answer, store, int(s), q)
             if handle.result is None:
                 handle.submit(answer)
-            answers[i, q] = store.answer_id(q, handle.result["answer"])
-            tokens[i, q] = handle.result["tokens"]
-            unrevealed[i, q] = not handle.result.get("revealed", True)
+            result = handle.result
+            assert result is not None  # submit() sets it
+            answers[i, q] = store.answer_id(q, result["answer"])
+            tokens[i, q] = result["tokens"]
+            unrevealed[i, q] = not result.get("revealed", True)
             if traces:
                 row.append(handle.trace)
         if all_traces is not None:

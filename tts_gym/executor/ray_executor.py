@@ -39,7 +39,7 @@ from tts_gym.extras import require_extra
 try:
     import ray
 except ImportError:  # the ray extra is missing: RayExecutor() says so
-    ray = None
+    ray = None  # type: ignore[assignment]  # the usual optional import
 
 LOCAL_OBJECT_STORE_MB = 512
 """Object store of a local instance (MiB): the published 12 stores and 100-seed orders for all

@@ -187,6 +187,7 @@ def _label_cost_weights(fig: Any, ax: Any, labels: list[tuple[float, float, str,
                 ann.remove()
             if conflicts == 0:
                 break
+        assert best is not None  # the first position tried is kept
         placed.append(best[1])
 
 

@@ -483,7 +483,7 @@ def compiled(source: str, filename: str) -> str | None:
     candidate process then compiles it and reports the error as a load failure."""
     key = (source, filename)
     cached = _CODE.get(key, False)  # one lookup: another thread may clear the cache meanwhile
-    if cached is not False:
+    if not isinstance(cached, bool):  # a cached code object, or None (does not compile)
         return cached
     try:
         with _QUIET, warnings.catch_warnings():

@@ -573,7 +573,7 @@ class Runtime:
             # one reply per request: (status, label, finished, slot, opened, tokens); answers,
             # notes and failures are never answered
             if codes is not None:
-                rows = [row for op, row in zip(codes, rows, strict=True) if op <= _PRUNE]
+                rows = iter([row for op, row in zip(codes, rows, strict=True) if op <= _PRUNE])
             runnable = zip(blocked, rows, strict=True)
             if waiting:
                 runnable = itertools.chain(waiting, runnable)
