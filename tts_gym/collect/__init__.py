@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from tts_gym.collect.errors import BudgetReached, CollectError
 
+
 def require_extra() -> None:
     """Raise :class:`CollectError` (one sentence with the quoted pip command) if a package of the
     ``collect`` extra is missing (:func:`tts_gym.extras.require_extra`; imports nothing)."""
