@@ -7,8 +7,9 @@ import argparse
 import re
 from typing import Any
 
-STATES_DEFAULT = re.compile(r"\bdefault\b", re.IGNORECASE)
-"""A help text that already says its default (``"(default 100)"``, ``"default: every core"``)."""
+STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:", re.IGNORECASE)
+"""A help text that already states its default: ``"(default 100)"``, ``"(default: every core)"``,
+``"default: sc asc"`` (not a mere mention such as "torch's default")."""
 
 
 def shown(value: Any) -> str:
