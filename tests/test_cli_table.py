@@ -236,6 +236,7 @@ def test_every_flag_has_help_and_its_default_once(full_parser):
 
 # --- docs/cli.md and README --------------------------------------------------------------------
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+INHERITS = re.compile(r"every flag of \[`([\w-]+)`\]")
 
 
 def _section(text: str, name: str) -> str:
@@ -255,7 +256,10 @@ def test_docs_cli_lists_every_command_and_every_flag(full_parser):
     for name, parser in _subparsers(full_parser).choices.items():
         if name not in BY_NAME:
             continue
-        documented = set(FLAG.findall(_prose(_section(text, name))))
+        prose = _prose(_section(text, name))
+        documented = set(FLAG.findall(prose))
+        for other in INHERITS.findall(prose):  # "every flag of [`table`](#table)"
+            documented |= set(FLAG.findall(_prose(_section(text, other))))
         options = {o for a in _actions(parser) for o in a.option_strings}
         assert documented <= options, f"docs/cli.md '{name}' names {documented - options}"
         for action in _actions(parser):
