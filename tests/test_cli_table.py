@@ -92,9 +92,16 @@ def test_import_tts_gym_still_registers_and_sets_the_cache_before_kernels():
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("NUMBA_CACHE_DIR", "TTS_GYM_NUMBA_CACHE_SET")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    numba_first = (  # numba imported before tts_gym: the folder is set before any kernel
+        "import numba, tts_gym\n"
+        "from tts_gym.numba_cache import source_digest\n"
+        "assert numba.config.CACHE_DIR.endswith(source_digest()), numba.config.CACHE_DIR\n"
+        "print('ok')\n"
+    )
+    for script in (code, numba_first):
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=300, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 # --- the table ---------------------------------------------------------------------------------
