@@ -44,8 +44,10 @@ def plugins() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(COMMAND_GROUP) if ep.name not in BY_NAME}
 
 
-def _register(sub: argparse._SubParsersAction, name: str, plugin: Any = None) -> None:
-    """Add the real sub-parser of ``name`` (its extras checked before its module is imported).
+def _register(sub: argparse._SubParsersAction, name: str, plugin: Any = None,
+              check: bool = True) -> None:
+    """Add the real sub-parser of ``name`` (its extras checked before its module is imported,
+    unless ``check`` is off: the modules import without their extras, which they load when run).
 
     Raises:
         MissingExtraError: The command's extra is missing.
@@ -53,7 +55,8 @@ def _register(sub: argparse._SubParsersAction, name: str, plugin: Any = None) ->
     """
     if plugin is None:
         command = BY_NAME[name]
-        check_extras(command)
+        if check:
+            check_extras(command)
         getattr(importlib.import_module(command.module), command.register)(sub)
         return
     try:
@@ -72,7 +75,8 @@ def build_parser(real: Collection[str] | None = None, *, list_plugins: bool = Tr
 
     Args:
         real: Commands to register with their own sub-parsers (their modules are imported);
-            the others get a help-only stub from the table. None: every command (tests, docs).
+            the others get a help-only stub from the table. None: every command, whether its
+            extras are installed or not (tests, docs tools: the parser only).
         list_plugins: Look up the plug-ins outside the table for their stubs (``--version``
             needs none of them).
 
@@ -95,7 +99,7 @@ def build_parser(real: Collection[str] | None = None, *, list_plugins: bool = Tr
     every = real is None
     for command in COMMANDS:
         if every or command.name in real:
-            _register(sub, command.name)
+            _register(sub, command.name, check=not every)
         else:
             sub.add_parser(command.name, help=command.help, add_help=False)
     if every or any(name not in BY_NAME for name in real):
