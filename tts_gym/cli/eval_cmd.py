@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="processes for the handle path (default: every core)",
     )
-    p.add_argument("--cost-mode", choices=("reference", "exact"), default="reference")
+    p.add_argument("--cost-mode", choices=("reference", "exact"), default="reference",
+                   help="reference: the paper's token accounting; exact: probing to the end "
+                   "costs exactly T (not comparable with the paper)")
     p.add_argument(
         "--path",
         choices=("auto", "batch", "handle"),

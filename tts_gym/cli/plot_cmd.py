@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="a sweep .csv or .json (default: compute the sweep)",
     )
-    p.add_argument("--controllers", nargs="+", default=list(SWEEP_GRIDS), metavar="NAME")
+    p.add_argument("--controllers", nargs="+", default=list(SWEEP_GRIDS), metavar="NAME",
+                   help="controllers to plot (rows of --from, or the sweep to run)")
     add_grid_args(p)
     p.set_defaults(func=run)
 

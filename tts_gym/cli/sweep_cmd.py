@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(SWEEP_GRIDS),
         metavar="NAME",
-        help=f"default: {' '.join(SWEEP_GRIDS)}",
+        help="controllers to sweep, each over its grid",
     )
     add_grid_args(p)
     p.set_defaults(func=run)

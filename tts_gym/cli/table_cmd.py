@@ -15,8 +15,10 @@ from tts_gym.paths import BENCHMARKS, MODELS
 def add_grid_args(p: argparse.ArgumentParser) -> None:
     """``--models``, ``--benchmarks``, ``--seeds``, ``--workers``, ``--data-dir``,
     ``--csv``, ``--json``, ``--no-progress``, ``--executor``, ``--ray-address``."""
-    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
-    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH")
+    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL",
+                   help="model folders of the data directory")
+    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH",
+                   help="benchmarks (stores) of each model")
     p.add_argument(
         "--seeds", type=positive_int, default=100, help="shuffle seeds per cell (default 100)"
     )
