@@ -83,3 +83,28 @@ def provenance(
         "executor": executor,
         **extra,
     }
+
+
+def provenance_lines(record: dict[str, Any]) -> list[str]:
+    """A :func:`provenance` record as a markdown section (for reports).
+
+    >>> provenance_lines({"version": "0.1.0", "git_commit": None, "python": "3.11.7",
+    ...                   "stores": {"M/b": "ab" * 32}, "seeds": {"count": 4, "first": 0},
+    ...                   "cost_mode": "reference", "executor": "local"})[2][:61]
+    'tts-gym 0.1.0 (not a git checkout), Python 3.11.7; seeds 0..3'
+    """
+    commit = record.get("git_commit")
+    seeds = record.get("seeds")
+    if isinstance(seeds, dict):
+        seed_text = f"seeds 0..{int(seeds['count']) - 1}"
+    elif seeds:
+        seed_text = f"seeds {', '.join(map(str, seeds[:10]))}" + (" ..." if len(seeds) > 10 else "")
+    else:
+        seed_text = "seeds not recorded"
+    lines = ["## How this was made", "",
+             f"tts-gym {record.get('version')} "
+             f"({'commit ' + commit if commit else 'not a git checkout'}), Python "
+             f"{record.get('python')}; {seed_text}; cost mode {record.get('cost_mode')}; "
+             f"executor {record.get('executor')}.", ""]
+    lines += [f"- store `{name}` sha256 `{sha}`" for name, sha in record.get("stores", {}).items()]
+    return [*lines, ""]

@@ -164,6 +164,12 @@ def run(args: argparse.Namespace) -> int:
         out["file"] = str(Path(args.controller.split(":", 1)[1]).resolve())
         out["params"] = params_from(args)
         out["sandboxed"] = sandboxed
+    from tts_gym.provenance import provenance
+
+    out["provenance"] = provenance(
+        stores=[store], seeds=result.seeds, cost_mode=args.cost_mode, executor=args.executor,
+        path=result.path, sandboxed=sandboxed,
+        episode_cpu_s=args.episode_cpu if is_file else None)
     if args.traces:
         from tts_gym.io import write_json_atomic
 
