@@ -127,8 +127,9 @@ def read_curve(spec: str) -> Curve:
 
 
 def is_result_file(spec: str) -> bool:
-    """Whether a side of ``compare`` names a sweep file (``*.json``, optionally ``#CURVE``)."""
-    return spec.partition("#")[0].lower().endswith(".json")
+    """Whether a side of ``compare`` names a report file (``*.json`` optionally with
+    ``#CURVE``, or a ``*.csv``, which :func:`read_curve` refuses)."""
+    return spec.partition("#")[0].lower().endswith((".json", ".csv"))
 
 
 def check_pair(a: Curve, b: Curve) -> None:
