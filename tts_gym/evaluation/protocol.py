@@ -31,6 +31,8 @@ Chunk = tuple[np.ndarray, np.ndarray, list | None, np.ndarray]
 """``(answer ids int32 [S, Q], tokens int64 [S, Q], traces or None, unrevealed bool [S, Q])``."""
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_HANDLE_FILE = QuestionHandle.probe_new.__code__.co_filename
+"""The primitives' module: time inside it is the env's, not the controller's (watchdog.py)."""
 
 
 class ControllerError(RuntimeError):
@@ -126,7 +128,8 @@ def run_handle_episodes(
                 if budget is None:
                     answer = controller.solve(handle)
                 else:
-                    with cpu_budget(budget[1], budget[0]):
+                    with cpu_budget(budget[1], budget[0], lambda h=handle: (
+                            h.tokens_used, h.n_opened), inside=_HANDLE_FILE):
                         answer = controller.solve(handle)
             except EpisodeCpuExceeded as exc:
                 raise ControllerError(f"{exc} ({store.name}, seed {s}, question {q})") from None
