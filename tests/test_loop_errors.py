@@ -204,3 +204,14 @@ def test_the_trusted_episode_budget_counts_cpu_without_progress_only(tmp_path):
     with pytest.raises(EpisodeCpuExceeded) as got, cpu_budget(0.5, str(path), lambda: steps[0]):
         ns["busy"](5.0)
     assert got.value.line in (3, 4) and got.value.function == "busy"
+
+
+@pytest.mark.parametrize("kind", ["cpu_limit", "stalled"])
+def test_stops_from_outside_the_process_say_no_line_is_known(kind):
+    from tts_gym.sandbox.evaluate import describe_error
+
+    text = describe_error({"kind": kind, "summary": "the candidate process exceeded its CPU "
+                           "limit", "store": "M/b", "seed": 3, "question": None})
+    assert "no line is known" in text and "(M/b, seed 3)" in text
+    watchdog = describe_error({"kind": "watchdog", "summary": "f.py:4: stopped", "seed": 0})
+    assert "no line is known" not in watchdog
