@@ -142,13 +142,30 @@ def main(argv: list[str] | None = None) -> int:
     from tts_gym.executor.base import ExecutorError
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:  # `tts-gym ... | head -3`: the reader left; end quietly
+        _silence_stdout()
+        return 0
     except (CliError, ExecutorError, OSError, ValueError, MissingExtraError) as exc:
         print(f"tts-gym {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tts-gym {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout replaced by a non-file object
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,6 +55,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("plot", "tts_gym.cli.plot_cmd",
             "accuracy-vs-tokens PNGs (log x, Pareto frontier), one per (model, benchmark)",
             extras=(("plot", ()),)),
+    Command("compare", "tts_gym.cli.compare_cmd",
+            "compare two controllers (or two `sweep --json` files) band by band, with the "
+            "verdict"),
     Command("download", "tts_gym.cli.download_cmd",
             "fetch the 12 published replay stores (SHA-256 verified)"),
     Command("inspect", "tts_gym.cli.inspect_cmd", "summarise a replay store"),
