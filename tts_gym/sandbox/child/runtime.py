@@ -21,12 +21,16 @@ Per-episode guards:
   without calling a primitive is abandoned (its greenlet is never resumed) and reported as
   that episode's failure;
 - answers must be ``str`` or ``None``; anything else fails the episode with the file and line
-  of ``solve``.
+  of the ``return`` statement that gave it (:func:`return_lines`).
+
+The watchdog names where the episode was running when it stopped it (the innermost frame of the
+candidate's file in the interrupted stack, :func:`candidate_line`).
 """
 
 from __future__ import annotations
 
 import array
+import ast
 import base64
 import builtins
 import itertools
@@ -189,6 +193,68 @@ def _summary(exc: BaseException, filename: str, line: int | None) -> str:
     return f"{where}: {first}"[:500]
 
 
+def candidate_line(frame: Any, filename: str) -> tuple[int | None, str | None]:
+    """``(line, function)`` of the innermost frame of ``filename`` in the stack ending at
+    ``frame`` (the frame a signal interrupted); ``(None, None)`` when no such frame runs."""
+    while frame is not None:
+        if frame.f_code.co_filename == filename:
+            return frame.f_lineno, frame.f_code.co_name
+        frame = frame.f_back
+    return None, None
+
+
+def return_lines(source: str, def_line: int | None) -> list[int]:
+    """Lines of the ``return`` statements of the function defined at ``def_line`` of ``source``
+    that may give a value other than a string or None (nested functions excluded). A
+    function's code object knows its ``def`` line but not which ``return`` ran, so a bad
+    answer is located by reading the source: a literal string, an f-string, ``str(...)`` and
+    a bare or ``None`` return are left out; the rest are the candidates (usually one).
+
+    >>> return_lines("def solve(q):\n    if q:\n        return None\n    return 3\n", 1)
+    [4]
+    """
+    if def_line is None:
+        return []
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and def_line in (n.lineno, *(d.lineno for d in n.decorator_list))), None)
+    if fn is None:
+        return []
+    out: list[int] = []
+    todo: list[ast.AST] = list(fn.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return) and not _string_or_none(node.value):
+            out.append(node.lineno)
+        todo.extend(ast.iter_child_nodes(node))
+    return sorted(out)
+
+
+def _string_or_none(value: ast.AST | None) -> bool:
+    if value is None or isinstance(value, ast.JoinedStr):
+        return True
+    if isinstance(value, ast.Constant):
+        return value.value is None or isinstance(value.value, str)
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+            and value.func.id == "str")
+
+
+def where_returned(filename: str, source: str, def_line: int | None) -> tuple[str, int | None]:
+    """``("file:line", line)`` of the return that gave a bad answer (one candidate line), else
+    ``("file:a or b", None)`` or the ``def`` line when no return statement qualifies."""
+    lines = return_lines(source, def_line)
+    if len(lines) == 1:
+        return f"{filename}:{lines[0]}", lines[0]
+    if lines:
+        return f"{filename}:{' or '.join(map(str, lines[:4]))}", None
+    return (f"{filename}:{def_line}" if def_line else filename), def_line
+
+
 _PROBE_NEW, _PROBE_MORE, _FULL_READ, _PRUNE = (
     wire.OP_PROBE_NEW, wire.OP_PROBE_MORE, wire.OP_FULL_READ, wire.OP_PRUNE)
 _NONE_LEFT = wire.ST_NONE_LEFT
@@ -325,6 +391,9 @@ class Runtime:
         self.abandoned: list[Any] = []
         self.traces = False
         self.filename = "<candidate>"
+        self.source = ""
+        self.watchdog_line: int | None = None
+        self.watchdog_summary = ""
         self.rng_owner: _Episode | None = None
         self.np_rand = np.random.mtrand._rand
         self.py_rand = random._inst  # type: ignore[attr-defined]
@@ -358,7 +427,7 @@ class Runtime:
         self.rng_owner = ep
 
     # --- the CPU watchdog --------------------------------------------------------------------
-    def _on_timer(self, _signum: int, _frame: Any) -> None:
+    def _on_timer(self, _signum: int, frame: Any) -> None:
         ep = self.current
         # an episode runs at most once per pass: the same one at the same pass on two ticks has
         # called no primitive in between
@@ -370,7 +439,16 @@ class Runtime:
         if self.strikes < self.watchdog_strikes:
             return
         seconds = self.watchdog_strikes * WATCHDOG_PERIOD_S
-        self._fail(ep, "watchdog", f"no primitive called for {seconds:g} s of CPU", None, "")
+        line, func = candidate_line(frame, self.filename)
+        where = f"{self.filename}:{line}" if line else self.filename
+        inside = f" in {func}()" if func and func != "<module>" else ""
+        summary = (f"{where}: stopped after {seconds:g} s of CPU without calling a primitive "
+                   f"(the episode's CPU budget), running at line {line}{inside}" if line else
+                   f"{where}: stopped after {seconds:g} s of CPU without calling a primitive "
+                   "(the episode's CPU budget), outside the file's own code")
+        self.watchdog_line = line
+        self.watchdog_summary = summary
+        self._fail(ep, "watchdog", summary, line, "")
         ep.abandoned = True
         self.abandoned.append(ep.greenlet)
         self.strikes = 0
@@ -425,7 +503,7 @@ class Runtime:
         if pseudo.abandoned:
             self.ops.clear()
             self.strings.clear()
-            return False, {"summary": "watchdog: no end after the CPU limit", "line": None,
+            return False, {"summary": self.watchdog_summary, "line": self.watchdog_line,
                            "traceback": ""}
         return result[0], result[1]
 
@@ -459,10 +537,10 @@ class Runtime:
             self._fail(ep, kind, _summary(exc, self.filename, line), line, text)
             return
         if answer is not None and not isinstance(answer, str):
-            where = f"{self.filename}:{solve_line}" if solve_line else self.filename
+            where, line = where_returned(self.filename, self.source, solve_line)
             summary = (f"{where}: solve() returned {type(answer).__name__} {str(answer)[:60]!r}; "
                        "answers are strings (return str(...)) or None")
-            self._fail(ep, "bad_return", summary, solve_line, "")
+            self._fail(ep, "bad_return", summary, line, "")
             return
         arg = -1 if answer is None else self._string(answer)
         self.recorded += 1
@@ -475,7 +553,7 @@ class Runtime:
         self.filename = str(job.get("filename") or "<candidate>")
         watchdog_s = float(job.get("watchdog_s", 10.0))
         self.watchdog_strikes = max(1, round(watchdog_s / WATCHDOG_PERIOD_S))
-        source = str(job["source"])
+        source = self.source = str(job["source"])
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
         signal.signal(signal.SIGVTALRM, self._on_timer)
         signal.setitimer(signal.ITIMER_VIRTUAL, WATCHDOG_PERIOD_S, WATCHDOG_PERIOD_S)
