@@ -23,7 +23,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-Step = Callable[[], None]
+Step = Callable[[], object]
 
 
 class _RunAfter(importlib.abc.Loader):

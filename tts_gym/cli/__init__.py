@@ -97,19 +97,20 @@ def build_parser(real: Collection[str] | None = None, *, list_plugins: bool = Tr
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     every = real is None
+    names: Collection[str] = () if real is None else real
     for command in COMMANDS:
-        if every or command.name in real:
+        if every or command.name in names:
             _register(sub, command.name, check=not every)
         else:
             sub.add_parser(command.name, help=command.help, add_help=False)
-    if every or any(name not in BY_NAME for name in real):
+    if every or any(name not in BY_NAME for name in names):
         for name, ep in sorted(plugins().items()):
             if every:
                 try:
                     _register(sub, name, ep)
                 except PluginError as exc:
                     print(f"tts-gym: warning: {exc}", file=sys.stderr)
-            elif name in real:
+            elif name in names:
                 _register(sub, name, ep)
             else:
                 sub.add_parser(name, help=f"plug-in command ({ep.value})", add_help=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from tts_gym.cli.sweep_cmd import add_sweep_grid_arg, compute_sweep
 from tts_gym.cli.table_cmd import add_grid_args
@@ -78,7 +79,8 @@ def select_rows(rows: list[dict], args: argparse.Namespace) -> tuple[list[dict],
     ``(what, why)``."""
     from tts_gym.reporting.plot import curve_of
 
-    kept, out = [], {}
+    kept: list[dict[str, Any]] = []
+    out: dict[tuple[str, str, str, str], int] = {}
     for r in rows:
         why = None
         if args.controllers is not None and r["controller"] not in args.controllers and not (

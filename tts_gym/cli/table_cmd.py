@@ -201,13 +201,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(table.to_markdown())
-    rows = table.to_rows()
+    out_rows = table.to_rows()
     if args.csv:
-        write_rows_csv(args.csv, rows)
+        write_rows_csv(args.csv, out_rows)
     if args.json:
         write_rows_json(
-            args.json, rows, seeds=table.seeds, skipped=table.skipped, seconds=table.seconds,
-            provenance=rows_provenance(args, rows, table.seeds),
+            args.json, out_rows, seeds=table.seeds, skipped=table.skipped, seconds=table.seconds,
+            provenance=rows_provenance(args, out_rows, table.seeds),
         )
     print(f"{len(table.results)} cells in {table.seconds:.2f} s", file=sys.stderr)
     return 0

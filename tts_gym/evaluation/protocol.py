@@ -8,6 +8,7 @@ avg_tokens = mean over seeds of the average tokens per question.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -62,6 +63,11 @@ def controller_error(exc: BaseException, store: ReplayStore, seed: int, q: int) 
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
     return ControllerError(f"{where}{head} ({store.name}, seed {seed}, question {q})", detail)
+
+
+def _progress(handle: QuestionHandle) -> tuple[int, int]:
+    """What a controller has done so far (the watchdog's sign of progress)."""
+    return handle.tokens_used, handle.n_opened
 
 
 def _bad_answer(controller: Any, answer: Any, store: ReplayStore, seed: int, q: int) -> None:
@@ -128,8 +134,8 @@ def run_handle_episodes(
                 if budget is None:
                     answer = controller.solve(handle)
                 else:
-                    with cpu_budget(budget[1], budget[0], lambda h=handle: (
-                            h.tokens_used, h.n_opened), inside=_HANDLE_FILE):
+                    with cpu_budget(budget[1], budget[0], functools.partial(
+                            _progress, handle), inside=_HANDLE_FILE):
                         answer = controller.solve(handle)
             except EpisodeCpuExceeded as exc:
                 raise ControllerError(f"{exc} ({store.name}, seed {s}, question {q})") from None

@@ -92,7 +92,7 @@ def cpu_budget(seconds: float | None, filename: str,
         return
     budget = float(seconds)
     tick = budget if progress is None else min(TICK_S, budget)
-    state = {"armed": True, "idle": 0.0, "seen": progress() if progress else None}
+    state: dict[str, Any] = {"armed": True, "idle": 0.0, "seen": progress() if progress else None}
 
     def on_timer(_signum: int, frame: Any) -> None:
         if not state["armed"]:

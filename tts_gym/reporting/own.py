@@ -25,7 +25,8 @@ from tts_gym.reporting.cells import Cell, CellResult, cell_detail, get_store
 
 FILE_PREFIX = "file:"
 MAX_SOURCE_BYTES = 1 << 20
-CONTRACT_GRID = ("beta", tuple(round(0.1 * i, 1) for i in range(11)), {})
+CONTRACT_GRID: tuple[str, tuple[float, ...], dict[str, Any]] = (
+    "beta", tuple(round(0.1 * i, 1) for i in range(11)), {})
 """The grid of a candidate-contract file: beta 0.0, 0.1, ..., 1.0 (CMC's)."""
 
 

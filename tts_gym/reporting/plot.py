@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def other_style(i: int) -> tuple[str, str]:
     return OTHER_COLOURS[i % n], OTHER_MARKERS[(i + i // n) % len(OTHER_MARKERS)]
 
 
-def curve_of(row: dict[str, Any]) -> str:
+def curve_of(row: Mapping[str, Any]) -> str:
     """The curve a row belongs to: its controller, or for an ``rl:PATH`` row ``"RL " + label``
     (the ``--rl NAME``), so several models trained at different cost weights form one curve.
 
