@@ -68,9 +68,9 @@ CANDIDATE_MODULES: tuple[str, ...] = (
 )
 """Modules a candidate may import in the sandbox (pre-imported: there is no filesystem)."""
 
-MAX_NOTE_CHARS = 2000
-MAX_NOTES_PER_EPISODE = 4000
-MAX_ERROR_CHARS = 4000
+MAX_NOTE_CHARS = wire.MAX_NOTE_CHARS
+MAX_NOTES_PER_EPISODE = wire.MAX_NOTES_PER_EPISODE
+MAX_ERROR_CHARS = wire.MAX_ERROR_CHARS
 WATCHDOG_PERIOD_S = 0.25
 
 
@@ -180,6 +180,19 @@ def _short_traceback(exc: BaseException, filename: str) -> tuple[str, int | None
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     text = "\n".join([*lines[-8:], head])
     return text[-MAX_ERROR_CHARS:], line
+
+
+def failure_text(kind: str, summary: str, line: Any, tb: str) -> str:
+    """A failure report as JSON text of at most ``wire.MAX_STRING_BYTES`` bytes (ASCII): the
+    summary and the traceback's end are cut until it fits."""
+    line = line if isinstance(line, int) and not isinstance(line, bool) else None
+    keep = MAX_ERROR_CHARS
+    while True:
+        text = json.dumps({"kind": kind, "summary": summary[:500], "line": line,
+                           "traceback": tb[-keep:] if keep else ""})
+        if len(text) <= wire.MAX_STRING_BYTES or keep == 0:
+            return text[: wire.MAX_STRING_BYTES]
+        keep //= 2
 
 
 def _summary(exc: BaseException, filename: str, line: int | None) -> str:
@@ -325,6 +338,7 @@ class Runtime:
         self.abandoned: list[Any] = []
         self.traces = False
         self.filename = "<candidate>"
+        self.max_answer_chars = 1000
         self.rng_owner: _Episode | None = None
         self.np_rand = np.random.mtrand._rand
         self.py_rand = random._inst  # type: ignore[attr-defined]
@@ -382,9 +396,9 @@ class Runtime:
         return len(self.strings) - 1
 
     def _fail(self, ep: _Episode, kind: str, summary: str, line: int | None, tb: str) -> None:
-        info = {"kind": kind, "summary": summary, "line": line, "traceback": tb}
         self.recorded += 1
-        self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
+        self.ops.extend((ep.index, wire.OP_FAIL, self._string(failure_text(kind, summary, line,
+                                                                           tb))))
 
     def note(self, q: Question, event: Any, fields: dict[str, Any]) -> None:
         """Queue a trace note of ``q``'s episode (dropped when no traces are wanted or past
@@ -464,7 +478,9 @@ class Runtime:
                        "answers are strings (return str(...)) or None")
             self._fail(ep, "bad_return", summary, solve_line, "")
             return
-        arg = -1 if answer is None else self._string(answer)
+        # an answer over the store's bound cannot be right: cut one character past it, so the
+        # broker sees that it was longer (and scores it wrong) without reading all of it
+        arg = -1 if answer is None else self._string(answer[: self.max_answer_chars + 1])
         self.recorded += 1
         self.ops.extend((ep.index, wire.OP_ANSWER, arg))
 
@@ -473,6 +489,7 @@ class Runtime:
         job = self.start()
         self.traces = bool(job.get("traces"))
         self.filename = str(job.get("filename") or "<candidate>")
+        self.max_answer_chars = int(job.get("max_answer_chars", self.max_answer_chars))
         watchdog_s = float(job.get("watchdog_s", 10.0))
         self.watchdog_strikes = max(1, round(watchdog_s / WATCHDOG_PERIOD_S))
         source = str(job["source"])
@@ -523,9 +540,9 @@ class Runtime:
         return value
 
     def _send_setup_error(self, stage: str, error: dict[str, Any]) -> None:
-        info = {"kind": stage, **error}
         self.ops[:] = [-1, wire.OP_FAIL, 0]  # the broker reads episode -1 as "did not load"
-        self.strings = [json.dumps(info)]
+        self.strings = [failure_text(stage, str(error.get("summary", "")), error.get("line"),
+                                     str(error.get("traceback", "")))]
         self._flush()
 
     def _flush(self) -> None:
