@@ -72,6 +72,9 @@ MAX_NOTE_CHARS = wire.MAX_NOTE_CHARS
 MAX_NOTES_PER_EPISODE = wire.MAX_NOTES_PER_EPISODE
 MAX_ERROR_CHARS = wire.MAX_ERROR_CHARS
 WATCHDOG_PERIOD_S = 0.25
+MAX_ROUND_NOTE_BYTES = wire.MAX_FRAME // 4
+"""Note text one round sends at most (bytes); later notes of the round are dropped, so a
+BATCH stays well inside the broker's frame limit."""
 
 
 _ACTIVE: list[Any] = [None]
@@ -330,6 +333,7 @@ class Runtime:
         self.ops: list[int] = []  # flat (episode, op, arg) triples of this round, in order
         self.strings: list[str] = []
         self.recorded = 0  # answers, notes and failures queued this round (never answered)
+        self.round_note_bytes = 0  # note text queued this round
         self.current: _Episode | None = None
         self.passes = 0  # scheduler passes over the runnable episodes (watchdog progress)
         self.seen: tuple[int, Any] = (-1, None)
@@ -413,6 +417,9 @@ class Runtime:
             text = json.dumps({**head, "unserialisable_fields": sorted(map(str, fields))[:10]})
         if len(text) > MAX_NOTE_CHARS:
             text = json.dumps({**head, "oversized_fields": len(text)})
+        if self.round_note_bytes + len(text) > MAX_ROUND_NOTE_BYTES:
+            return  # this round's frame would outgrow the broker's frame limit
+        self.round_note_bytes += len(text)
         self.recorded += 1
         self.ops.extend((q._id, wire.OP_NOTE, self._string(text)))
 
@@ -548,6 +555,7 @@ class Runtime:
     def _flush(self) -> None:
         """Send this round's requests as one BATCH and start the next round's lists."""
         wire.write_frame(self.wfd, wire.batch_frame(array.array("i", self.ops), self.strings))
+        self.round_note_bytes = 0
         self.ops.clear()
         self.strings = []
 
