@@ -12,7 +12,9 @@ Messages, candidate -> broker:
   code exists in the process).
 - ``BATCH``: ``n`` entries ``(episode, op, arg)`` as int32 triples, and a string table.
   ``arg`` is a slot for ``probe_more``/``prune``, and an index into the string table for
-  ``answer`` (-1: None), ``note`` (JSON text) and ``fail`` (the error text).
+  ``answer`` (-1: None), ``note`` (JSON text) and ``fail`` (the error text). The broker checks
+  a BATCH with :func:`tts_gym.sandbox.frames.parse_batch` (both of its readers) before using
+  any of it; the bounds on its counts and strings are stated there.
 - ``SCHEDULE`` (JSON text): ``schedule(beta)`` of the candidate, when asked for.
 
 Messages, broker -> candidate:
