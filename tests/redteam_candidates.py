@@ -583,6 +583,30 @@ class Controller:
 '''
 
 _DEEP_SCHEDULE = """'{"ok": true, "value": {"d": ' + '[' * 5000 + ']' * 5000 + '}}'"""
+EPISODES_THEN_BREAK = HEADER + '''
+
+class Controller:
+    """Behaves in a unit of at most EPISODES episodes, and writes a malformed frame (an empty
+    one) in a larger unit: a final scoring over more questions or stores than the sweep's."""
+
+    started = []
+    sent = []
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        self.started.append(1)
+        first = question.full_read()  # every episode of the unit has started by now
+        if len(self.started) > EPISODES and not self.sent:
+            self.sent.append(1)
+            reach("os").write(4, bytes(4))
+        return first
+'''
+
 HOSTILE: list[tuple[str, str]] = [
     ("frame_empty", frame_writer(MALFORMED_FRAMES["empty frame"][0])),
     ("frame_truncated_header", frame_writer(MALFORMED_FRAMES["truncated header"][0])),
@@ -606,7 +630,10 @@ HOSTILE: list[tuple[str, str]] = [
     ("answer_not_a_string", fill(RETURNS, VALUE="{'answer': 7}")),
     ("answer_bytes", fill(RETURNS, VALUE="b'\\\\xff\\\\xfe'")),
     ("sweep_then_break", SWEEP_THEN_BREAK),
+    ("more_episodes_then_break", fill(EPISODES_THEN_BREAK, EPISODES=4)),
 ]
 """Hostile candidates of issue 21's classes, as (name, source): each makes its unit fail with a
 one-line reason, or succeeds with its output bounded (tests/test_redteam_outputs.py says which);
-the scripted ``discover`` test feeds them as LLM replies."""
+the scripted ``discover`` test feeds them as LLM replies. The last two behave in some units
+and break the protocol in others: at beta >= 0.95, and in units of more than 4 episodes
+(``fill(EPISODES_THEN_BREAK, EPISODES=k)`` sets another threshold)."""

@@ -96,6 +96,7 @@ EXPECTED = {
     "answer_not_a_string": "bad_return",
     "answer_bytes": "bad_return",
     "sweep_then_break": "ok",
+    "more_episodes_then_break": "ok",  # the test store has 4 questions
 }
 
 
@@ -130,6 +131,14 @@ def test_hostile_candidates_fail_cleanly_or_stay_bounded(store, name, source):
 def test_a_candidate_that_misbehaves_only_at_another_beta(store):
     assert run(store, R.SWEEP_THEN_BREAK, beta=0.5).status == "ok"
     summary = one_line(run(store, R.SWEEP_THEN_BREAK, beta=1.0), "protocol")
+    assert "frame of 0 bytes" in summary
+
+
+def test_a_candidate_that_misbehaves_only_in_a_larger_unit(store):
+    source = R.fill(R.EPISODES_THEN_BREAK, EPISODES=store.n_questions)
+    assert run(store, source).status == "ok"
+    bigger = tiny_store(5, questions=store.n_questions + 1, branches=8)
+    summary = one_line(run(bigger, source), "protocol")
     assert "frame of 0 bytes" in summary
 
 
