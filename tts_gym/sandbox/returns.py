@@ -28,8 +28,8 @@ from tts_gym.sandbox.child import wire
 from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json
 from tts_gym.store.limits import MAX_ANSWER_CHARS, json_depth
 
-MAX_SCHEDULE_BYTES = 1 << 16
-"""Largest SCHEDULE frame (bytes of JSON text)."""
+MAX_SCHEDULE_BYTES = wire.MAX_SCHEDULE_BYTES
+"""Largest SCHEDULE report (bytes of JSON text)."""
 
 MAX_SCHEDULE_DEPTH = 16
 """Deepest nesting of a schedule's JSON accepted (levels); the kept value has 3."""

@@ -540,7 +540,11 @@ class Runtime:
         first = json.dumps(factory(**params).schedule(beta), sort_keys=True)
         again = json.dumps(factory(**params).schedule(beta), sort_keys=True)
         if first != again:
-            raise ValueError(f"schedule({beta}) is not deterministic: {first} != {again}")
+            raise ValueError(f"schedule({beta}) is not deterministic: {first[:200]} != "
+                             f"{again[:200]}")
+        if len(first) > wire.MAX_SCHEDULE_BYTES - 100:  # room for the report around it
+            raise ValueError(f"schedule({beta}) is {len(first)} characters of JSON (limit "
+                             f"{wire.MAX_SCHEDULE_BYTES - 100})")
         value = json.loads(first)
         if not isinstance(value, dict):
             raise TypeError(f"schedule({beta}) must return a dict, got {type(value).__name__}")

@@ -80,6 +80,10 @@ MAX_NOTES_PER_EPISODE = 4000
 MAX_ERROR_CHARS = 4000
 """Longest traceback text of a failure report (characters)."""
 
+MAX_SCHEDULE_BYTES = 1 << 16
+"""Largest ``schedule(beta)`` report (bytes of JSON text); the runtime reports a larger value
+as the schedule's failure."""
+
 _LEN = struct.Struct("<I")
 _BATCH_HEAD = struct.Struct("<BII")  # type, n entries, n strings
 _BATCH_FRAME_HEAD = struct.Struct("<IBII")  # frame length, then _BATCH_HEAD
