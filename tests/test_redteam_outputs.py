@@ -100,9 +100,14 @@ EXPECTED = {
 }
 
 
-def test_every_hostile_candidate_has_an_expectation():
+def test_every_hostile_candidate_has_an_expectation_and_passes_the_lint():
+    """They reach the sandbox when a scripted discover feeds them as LLM replies."""
+    from agents.synthesis.validate import validate_source
+
     assert sorted(EXPECTED) == sorted(name for name, _ in R.HOSTILE)
     assert len(R.HOSTILE) >= 20
+    for name, source in R.HOSTILE:
+        assert validate_source(source).ok, name
 
 
 @pytest.mark.parametrize("name, source", R.HOSTILE, ids=[n for n, _ in R.HOSTILE])
