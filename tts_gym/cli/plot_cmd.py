@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a sweep .csv or .json (default: compute the sweep)",
     )
     p.add_argument("--controllers", nargs="+", default=None, metavar="NAME",
-                   help="registered names or file:PATH; with --from: only these curves "
-                   f"(default: every curve of the file); else default: {' '.join(SWEEP_GRIDS)}")
+                   help="registered names or file:PATH; with --from: only these curves (when "
+                   "omitted: every curve of the file); without --from: the sweep to run (when "
+                   f"omitted: {' '.join(SWEEP_GRIDS)})")
     add_sweep_grid_arg(p)
     add_grid_args(p)
     p.set_defaults(func=run)

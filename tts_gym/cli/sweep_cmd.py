@@ -24,8 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(SWEEP_GRIDS),
         metavar="NAME",
-        help=f"registered names or file:PATH (your own controller; sandboxed unless "
-        f"--trusted); default: {' '.join(SWEEP_GRIDS)}",
+        help="registered names or file:PATH (your own controller; sandboxed unless --trusted)",
     )
     add_sweep_grid_arg(p)
     add_grid_args(p)

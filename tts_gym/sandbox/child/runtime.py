@@ -72,10 +72,13 @@ CANDIDATE_MODULES: tuple[str, ...] = (
 )
 """Modules a candidate may import in the sandbox (pre-imported: there is no filesystem)."""
 
-MAX_NOTE_CHARS = 2000
-MAX_NOTES_PER_EPISODE = 4000
-MAX_ERROR_CHARS = 4000
+MAX_NOTE_CHARS = wire.MAX_NOTE_CHARS
+MAX_NOTES_PER_EPISODE = wire.MAX_NOTES_PER_EPISODE
+MAX_ERROR_CHARS = wire.MAX_ERROR_CHARS
 WATCHDOG_PERIOD_S = 0.25
+MAX_ROUND_NOTE_BYTES = wire.MAX_FRAME // 4
+"""Note text one round sends at most (bytes); later notes of the round are dropped, so a
+BATCH stays well inside the broker's frame limit."""
 
 
 _ACTIVE: list[Any] = [None]
@@ -184,6 +187,19 @@ def _short_traceback(exc: BaseException, filename: str) -> tuple[str, int | None
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     text = "\n".join([*lines[-8:], head])
     return text[-MAX_ERROR_CHARS:], line
+
+
+def failure_text(kind: str, summary: str, line: Any, tb: str) -> str:
+    """A failure report as JSON text of at most ``wire.MAX_STRING_BYTES`` bytes (ASCII): the
+    summary and the traceback's end are cut until it fits."""
+    line = line if isinstance(line, int) and not isinstance(line, bool) else None
+    keep = MAX_ERROR_CHARS
+    while True:
+        text = json.dumps({"kind": kind, "summary": summary[:500], "line": line,
+                           "traceback": tb[-keep:] if keep else ""})
+        if len(text) <= wire.MAX_STRING_BYTES or keep == 0:
+            return text[: wire.MAX_STRING_BYTES]
+        keep //= 2
 
 
 def _summary(exc: BaseException, filename: str, line: int | None) -> str:
@@ -383,6 +399,7 @@ class Runtime:
         self.ops: list[int] = []  # flat (episode, op, arg) triples of this round, in order
         self.strings: list[str] = []
         self.recorded = 0  # answers, notes and failures queued this round (never answered)
+        self.round_note_bytes = 0  # note text queued this round
         self.current: _Episode | None = None
         self.passes = 0  # scheduler passes over the runnable episodes (watchdog progress)
         self.seen: tuple[int, Any] = (-1, None)
@@ -394,6 +411,7 @@ class Runtime:
         self.source = ""
         self.watchdog_line: int | None = None
         self.watchdog_summary = ""
+        self.max_answer_chars = 1000
         self.rng_owner: _Episode | None = None
         self.np_rand = np.random.mtrand._rand
         self.py_rand = random._inst  # type: ignore[attr-defined]
@@ -460,9 +478,9 @@ class Runtime:
         return len(self.strings) - 1
 
     def _fail(self, ep: _Episode, kind: str, summary: str, line: int | None, tb: str) -> None:
-        info = {"kind": kind, "summary": summary, "line": line, "traceback": tb}
         self.recorded += 1
-        self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
+        self.ops.extend((ep.index, wire.OP_FAIL, self._string(failure_text(kind, summary, line,
+                                                                           tb))))
 
     def note(self, q: Question, event: Any, fields: dict[str, Any]) -> None:
         """Queue a trace note of ``q``'s episode (dropped when no traces are wanted or past
@@ -477,6 +495,9 @@ class Runtime:
             text = json.dumps({**head, "unserialisable_fields": sorted(map(str, fields))[:10]})
         if len(text) > MAX_NOTE_CHARS:
             text = json.dumps({**head, "oversized_fields": len(text)})
+        if self.round_note_bytes + len(text) > MAX_ROUND_NOTE_BYTES:
+            return  # this round's frame would outgrow the broker's frame limit
+        self.round_note_bytes += len(text)
         self.recorded += 1
         self.ops.extend((q._id, wire.OP_NOTE, self._string(text)))
 
@@ -542,7 +563,9 @@ class Runtime:
                        "answers are strings (return str(...)) or None")
             self._fail(ep, "bad_return", summary, line, "")
             return
-        arg = -1 if answer is None else self._string(answer)
+        # an answer over the store's bound cannot be right: cut one character past it, so the
+        # broker sees that it was longer (and scores it wrong) without reading all of it
+        arg = -1 if answer is None else self._string(answer[: self.max_answer_chars + 1])
         self.recorded += 1
         self.ops.extend((ep.index, wire.OP_ANSWER, arg))
 
@@ -551,6 +574,7 @@ class Runtime:
         job = self.start()
         self.traces = bool(job.get("traces"))
         self.filename = str(job.get("filename") or "<candidate>")
+        self.max_answer_chars = int(job.get("max_answer_chars", self.max_answer_chars))
         watchdog_s = float(job.get("watchdog_s", 10.0))
         self.watchdog_strikes = max(1, round(watchdog_s / WATCHDOG_PERIOD_S))
         source = self.source = str(job["source"])
@@ -594,21 +618,26 @@ class Runtime:
         first = json.dumps(factory(**params).schedule(beta), sort_keys=True)
         again = json.dumps(factory(**params).schedule(beta), sort_keys=True)
         if first != again:
-            raise ValueError(f"schedule({beta}) is not deterministic: {first} != {again}")
+            raise ValueError(f"schedule({beta}) is not deterministic: {first[:200]} != "
+                             f"{again[:200]}")
+        if len(first) > wire.MAX_SCHEDULE_BYTES - 100:  # room for the report around it
+            raise ValueError(f"schedule({beta}) is {len(first)} characters of JSON (limit "
+                             f"{wire.MAX_SCHEDULE_BYTES - 100})")
         value = json.loads(first)
         if not isinstance(value, dict):
             raise TypeError(f"schedule({beta}) must return a dict, got {type(value).__name__}")
         return value
 
     def _send_setup_error(self, stage: str, error: dict[str, Any]) -> None:
-        info = {"kind": stage, **error}
         self.ops[:] = [-1, wire.OP_FAIL, 0]  # the broker reads episode -1 as "did not load"
-        self.strings = [json.dumps(info)]
+        self.strings = [failure_text(stage, str(error.get("summary", "")), error.get("line"),
+                                     str(error.get("traceback", "")))]
         self._flush()
 
     def _flush(self) -> None:
         """Send this round's requests as one BATCH and start the next round's lists."""
         wire.write_frame(self.wfd, wire.batch_frame(array.array("i", self.ops), self.strings))
+        self.round_note_bytes = 0
         self.ops.clear()
         self.strings = []
 
