@@ -12,7 +12,7 @@ import pytest
 
 from tts_gym.cli import main
 from tts_gym.controller import load_file_controller
-from tts_gym.evaluation.watchdog import EpisodeCpuExceeded, cpu_budget
+from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
 from tts_gym.sandbox.child.runtime import return_lines, where_returned
 from tts_gym.sandbox.limits import SandboxLimits
 

@@ -93,7 +93,7 @@ def load_file_controller(path: str | Path, params: dict[str, Any],
         path: The file.
         params: Keyword arguments of ``Controller(...)``.
         episode_cpu_s: CPU seconds the file's top-level code, the constructor and each
-            ``solve`` may use (:func:`tts_gym.evaluation.watchdog.cpu_budget`; the protocol
+            ``solve`` may use (:func:`tts_gym.cpu_watchdog.cpu_budget`; the protocol
             reads it from the controller's ``_tts_gym_cpu_budget``); None: no budget.
 
     Raises:
@@ -101,7 +101,7 @@ def load_file_controller(path: str | Path, params: dict[str, Any],
             top-level code or constructor ran past ``episode_cpu_s`` (the message names the
             line).
     """
-    from tts_gym.evaluation.watchdog import EpisodeCpuExceeded, cpu_budget
+    from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
 
     path = Path(path)
     if not path.is_file():

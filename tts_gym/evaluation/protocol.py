@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from tts_gym.controller import controller_name, controller_params
+from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.evaluation.result import EvalResult
 from tts_gym.evaluation.scoring import score
-from tts_gym.evaluation.watchdog import EpisodeCpuExceeded, cpu_budget
 from tts_gym.executor import Executor, Job, LocalExecutor, current
 from tts_gym.handle import QuestionHandle
 from tts_gym.kernels.transitions import COST_MODES
