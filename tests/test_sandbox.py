@@ -440,7 +440,7 @@ def test_the_watchdog_blames_the_looping_episode_only():
             evaluate_source(LOOP_ON_TARGET, store, [seed], params={"beta": 0.5}, limits=limits)
         err = info.value.error
         assert err["kind"] == "watchdog" and err["question"] == 2, err
-        assert "question 2" in str(info.value) and "no primitive" in str(info.value)
+        assert "question 2" in str(info.value) and "without calling a primitive" in str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in SEED_FILES.glob("*.py")))

@@ -220,7 +220,7 @@ def candidate_line(frame: Any, filename: str) -> tuple[int | None, str | None]:
 
 
 def return_lines(source: str, def_line: int | None) -> list[int]:
-    """Lines of the ``return`` statements of the function defined at ``def_line`` of ``source``
+    r"""Lines of the ``return`` statements of the function defined at ``def_line`` of ``source``
     that may give a value other than a string or None (nested functions excluded). A
     function's code object knows its ``def`` line but not which ``return`` ran, so a bad
     answer is located by reading the source: a literal string, an f-string, ``str(...)`` and
