@@ -89,7 +89,7 @@ def first_illegal(actions, kinds, masks):
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]  # _nrt: numba-private, unstubbed
 def vec_step(
     data,
     n_branches,
@@ -326,8 +326,8 @@ class ReplayVectorEnv(VectorEnv):
             raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},).")
         per = {k: _per_env(v, n, k) for k, v in options.items()}
         if per:
-            for i in np.flatnonzero(mask):
-                self._draw_episode(int(i), {k: v[i] for k, v in per.items()})
+            for j in np.flatnonzero(mask):
+                self._draw_episode(int(j), {k: v[j] for k, v in per.items()})
         else:
             self._draw_episodes(mask)
         kinds = np.where(mask, KIND_RESET, KIND_KEEP).astype(np.int8)
@@ -362,7 +362,7 @@ class ReplayVectorEnv(VectorEnv):
         """One picture per env, each what the single env renders in the same state."""
         if self.render_mode is None:
             return None
-        out = []
+        out: list[Any] = []
         for i in range(self.num_envs):
             ep = tuple(a[i] for a in self._ep)
             book = tuple(a[i] for a in self._book)
@@ -394,6 +394,7 @@ class ReplayVectorEnv(VectorEnv):
 
     def _draw_episodes(self, which: np.ndarray) -> None:
         """Start an episode without options in every env where ``which`` (one jitted call)."""
+        assert self._rngs is not None, "reset() seeds the generators first"
         if self._rng_list is None:
             self._rng_list = generator_list(self._rngs)
         draw_episodes(self._rng_list, which, self.store.n_branches, self._q, self._ep[0])
@@ -406,6 +407,7 @@ class ReplayVectorEnv(VectorEnv):
     def _draw_episode(self, i: int, opts: dict[str, Any]) -> None:
         """Choose env i's question and branch order exactly as :meth:`ReplayEnv.reset` does."""
         where = f" (env {i})" if opts else ""  # only option errors quote it
+        assert self._rngs is not None, "reset() seeds the generators first"
         self._q[i] = start_episode(self.store, opts, self._rngs[i], self._ep[0][i], where)
 
     def _run(self, actions: np.ndarray, kinds: np.ndarray) -> dict[str, np.ndarray]:

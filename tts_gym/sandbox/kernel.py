@@ -27,7 +27,7 @@ try:  # numba's C fingerprint of a value's type (what its dispatcher caches typi
     from numba._dispatcher import compute_fingerprint
 except ImportError:  # pragma: no cover - another numba layout: type every broker's first call
 
-    def compute_fingerprint(value):
+    def compute_fingerprint(value: Any) -> bytes:  # type: ignore[misc]  # numba's is positional-only
         raise TypeError("no fingerprint")
 
 from tts_gym.env.dynamics import env_step, reset_state, stacked_views
@@ -172,7 +172,7 @@ def plan_primitive(op, arg, q, ep, book, n_branches, slots):
     return ST_OK, arg, 3 + arg, 3 + slots + arg  # CONTINUE(slot), PROBE(slot)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]  # _nrt: numba-private, unstubbed
 def serve_batch(
     data,
     n_branches,
