@@ -22,6 +22,9 @@ replay transitions in :mod:`tts_gym.kernels.transitions`, which they call for ev
 - ``mask`` int8 ``[3 + 3 C]`` (``BOOK_MASK``, alias ``MASK``): the legality mask of the current
   state (:func:`fill_mask`'s rule), ANSWER only once ANSWER was taken.
 
+To add a state array or an observation key, follow the steps in :mod:`tts_gym.kernels.state`'s
+docstring (a table row there, then its use here; for a key also ``env/params.py``).
+
 The observation and the mask are maintained incrementally: a step changes one slot, so
 :func:`update_view` rewrites that slot, the totals and the vote, and the ``agree`` column only
 when the slot's label or pruned state changed, and :func:`update_mask` that slot's three
