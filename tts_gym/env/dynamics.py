@@ -115,8 +115,9 @@ def reveal(ep, book, slot):
     if book[BOOK_LABEL_OF][a] < 0:
         book[BOOK_LABEL_OF][a] = book[BOOK_COUNTERS][LABELS_USED]
         book[BOOK_COUNTERS][LABELS_USED] += 1
-    at = ep[EP_DEPTH][slot] + ep[EP_FINISHED][slot]
-    book[BOOK_REVEAL_AT][slot, at] = book[BOOK_LABEL_OF][a]
+    book[BOOK_REVEAL_AT][slot, ep[EP_DEPTH][slot] + ep[EP_FINISHED][slot]] = (
+        book[BOOK_LABEL_OF][a]
+    )
     if ep[EP_FINISHED][slot]:
         book[BOOK_POOL][book[BOOK_COUNTERS][POOL_SIZE]] = a
         book[BOOK_COUNTERS][POOL_SIZE] += 1

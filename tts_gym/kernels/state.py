@@ -63,7 +63,8 @@ class Dim:
         """The length as a numba expression over the size arguments."""
         if self.size is None:
             return str(self.offset)
-        return f"{self.scale} * {self.size} + {self.offset}"
+        scaled = self.size if self.scale == 1 else f"{self.scale} * {self.size}"
+        return scaled if self.offset == 0 else f"{self.offset} + {scaled}"
 
 
 @dataclass(frozen=True)
@@ -190,12 +191,16 @@ def _compile(source: str, namespace: dict[str, Any]) -> Any:
 
 
 def _allocate_impl(fields: tuple[Field, ...], sizes: tuple[str, ...]) -> Any:
-    """numba body of an allocation: one ``np.full`` (or ``np.arange``) per row."""
+    """numba body of an allocation: one ``np.zeros``, ``np.full`` or ``np.arange`` per row (what
+    a hand-written allocation would call, so the machine code is the same)."""
     lines = [f"def impl({', '.join(sizes)}):", "    return ("]
     for k, f in enumerate(fields):
-        shape = "(" + "".join(d.source() + ", " for d in f.shape) + ")"
+        dims = [d.source() for d in f.shape]
+        shape = dims[0] if len(dims) == 1 else "(" + ", ".join(dims) + ")"
         if f.fill is None:
-            lines.append(f"        np.arange({shape}[0]).astype(_dtype{k}),")
+            lines.append(f"        np.arange({shape}).astype(_dtype{k}),")
+        elif f.fill == 0:
+            lines.append(f"        np.zeros({shape}, _dtype{k}),")
         else:
             lines.append(f"        np.full({shape}, {f.fill!r}, _dtype{k}),")
     lines.append("    )")
