@@ -103,10 +103,11 @@ def scaling_rows(name: str, durations: list[float], warm_s: float, cores: int,
 
 # --- the Ray instances -----------------------------------------------------------------------
 def start_local_ray() -> tuple[Any, float]:
+    from tts_gym.cli.executor_options import warm_worker
     from tts_gym.executor.ray_executor import RayExecutor
 
     start = time.perf_counter()
-    ex = RayExecutor(num_cpus=WORKERS, object_store_mb=512)
+    ex = RayExecutor(num_cpus=WORKERS, object_store_mb=512, warm=warm_worker)
     return ex, time.perf_counter() - start
 
 
@@ -114,13 +115,14 @@ def simulated_cluster() -> tuple[Any, Any]:
     """2 nodes x 1 CPU on 127.0.0.1, and an executor joined to it."""
     from ray.cluster_utils import Cluster
 
+    from tts_gym.cli.executor_options import warm_worker
     from tts_gym.executor.ray_executor import RayExecutor
 
     node = {"num_cpus": 1, "object_store_memory": 256 * 2**20, "node_ip_address": "127.0.0.1"}
     c = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     c.add_node(**node)
     c.wait_for_nodes()
-    return c, RayExecutor(c.address)
+    return c, RayExecutor(c.address, warm=warm_worker)
 
 
 def machine() -> str:

@@ -30,6 +30,15 @@ requires_data = pytest.mark.skipif(
     real_data_dir() is None,
     reason="needs the real stores: run `tts-gym download` or set TTS_GYM_DATA",
 )
+"""Skip without the real stores; every test it marks also carries the ``data`` marker, so the
+data-free tier (``pytest -m "not data"``, CONTRIBUTING.md) deselects it."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test marked :data:`requires_data` the ``data`` marker too."""
+    for item in items:
+        if any(m == requires_data.mark for m in item.iter_markers("skipif")):
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(autouse=True)

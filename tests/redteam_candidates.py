@@ -385,3 +385,255 @@ def fill(source: str, **values: object) -> str:
     for key, value in values.items():
         source = source.replace(key, str(value))
     return source
+
+
+# --- issue 21: hostile output on the trusted side ---------------------------------------------
+FRAME_WRITER = HEADER + '''
+
+class Controller:
+    """Writes raw bytes on the broker pipe (fd 4) once, in pieces of STEP bytes (0: at once),
+    then reads a branch as usual."""
+
+    sent = []
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        if not self.sent:
+            self.sent.append(1)
+            os = reach("os")
+            time = reach("time")
+            data = bytes.fromhex("DATA")
+            step = STEP or len(data)
+            for i in range(0, len(data), step):
+                os.write(4, data[i : i + step])
+                if step < len(data):
+                    time.sleep(0.0005)
+        return question.full_read()
+'''
+
+
+def frame_writer(data: bytes, step: int = 0) -> str:
+    """A candidate that writes ``data`` on its pipe (in ``step``-byte writes; 0: one write)."""
+    return fill(FRAME_WRITER, DATA=data.hex(), STEP=step)
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "little") + payload
+
+
+def _batch(entries: list[tuple[int, int, int]], strings: list[bytes], *, n: int | None = None,
+           n_str: int | None = None, table_count: int | None = None,
+           offsets: list[int] | None = None, tail: bytes = b"", kind: int = 3) -> bytes:
+    """A BATCH payload with every field settable (the wire layout, built by hand)."""
+    import struct
+
+    n = len(entries) if n is None else n
+    n_str = len(strings) if n_str is None else n_str
+    body = b"".join(struct.pack("<iii", *e) for e in entries)
+    if offsets is None:
+        offsets = [0]
+        for s in strings:
+            offsets.append(offsets[-1] + len(s))
+    count = len(strings) if table_count is None else table_count
+    table = struct.pack(f"<I{len(offsets)}I", count, *offsets) + b"".join(strings)
+    return struct.pack("<BII", kind, n & 0xFFFFFFFF, n_str & 0xFFFFFFFF) + body + table + tail
+
+
+_GOOD_PROBE = [(0, 1, 0)]  # episode 0 (first in turn), probe_new
+MALFORMED_FRAMES: dict[str, tuple[bytes, str]] = {
+    # name: (bytes on the pipe, what the one-line summary must say)
+    "empty frame": (_frame(b""), "frame of 0 bytes"),
+    "truncated header": (_frame(b"\x03\x01\x00"), "shorter than its 9-byte header"),
+    "wrong type byte": (_frame(b"\x07" + _batch(_GOOD_PROBE, [])[1:]), "message type 7"),
+    "schedule frame in the loop": (_frame(b"\x05" + b"{}" * 8), "message type 5"),
+    "huge declared size": (b"\xff\xff\xff\x7f" + b"\x03" * 64, "frame of 2147483647 bytes"),
+    "negative entry count": (_frame(_batch(_GOOD_PROBE, [], n=-1)), "announcing 4294967295 entr"),
+    "negative string count": (_frame(_batch(_GOOD_PROBE, [], n_str=-1)),
+                              "4294967295 strings"),
+    "count past the payload": (_frame(_batch(_GOOD_PROBE, [], n=50)), "do not fit"),
+    "episode out of range": (_frame(_batch([(999999, 1, 0)], [])), "episode 999999 out of range"),
+    "negative episode": (_frame(_batch([(-5, 1, 0)], [])), "episode -5 out of range"),
+    "load report out of place": (_frame(_batch([(-1, 7, 0), (0, 1, 0)], [b"{}"])),
+                                 "episode -1 out of range"),
+    "unknown op": (_frame(_batch([(0, 42, 0)], [])), "unknown op 42"),
+    "string index past the table": (_frame(_batch([(0, 5, 3)], [b"x"])),
+                                    "string index 3 out of range"),
+    "string offsets past the payload": (_frame(_batch([(0, 5, 0)], [b"x"], offsets=[0, 90])),
+                                        "past the payload"),
+    "string offsets backwards": (_frame(_batch([(0, 5, 0), (1, 5, 1)], [b"ab", b"c"],
+                                               offsets=[0, 3, 2])), "out of order"),
+    "string table count mismatch": (_frame(_batch([(0, 5, 0)], [b"x"], table_count=2)),
+                                    "does not match its header"),
+    "answer over its bound": (_frame(_batch([(0, 5, 0)], [b"7" * 5000])), "5000 bytes"),
+    "garbage inside the frame": (_frame(_batch(_GOOD_PROBE, [], tail=b"\xde\xad")),
+                                 "2 bytes after the end"),
+    "garbage after a valid frame": (_frame(_batch(_GOOD_PROBE, [])) + b"\xee" * 40,
+                                    "frame of 4008636142 bytes"),
+    "ops out of turn order": (_frame(_batch([(1, 1, 0)], [])), "turn order"),
+    "split into one-byte writes": (_frame(_batch([(31337, 1, 0)], [])),
+                                   "episode 31337 out of range"),
+}
+"""Malformed frames a candidate writes on its pipe, each with the text its one-line protocol
+failure must contain (both of the broker's readers give the same line)."""
+
+SPLIT = {"split into one-byte writes": 1}
+"""Frames written in pieces (name -> bytes per write)."""
+
+SCHEDULE_RETURNS = '''\
+class Controller:
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return VALUE
+
+    def solve(self, question):
+        return question.full_read()
+'''
+
+SCHEDULE_FRAME = HEADER + '''
+
+class Controller:
+    """Writes its own SCHEDULE frame (the text of the expression TEXT) on the pipe from
+    schedule(beta)."""
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        os = reach("os")
+        data = bytes([5]) + (TEXT).encode()
+        os.write(4, len(data).to_bytes(4, "little") + data)
+        return {}
+
+    def solve(self, question):
+        return question.full_read()
+'''
+
+RETURNS = '''\
+class Controller:
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        question.full_read()
+        return VALUE
+'''
+
+RAISES_HUGE = '''\
+class Controller:
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        question.full_read()
+        raise ValueError("line one\\nline two " + "x" * 10_000_000)
+'''
+
+NOTE_FLOOD = '''\
+class Controller:
+    """The most notes the runtime lets through, as long as it lets them be, on every episode:
+    4,000 notes of ~1,900 characters, a primitive every 50 notes."""
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        first = question.full_read()
+        for i in range(4000):
+            question.note("flood", i=i, pad="x" * 1900)
+            if i % 50 == 49:
+                question.probe_new()
+        return first
+'''
+
+SWEEP_THEN_BREAK = HEADER + '''
+
+class Controller:
+    """Behaves at the betas of a sweep, and writes a malformed frame at beta >= 0.95 (a beta a
+    final scoring may use)."""
+
+    sent = []
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {"beta": beta}
+
+    def solve(self, question):
+        if self.beta >= 0.95 and not self.sent:
+            self.sent.append(1)
+            reach("os").write(4, bytes([0, 0, 0, 0]))
+        return question.full_read()
+'''
+
+_DEEP_SCHEDULE = """'{"ok": true, "value": {"d": ' + '[' * 5000 + ']' * 5000 + '}}'"""
+EPISODES_THEN_BREAK = HEADER + '''
+
+class Controller:
+    """Behaves in a unit of at most EPISODES episodes, and writes a malformed frame (an empty
+    one) in a larger unit: a final scoring over more questions or stores than the sweep's."""
+
+    started = []
+    sent = []
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def schedule(self, beta):
+        return {}
+
+    def solve(self, question):
+        self.started.append(1)
+        first = question.full_read()  # every episode of the unit has started by now
+        if len(self.started) > EPISODES and not self.sent:
+            self.sent.append(1)
+            reach("os").write(4, bytes(4))
+        return first
+'''
+
+HOSTILE: list[tuple[str, str]] = [
+    ("frame_empty", frame_writer(MALFORMED_FRAMES["empty frame"][0])),
+    ("frame_truncated_header", frame_writer(MALFORMED_FRAMES["truncated header"][0])),
+    ("frame_wrong_type", frame_writer(MALFORMED_FRAMES["wrong type byte"][0])),
+    ("frame_huge_size", frame_writer(MALFORMED_FRAMES["huge declared size"][0])),
+    ("frame_negative_count", frame_writer(MALFORMED_FRAMES["negative entry count"][0])),
+    ("frame_episode_out_of_range", frame_writer(MALFORMED_FRAMES["episode out of range"][0])),
+    ("frame_string_past_table", frame_writer(MALFORMED_FRAMES["string index past the table"][0])),
+    ("frame_split", frame_writer(MALFORMED_FRAMES["split into one-byte writes"][0], 1)),
+    ("frame_garbage_after", frame_writer(MALFORMED_FRAMES["garbage after a valid frame"][0])),
+    ("schedule_huge_int", fill(SCHEDULE_RETURNS, VALUE="{'k': 10 ** 300, 'm': -(10 ** 40)}")),
+    ("schedule_nan_inf", fill(SCHEDULE_RETURNS,
+                              VALUE="{'a': float('nan'), 'b': float('inf'), 'c': -1e308 * 10}")),
+    ("schedule_deep", fill(SCHEDULE_FRAME, TEXT=_DEEP_SCHEDULE)),
+    ("schedule_huge", fill(SCHEDULE_RETURNS, VALUE="{str(i): 'v' * 20 for i in range(20000)}")),
+    ("schedule_not_a_dict", fill(SCHEDULE_RETURNS, VALUE="[1, 2, 3]")),
+    ("burn_without_timer", fill(BURN_WITHOUT_TIMER, MODE="spin", PER_TURN=0)),
+    ("note_flood", NOTE_FLOOD),
+    ("exception_huge_text", RAISES_HUGE),
+    ("answer_huge", fill(RETURNS, VALUE="'7' * 1_000_000")),
+    ("answer_not_a_string", fill(RETURNS, VALUE="{'answer': 7}")),
+    ("answer_bytes", fill(RETURNS, VALUE="b'\\\\xff\\\\xfe'")),
+    ("sweep_then_break", SWEEP_THEN_BREAK),
+    ("more_episodes_then_break", fill(EPISODES_THEN_BREAK, EPISODES=4)),
+]
+"""Hostile candidates of issue 21's classes, as (name, source): each makes its unit fail with a
+one-line reason, or succeeds with its output bounded (tests/test_redteam_outputs.py says which);
+the scripted ``discover`` test feeds them as LLM replies. The last two behave in some units
+and break the protocol in others: at beta >= 0.95, and in units of more than 4 episodes
+(``fill(EPISODES_THEN_BREAK, EPISODES=k)`` sets another threshold)."""

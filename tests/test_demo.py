@@ -38,6 +38,9 @@ def test_demo_without_data_uses_the_synthetic_twin(tmp_path, monkeypatch, capsys
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     res = json.loads((out / "results.json").read_text())
     assert res["synthetic"] is True
+    twin_store = generate_store("Qwen3-8B", 30, 128, seed=0)
+    assert res["provenance"]["stores"] == {twin_store.name: twin_store.sha256}
+    assert res["provenance"]["seeds"] == {"count": 2, "first": 0}
     labels = [r["controller"] for r in res["table"]]
     assert "SC@64" in labels and "SC@64" in text
     for name, label in (("cmc", "CMC β=0.5"), ("asc", "ASC"), ("esc", "ESC")):

@@ -157,6 +157,29 @@ def test_plot_without_matplotlib(tmp_path):
     assert not out.exists()
 
 
+def test_discover_without_the_llm_extra(tmp_path):
+    """Was a ModuleNotFoundError traceback: now the command table's check, before the module."""
+    out = tmp_path / "run"
+    proc = run_cli(["discover", "--rounds", "1", "--model-name", "m", "--out", str(out)],
+                   ("openai",), tmp_path)
+    assert proc.returncode == 2
+    one_sentence(proc.stderr, "tts-gym discover needs openai", 'pip install "tts-gym[llm]"')
+    assert not out.exists()
+
+
+def test_collect_without_the_collect_extra(tmp_path):
+    problems = tmp_path / "p.jsonl"
+    problems.write_text('{"id": "a", "problem": "x", "answer": "1"}\n')
+    out = tmp_path / "stores"
+    argv = ["collect", str(problems), "--base-url", "http://127.0.0.1:9/v1", "--model-name", "m",
+            "--out", str(out)]
+    proc = run_cli(argv, ("math_verify", "latex2sympy2_extended"), tmp_path)
+    assert proc.returncode == 2
+    one_sentence(proc.stderr, "tts-gym collect needs math-verify and latex2sympy2_extended",
+                 'pip install "tts-gym[collect]"')
+    assert not out.exists()
+
+
 def test_demo_without_matplotlib_says_so_first_and_still_writes_the_table(tmp_path):
     empty = tmp_path / "no-data"
     empty.mkdir()

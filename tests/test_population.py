@@ -14,7 +14,12 @@ import pytest
 
 from agents.synthesis.history import History, HistoryError, run_key
 from agents.synthesis.llm import LLMConfig, Pricing
-from agents.synthesis.loop import DiscoveryConfig, run_discovery
+from agents.synthesis.loop import (
+    DiscoveryConfig,
+    load_search_stores,
+    run_context,
+    run_discovery,
+)
 from tests import synthesis_candidates as C
 from tests.fake_openai_server import FakeOpenAI
 from tts_gym.sandbox.limits import SandboxLimits
@@ -58,12 +63,13 @@ class BarrierServer(FakeOpenAI):
 
 def test_history_keeps_siblings_apart(tmp_path):
     h = History(tmp_path, key=b"k" * 32)
-    h.save_partial(3, "prompt", ["p0"])
-    h.save_partial(3, "prompt", ["p1"], k=1)
-    assert h.load_partial(3, "prompt") == ["p0"] and h.load_partial(3, "prompt", 1) == ["p1"]
+    p0, p1 = [{"role": "user", "content": "p0"}], [{"role": "user", "content": "p1"}]
+    h.save_partial(3, "prompt", p0)
+    h.save_partial(3, "prompt", p1, k=1)
+    assert h.load_partial(3, "prompt") == p0 and h.load_partial(3, "prompt", 1) == p1
     h.append({"round": 3, "sibling": 1, "siblings": 2, "kind": "candidate", "status": "ok"},
              drop_partial=False)
-    assert h.has(3, 1) and not h.has(3) and h.load_partial(3, "prompt") == ["p0"]
+    assert h.has(3, 1) and not h.has(3) and h.load_partial(3, "prompt") == p0
     h.append({"round": 3, "sibling": 0, "siblings": 2, "kind": "candidate", "status": "failed"})
     assert h.load_partial(3, "prompt", 1) is None  # the round is complete: partials dropped
     assert h.keys() == [(3, 0), (3, 1)] and h.finished() == [3]
@@ -137,6 +143,8 @@ def test_budget_is_checked_before_each_request_and_resume_never_asks_twice(tmp_p
         assert sorted(srv.count.items()) == [((2, 1), 1), ((2, 2), 1)]
     assert summary["rounds_done"] == [1, 1, 2, 2] and summary["stop_reason"] is None
     run_id = json.loads((out / "config.json").read_text())["run_id"]
-    h = History(out, key=run_key(run_id, create=False))
+    cfg = _cfg(out, data_dir, "http://127.0.0.1:9/v1", 2, resume=True)
+    h = History(out, key=run_key(run_id, create=False),
+                context=run_context(cfg, load_search_stores(cfg)))
     h.load_replacements()
     assert h.get(1, 1)["recomputed"] and h.get(1, 1)["metrics"]["best"]["accuracy"] < 100.0

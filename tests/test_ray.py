@@ -44,7 +44,9 @@ from tts_gym.testing import tiny_questions, tiny_store, write_store_json
 
 ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra")
 
+from tts_gym.cli.executor_options import warm_worker  # noqa: E402
 from tts_gym.executor.ray_executor import RayExecutor  # noqa: E402
+from tts_gym.sandbox.zygote_client import remove_stale_workdirs  # noqa: E402
 
 LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=2.0, workers=2)
 
@@ -53,7 +55,8 @@ LIMITS = SandboxLimits(timeout_s=60.0, memory_mb=400, watchdog_s=2.0, workers=2)
 def ray_ex():
     """A local Ray instance (2 CPUs, loopback) for the module; nothing of it may outlive it."""
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)"])
-    ex = RayExecutor(num_cpus=2, object_store_mb=300)
+    ex = RayExecutor(num_cpus=2, object_store_mb=300, warm=warm_worker,
+                     on_shutdown=remove_stale_workdirs)  # as the command line builds it
     assert ex.started and ex.slots() == 2
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     yield ex

@@ -200,3 +200,25 @@ def test_schedule_values_beyond_the_bound_are_named_not_an_overflow():
     assert sched["0.0"]["k"].startswith("<out of range")
     assert schedule_issues(sched) == [
         f"schedule['k'] has values out of range (beyond ±{SCHEDULE_BOUND:g} or not finite)"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(json_values.map(json.dumps), st.binary(max_size=300).map(
+    lambda b: b.decode("latin-1"))), st.sampled_from(["prompt", "response", "evaluating"]))
+def test_run_folder_files_of_any_content_load_or_are_refused_in_one_sentence(text, stage):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        h = History(Path(d), key=b"k" * 32, context={"stores": {"s": "x"}})
+        (h.partial_dir(1)).mkdir(parents=True)
+        (h.partial_dir(1) / f"{stage}.json").write_text(text, encoding="latin-1")
+        h.round_path(2).write_text(text, encoding="latin-1")
+        try:
+            value = h.load_partial(1, stage)
+        except RunFolderError as exc:
+            assert str(exc).count("\n") == 0 and f"{stage}.json" in str(exc)
+        else:
+            assert value is not None
+        raw = h.raw(2)
+        assert isinstance(raw, dict)
+        assert h.verify(raw) is False  # never signed under this key and context

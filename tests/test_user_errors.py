@@ -127,7 +127,7 @@ def tiny_dir(tmp_path):
 @pytest.mark.parametrize("source, line, words", [
     (RAISES, 4, "KeyError: 'missing'"),
     (ILLEGAL, 5, "probe_more"),
-    (NOT_STR, 2, "returned int"),
+    (NOT_STR, 4, "returned int"),  # the return line, not the def line
 ])
 def test_controller_failures_name_file_line_seed_and_question(
         tmp_path, tiny_dir, capsys, trusted, source, line, words):

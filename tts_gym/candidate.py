@@ -37,8 +37,8 @@ def install_table(table: Any) -> None:
 
 def _table() -> Any:
     global _TABLE
-    if _TABLE is None:  # outside the sandbox: build it the way the kernels do
-        from tts_gym.kernels.votes import beta_conf_table
+    if _TABLE is None:  # outside the sandbox: build it as the kernels do (numpy and scipy)
+        from tts_gym.beta_table import beta_conf_table
 
         _TABLE = beta_conf_table(MAX_COUNT)
     return _TABLE

@@ -85,8 +85,24 @@ def _instantiate(factory: Any, spec: str, params: dict[str, Any]) -> Any:
     return factory(**params)
 
 
-def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
-    """Load ``class Controller`` from a Python file and instantiate it with ``params``."""
+def load_file_controller(path: str | Path, params: dict[str, Any],
+                         episode_cpu_s: float | None = None) -> Any:
+    """Load ``class Controller`` from a Python file and instantiate it with ``params``.
+
+    Args:
+        path: The file.
+        params: Keyword arguments of ``Controller(...)``.
+        episode_cpu_s: CPU seconds the file's top-level code, the constructor and each
+            ``solve`` may use (:func:`tts_gym.cpu_watchdog.cpu_budget`; the protocol
+            reads it from the controller's ``_tts_gym_cpu_budget``); None: no budget.
+
+    Raises:
+        ValueError: The file does not import, defines no usable ``Controller``, or its
+            top-level code or constructor ran past ``episode_cpu_s`` (the message names the
+            line).
+    """
+    from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Controller file {path} does not exist.")
@@ -96,8 +112,13 @@ def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
         raise ValueError(f"Cannot import {path} as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
+    origin = str(spec.origin or path)
     try:
-        spec.loader.exec_module(module)
+        with cpu_budget(episode_cpu_s, origin):
+            spec.loader.exec_module(module)
+    except EpisodeCpuExceeded as exc:
+        sys.modules.pop(mod_name, None)
+        raise ValueError(f"{exc} (the file's top-level code).") from None
     except SyntaxError as exc:
         sys.modules.pop(mod_name, None)
         raise ValueError(
@@ -106,13 +127,26 @@ def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
     except ImportError as exc:
         sys.modules.pop(mod_name, None)
         raise ValueError(f"{path} cannot be imported: {exc}.") from exc
+    if episode_cpu_s is not None and "tts_gym.candidate" in sys.modules:
+        from tts_gym.candidate import _table
+
+        _table()  # its one-time table, built before the budget (as the sandbox's fork server)
     factory = getattr(module, "Controller", None)
     if factory is None:
         raise ValueError(
             f"{path} defines no `class Controller`; a controller file must define "
             "one with solve(self, question)."
         )
-    ctrl = _instantiate(factory, f"file:{path}", params)
+    try:
+        with cpu_budget(episode_cpu_s, origin):
+            ctrl = _instantiate(factory, f"file:{path}", params)
+    except EpisodeCpuExceeded as exc:
+        raise ValueError(f"{exc} (Controller(...)).") from None
+    if episode_cpu_s is not None:
+        try:
+            ctrl._tts_gym_cpu_budget = (origin, float(episode_cpu_s))
+        except AttributeError:  # __slots__: no budget for its episodes
+            pass
     if not callable(getattr(ctrl, "solve", None)):
         raise ValueError(f"{path}: class Controller has no solve(self, question) method.")
     if not getattr(ctrl, "name", None):
@@ -123,8 +157,12 @@ def load_file_controller(path: str | Path, params: dict[str, Any]) -> Any:
     return ctrl
 
 
-def make_controller(spec: str, params: dict[str, Any] | None = None) -> Any:
+def make_controller(spec: str, params: dict[str, Any] | None = None, *,
+                    episode_cpu_s: float | None = None) -> Any:
     """Build a controller from a name (``"sc"``), ``file:PATH`` or ``scheme:VALUE``.
+
+    ``episode_cpu_s`` is the per-episode CPU budget of a ``file:`` controller (see
+    :func:`load_file_controller`); other controllers ignore it.
 
     Raises:
         ValueError: Unknown name/scheme or unknown parameters (the message lists what exists).
@@ -133,7 +171,7 @@ def make_controller(spec: str, params: dict[str, Any] | None = None) -> Any:
     if ":" in spec:
         scheme, value = spec.split(":", 1)
         if scheme == "file":
-            return load_file_controller(value, params)
+            return load_file_controller(value, params, episode_cpu_s)
         schemes = dict(_group(SCHEME_GROUP))
         if scheme not in schemes:
             raise ValueError(

@@ -8,9 +8,14 @@
 | ``plot`` | matplotlib                                   | ``tts-gym plot``, the demo's PNG    |
 | ``llm`` | openai                                        | ``tts-gym discover``                |
 | ``ray`` | ray                                           | ``--executor ray`` (any command)    |
+| ``collect`` | math_verify, latex2sympy2_extended       | ``tts-gym collect``                 |
 
-Commands call :func:`require_extra` before doing any work or creating any folder, so a missing
-package is one sentence naming the extra to install, never a traceback halfway through.
+The command table (:mod:`tts_gym.cli.commands`) names the extras each command needs, and the CLI
+calls :func:`require_extra` for them before it imports the command's module; commands whose needs
+depend on their flags (``train-rl --algo``, ``--executor ray``) call it again before doing any
+work or creating any folder. So a missing package is one sentence naming the extra to install,
+never a traceback halfway through. The pip command in it is in double quotes, which every shell
+(bash, zsh, fish, PowerShell, cmd.exe) passes as one word with its brackets.
 The check asks the import system whether the module can be found
 (:func:`importlib.util.find_spec`): it imports nothing.
 """
@@ -25,9 +30,11 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "plot": ("matplotlib",),
     "llm": ("openai",),
     "ray": ("ray",),
+    "collect": ("math_verify", "latex2sympy2_extended"),
 }
 """Extra name -> the import names of its packages (pyproject's ``optional-dependencies``)."""
-PIP_NAMES = {"stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib"}
+PIP_NAMES = {"stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib",
+             "math_verify": "math-verify"}
 """Import name -> distribution name, where they differ."""
 
 
@@ -53,7 +60,8 @@ def require_extra(extra: str, what: str, modules: Sequence[str] | None = None) -
     """Raise :class:`MissingExtraError` if ``what`` cannot run for lack of the ``extra``.
 
     Args:
-        extra: ``"rl"``, ``"plot"``, ``"llm"`` or ``"ray"``.
+        extra: A key of :data:`EXTRAS` (``"rl"``, ``"plot"``, ``"llm"``, ``"ray"``,
+            ``"collect"``).
         what: What needs it, as the user typed it (e.g. ``"tts-gym train-rl"``).
         modules: The import names ``what`` truly needs (default: all of the extra's).
 

@@ -50,7 +50,7 @@ class QuestionHandle:
         self.result: dict[str, Any] | None = None
 
     # --- the paper's primitives ------------------------------------------------------------
-    def probe_new(self) -> tuple[str, int, bool] | None:
+    def probe_new(self) -> tuple[str | None, int, bool] | None:
         """Open the next branch and advance it one interval.
 
         Returns:
@@ -75,7 +75,7 @@ class QuestionHandle:
         )
         return answer, slot, finished
 
-    def probe_more(self, slot: int) -> tuple[str, bool]:
+    def probe_more(self, slot: int) -> tuple[str | None, bool]:
         """Advance an opened, unfinished slot one interval.
 
         Returns:
@@ -195,7 +195,7 @@ class QuestionHandle:
             )
         self._take(action)
 
-    def _read(self, slot: int) -> tuple[str, bool]:
+    def _read(self, slot: int) -> tuple[str | None, bool]:
         if not self._reveal:
             self._act(self._layout.probe(slot))
         return self._base.revealed_answer(slot), self._base.slot_finished(slot)

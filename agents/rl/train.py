@@ -379,7 +379,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, choices=choices, default=default, help=doc)
         else:
             kind = type(default) if default is not None else str
-            parser.add_argument(flag, type=kind, default=default, help=f"{doc} (default {default})")
+            parser.add_argument(flag, type=kind, default=default, help=doc)  # the CLI prints it
 
 
 def args_from(ns: argparse.Namespace) -> Args:

@@ -14,7 +14,7 @@ from agents.synthesis.loop import DEFAULT_BETAS, DiscoveryConfig, run_discovery
 from agents.synthesis.seeds import PAPER_SEEDS, SEED_SWEEPS, check_seed_names
 from tts_gym.cli import CliError
 from tts_gym.cli.common import default_workers
-from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
+from tts_gym.cli.executor_options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.zygote_client import SandboxUnavailable
@@ -30,7 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OS-isolated candidate processes behind a broker that alone holds the data (see "
         "`tts-gym sandbox-check`), records everything under --out. Held-out benchmarks are "
         "scored only after selection.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--rounds", type=int, required=True, help="proposal rounds after round 0")
     p.add_argument(
@@ -63,12 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--price-in", type=float, default=0.0, help="USD per million prompt tokens")
     p.add_argument("--price-out", type=float, default=0.0, help="USD per million completion tokens")
-    p.add_argument("--seeds", type=int, default=10, help="shuffle seeds during search (10)")
+    p.add_argument("--seeds", type=int, default=10, help="shuffle seeds during search")
     p.add_argument(
         "--final-seeds",
         type=int,
         default=100,
-        help="shuffle seeds for the final numbers (the paper's 100)",
+        help="shuffle seeds for the final numbers, as many as the paper's",
     )
     p.add_argument(
         "--betas",
@@ -118,8 +117,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per LLM call")
     p.add_argument("--max-attempts", type=int, default=6, help="attempts per LLM call")
     p.add_argument("--backoff", type=float, default=2.0, help="first retry backoff (seconds)")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--max-output-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="LLM sampling temperature (default: not sent, the endpoint's)")
+    p.add_argument("--max-output-tokens", type=int, default=None,
+                   help="cap on the completion tokens of one LLM call (default: not sent)")
     p.add_argument("--finalists", type=int, default=3,
                    help="candidates re-scored with --finalist-seeds before the choice")
     p.add_argument("--finalist-seeds", type=int, default=30,
@@ -132,8 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=",".join(PAPER_SEEDS),
         metavar="NAMES",
         help="comma-separated seeds that round 0 scores and round 1 shows, among "
-        f"{', '.join(SEED_SWEEPS)}; the paper's four by default, cmc to start from the state "
-        "of the art (the score's budget grid always comes from the paper's four)",
+        f"{', '.join(SEED_SWEEPS)}; add cmc to start from the state of the art (the score's "
+        "budget grid always comes from the paper's four)",
     )
     p.add_argument("--no-traces", action="store_true",
                    help="ablation: show no execution traces to the LLM")

@@ -8,7 +8,27 @@ twice). On ``--resume`` nothing on disk is believed unchecked: a round record wh
 (keyed outside the run folder) does not verify is recomputed, its code linted and run again.
 The budget is checked before every LLM call; when it is reached the loop stops and still
 writes the report. With ``candidates_per_round`` K > 1 a round asks for K sibling proposals
-from the same history (:mod:`agents.synthesis.population`).
+from the same history (:func:`run_population_round`); one round, single or population, lives in
+this module.
+
+Population rounds (``tts-gym discover --candidates-per-round K``). The AutoTTS loop evaluates one
+candidate per round; here a round asks the LLM for K proposals at once, each prompted with the
+same history (the finished rounds before this one), and records all K as siblings
+(``"sibling": k`` of ``"siblings": K``; files ``round_003.json``, ``round_003_k1.json``, ...).
+Phases:
+
+1. Prompts: every sibling's prompt is built and saved before any request is sent.
+2. Requests: the K requests go out concurrently (one thread each). Each checks the budget just
+   before it is sent, counting every reply received so far; the K requests of a round are in
+   flight together, so a round can spend up to K replies past the point where a one-at-a-time
+   loop would have stopped (the budget is then reached and no further request is sent). Every
+   reply is saved the moment it arrives, so a paid reply is never requested twice: a resumed
+   round asks only for the siblings that have no saved reply.
+3. Evaluation: every saved reply is linted, run and scored (:func:`evaluate_proposal`). On a
+   distributed executor (Ray) the K candidates run together, so all their units share the
+   cluster; on the local pool they take turns, each using every worker.
+4. Records: appended in sibling order. The round is finished once all K are recorded; a round
+   stopped early (budget, endpoint failure) keeps what it recorded and finishes on ``--resume``.
 """
 
 from __future__ import annotations
@@ -18,6 +38,7 @@ import dataclasses
 import json
 import math
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +57,7 @@ from agents.synthesis.probe_facts import probe_facts_text
 from agents.synthesis.prompt import build_messages
 from agents.synthesis.seeds import PAPER_SEEDS, check_seed_names, seed_round
 from tts_gym.evaluation.curves import BudgetGrid
+from tts_gym.executor import current
 from tts_gym.io import write_json_atomic
 from tts_gym.paths import HELDOUT_BENCHMARKS, MODELS, SEARCH_BENCHMARKS
 from tts_gym.sandbox.layers import require
@@ -256,8 +278,6 @@ def run_round(
 ) -> str | None:
     """Do round ``r`` (resuming its saved stages). Returns a stop reason, or None."""
     if cfg.candidates_per_round > 1:
-        from agents.synthesis.population import run_population_round
-
         return run_population_round(r, cfg, history, stores, client, budget, log)
     messages = round_prompt(r, 0, cfg, history, history.entries(), stores)
     response, stop = ask(r, 0, messages, cfg, history, client, budget, log)
@@ -265,6 +285,82 @@ def run_round(
         return stop
     history.append(evaluate_proposal(r, 0, messages, response, cfg, history, stores, log))
     return None
+
+
+def concurrently(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` in threads and return their results in order.
+
+    Threads are daemons: on Ctrl-C (or any exception here) the command's executor cancels the
+    cluster work they wait for, and the process does not wait for a reply in flight.
+
+    Raises:
+        BaseException: The first exception a call raised, after every call ended.
+    """
+    out: list[Any] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            out[i] = calls[i]()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except BaseException:
+        ex = current()
+        if ex is not None and hasattr(ex, "cancel_all"):
+            ex.cancel_all()
+        raise
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return out
+
+
+def run_population_round(
+    r: int,
+    cfg: DiscoveryConfig,
+    history: History,
+    stores: dict[str, ReplayStore],
+    client: LLMClient,
+    budget: Budget,
+    log: Callable[[str], None],
+) -> str | None:
+    """Do round ``r`` with ``cfg.candidates_per_round`` siblings (see "Population rounds" in the
+    module docstring).
+
+    Returns:
+        Why the loop must stop (budget, endpoint failure), or None.
+    """
+    n = cfg.candidates_per_round
+    todo = [k for k in range(n) if not history.has(r, k)]
+    entries = [e for e in history.entries() if int(e.get("round", 0)) < r]
+    prompts = {k: round_prompt(r, k, cfg, history, entries, stores) for k in todo}
+    lock = threading.Lock()
+    asked = concurrently([
+        (lambda k=k: ask(r, k, prompts[k], cfg, history, client, budget, log, lock))
+        for k in todo
+    ])
+    replies = {k: resp for k, (resp, _stop) in zip(todo, asked, strict=True) if resp is not None}
+    stop = next((why for _resp, why in asked if why), None)
+    calls = [(lambda k=k: evaluate_proposal(r, k, prompts[k], replies[k], cfg, history, stores,
+                                            log)) for k in replies]
+    ex = current()
+    if ex is not None and ex.distributed:
+        records = concurrently(calls)
+    else:
+        records = [call() for call in calls]
+    for record in records:
+        history.append(record, drop_partial=False)
+    if all(history.has(r, k) for k in range(n)):
+        history.drop_partial(r)
+    return stop
 
 
 _FACTS: dict[tuple[Any, ...], str] = {}

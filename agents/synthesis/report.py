@@ -428,9 +428,16 @@ def finalize(
         "ablations": {"no_traces": bool(getattr(cfg, "no_traces", False)),
                       "no_beta": bool(getattr(cfg, "no_beta", False))},
     }
+    from tts_gym.provenance import provenance, provenance_lines
+
+    summary["provenance"] = provenance(
+        stores=list(stores.values()), seeds=cfg.seeds, cost_mode="reference",
+        executor="local", sandboxed=True, episode_cpu_s=cfg.limits.episode_cpu_s,
+        final_seeds=cfg.final_seeds)
     write_json_atomic(cfg.out / "summary.json", summary)
     write_text_atomic(cfg.out / "report.md", "\n".join(
-        _report_lines(cfg, entries, stores, stop, budget, summary, pick, paper, plots)))
+        [*_report_lines(cfg, entries, stores, stop, budget, summary, pick, paper, plots),
+         *provenance_lines(summary["provenance"])]))
     log(f"report: {cfg.out / 'report.md'}")
     return summary
 

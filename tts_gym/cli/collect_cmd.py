@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a replay store DIR/<store-model>/<benchmark>.json (plus .meta.json and .raw.json) that "
         "every tts-gym command reads with --data-dir DIR --model <store-model> --benchmark "
         "<benchmark>. Interrupted runs continue where they stopped when rerun with the same "
-        "arguments. Needs: pip install tts-gym[collect].",
+        "arguments. Needs the collect extra: pip install \"tts-gym[collect]\".",
     )
     p.add_argument("problems", metavar="PROBLEMS",
                    help="JSONL (or .csv, .parquet) with fields id, problem, answer")

@@ -57,3 +57,27 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def add_episode_cpu_arg(parser: argparse.ArgumentParser) -> None:
+    """``--episode-cpu SECONDS``: the per-episode CPU budget of ``file:`` controllers (the same
+    flag as ``discover``'s)."""
+    from tts_gym.sandbox.limits import SandboxLimits
+
+    parser.add_argument(
+        "--episode-cpu", type=positive_float, default=SandboxLimits.episode_cpu_s,
+        metavar="SECONDS",
+        help="file: controllers: CPU seconds an episode (and the file's top-level code and "
+        "constructor) may compute without calling a primitive; past it the episode is "
+        "stopped and the line it was running is named (default: %(default)s)")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value

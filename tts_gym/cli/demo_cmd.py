@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from tts_gym.io import write_json_atomic
+    from tts_gym.provenance import provenance
 
     write_json_atomic(
         out / "results.json",
@@ -207,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             "seeds": args.seeds,
             "table": rows,
             "curves": curves,
+            "provenance": provenance(stores=[store], seeds=args.seeds, cost_mode="reference",
+                                     executor="local", synthetic=synthetic),
         },
     )
     title = f"{store.model} on {args.benchmark} ({args.seeds} seeds)"

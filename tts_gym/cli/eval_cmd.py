@@ -10,6 +10,7 @@ from typing import Any
 
 from tts_gym.cli import CliError
 from tts_gym.cli.common import (
+    add_episode_cpu_arg,
     add_param_args,
     add_store_args,
     default_workers,
@@ -17,9 +18,9 @@ from tts_gym.cli.common import (
     positive_int,
     progress_bar,
 )
+from tts_gym.cli.executor_options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import EvalResult, evaluate
-from tts_gym.executor.options import add_executor_args, check_executor_args, executor_from_args
 from tts_gym.store import load_store
 
 
@@ -43,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="processes for the handle path (default: every core)",
     )
-    p.add_argument("--cost-mode", choices=("reference", "exact"), default="reference")
+    p.add_argument("--cost-mode", choices=("reference", "exact"), default="reference",
+                   help="reference: the paper's token accounting; exact: probing to the end "
+                   "costs exactly T (not comparable with the paper)")
     p.add_argument(
         "--path",
         choices=("auto", "batch", "handle"),
@@ -77,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--debug", action="store_true",
                    help="on a controller error, print its traceback too")
+    add_episode_cpu_arg(p)
     add_executor_args(p)
     p.set_defaults(func=run)
 
@@ -95,7 +99,8 @@ def _sandboxed(args: argparse.Namespace, store: Any, workers: int, bar: Any) -> 
         raise CliError(f"controller file {path} does not exist.")
     if path.stat().st_size > MAX_SOURCE_BYTES:
         raise CliError(f"controller file {path} is larger than {MAX_SOURCE_BYTES} bytes.")
-    limits = SandboxLimits(workers=workers, unsafe=args.unsafe_no_isolation)
+    limits = SandboxLimits.per_episode(args.episode_cpu, workers=workers,
+                                       unsafe=args.unsafe_no_isolation)
     require(limits)
     return evaluate_source(
         path.read_text(errors="replace"), store, args.seeds, params=params_from(args),
@@ -131,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise CliError(f"controller file {path} does not exist.")
         precheck_source(path.read_text(errors="replace"), str(path))
-    controller = None if sandboxed else make_controller(args.controller, params_from(args))
+    controller = None if sandboxed else make_controller(
+        args.controller, params_from(args), episode_cpu_s=args.episode_cpu if is_file else None)
     store = load_store(args.model, args.benchmark, args.data_dir)
     from tts_gym.collect.meta import warn_if_inexact
 
@@ -163,6 +169,12 @@ def run(args: argparse.Namespace) -> int:
         out["file"] = str(Path(args.controller.split(":", 1)[1]).resolve())
         out["params"] = params_from(args)
         out["sandboxed"] = sandboxed
+    from tts_gym.provenance import provenance
+
+    out["provenance"] = provenance(
+        stores=[store], seeds=result.seeds, cost_mode=args.cost_mode, executor=args.executor,
+        path=result.path, sandboxed=sandboxed,
+        episode_cpu_s=args.episode_cpu if is_file else None)
     if args.traces:
         from tts_gym.io import write_json_atomic
 
@@ -183,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  accuracy   {result.accuracy:.2f} %")
     print(f"  avg tokens {result.avg_tokens:,.1f}  ({result.avg_tokens / 1000:.1f}k)")
     print(f"  path {result.path}, {result.seconds:.3f} s")
+    print(unrevealed_line(result))
     if args.detail:
         print_detail(out, result.seeds)
     if args.traces:
@@ -206,3 +219,17 @@ def print_detail(out: dict, seeds: list[int]) -> None:
         strict=True,
     ):
         print(f"  {seed:>8} {acc:>11.2f} {tok:>12,.1f}")
+
+
+def unrevealed_line(result: EvalResult) -> str:
+    """How many answers were never revealed in their episode, and what that means."""
+    n = result.unrevealed_answers
+    total = result.correct.size
+    if result.unrevealed is None:
+        return "  unrevealed answers: not tracked on this path (the batch kernels answer only " \
+            "from what they read)"
+    if n == 0:
+        return f"  unrevealed answers: 0 of {total} (every answer was read from a branch first)"
+    return (f"  unrevealed answers: {n} of {total} episodes returned an answer no primitive had "
+            "revealed in that episode; those are scored wrong (read answers with probe_new, "
+            "probe_more or full_read before returning them)")

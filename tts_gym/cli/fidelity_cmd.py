@@ -27,12 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="preset name or parameter file (default: the model's shipped preset; "
         "'calibrate' fits the real store now)",
     )
-    p.add_argument("--twin-questions", type=int, default=3000, help="twin questions (3000)")
+    p.add_argument("--twin-questions", type=int, default=3000, help="questions of the twin")
     p.add_argument(
         "--seeds", type=positive_int, default=100, help="shuffle seeds on the real store"
     )
     p.add_argument(
-        "--twin-seeds", type=positive_int, default=3, help="shuffle seeds on the twin (3)"
+        "--twin-seeds", type=positive_int, default=3, help="shuffle seeds on the twin"
     )
     p.add_argument("--seed", type=int, default=0, help="generator seed of the twin")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tts_gym.cli.table_cmd import CellBar, add_grid_args, grid_run_kwargs
+from tts_gym.cli.table_cmd import CellBar, add_grid_args, grid_run_kwargs, rows_provenance
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +24,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(SWEEP_GRIDS),
         metavar="NAME",
-        help=f"default: {' '.join(SWEEP_GRIDS)}",
+        help="registered names or file:PATH (your own controller; sandboxed unless --trusted)",
     )
+    add_sweep_grid_arg(p)
     add_grid_args(p)
     p.set_defaults(func=run)
+
+
+def add_sweep_grid_arg(p: argparse.ArgumentParser) -> None:
+    """Repeatable ``--grid NAME:KEY=V1,V2,...``."""
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=V1,V2",
+        help="a controller's grid, repeatable (e.g. --grid file:my.py:n=4,16,64 or --grid "
+        "asc:max_samples=8,64); a file whose Controller takes beta sweeps beta 0.0..1.0 "
+        "without one",
+    )
+
+
+def grids_from(args: argparse.Namespace) -> dict:
+    """``--grid`` options as ``{NAME: (KEY, values)}``."""
+    from tts_gym.reporting.sweep import parse_grid_option
+
+    out = {}
+    for text in getattr(args, "grid", []) or []:
+        name, key, values = parse_grid_option(text)
+        out[name] = (key, values)
+    return out
 
 
 def sweep_markdown(rows: list[dict]) -> str:
@@ -55,7 +80,7 @@ def sweep_markdown(rows: list[dict]) -> str:
 def compute_sweep(args: argparse.Namespace) -> list[dict]:
     """Run the sweep the grid arguments describe (progress bar on a terminal) and write the
     rows to ``--csv`` / ``--json`` if asked; ``tts-gym plot`` without ``--from`` uses it too."""
-    from tts_gym.executor.options import executor_from_args
+    from tts_gym.cli.executor_options import executor_from_args
     from tts_gym.reporting import sweep
     from tts_gym.reporting.files import write_rows_csv, write_rows_json
 
@@ -63,13 +88,14 @@ def compute_sweep(args: argparse.Namespace) -> list[dict]:
     try:
         with executor_from_args(args, args.workers):
             rows = sweep(args.controllers, args.models, args.benchmarks,
-                         **grid_run_kwargs(args, bar))
+                         grids=grids_from(args), **grid_run_kwargs(args, bar))
     finally:
         bar.close()
     if args.csv:
         write_rows_csv(args.csv, rows)
     if args.json:
-        write_rows_json(args.json, rows, seeds=args.seeds)
+        write_rows_json(args.json, rows, seeds=args.seeds,
+                        provenance=rows_provenance(args, rows, args.seeds))
     return rows
 
 

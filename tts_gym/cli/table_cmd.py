@@ -7,16 +7,18 @@ import sys
 
 from tqdm import tqdm
 
-from tts_gym.cli.common import positive_int
-from tts_gym.executor.options import add_executor_args, executor_from_args
+from tts_gym.cli.common import add_episode_cpu_arg, positive_int
+from tts_gym.cli.executor_options import add_executor_args, executor_from_args
 from tts_gym.paths import BENCHMARKS, MODELS
 
 
 def add_grid_args(p: argparse.ArgumentParser) -> None:
     """``--models``, ``--benchmarks``, ``--seeds``, ``--workers``, ``--data-dir``,
     ``--csv``, ``--json``, ``--no-progress``, ``--executor``, ``--ray-address``."""
-    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL")
-    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH")
+    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="MODEL",
+                   help="model folders of the data directory")
+    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), metavar="BENCH",
+                   help="benchmarks (stores) of each model")
     p.add_argument(
         "--seeds", type=positive_int, default=100, help="shuffle seeds per cell (default 100)"
     )
@@ -43,6 +45,19 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
         help="also evaluate a policy trained by `tts-gym train-rl` (repeatable; the same NAME "
         "several times = one curve over the models' cost weights)",
     )
+    p.add_argument(
+        "--trusted",
+        action="store_true",
+        help="file: controllers: import them in this process (your own code); without it "
+        "they run in the sandbox",
+    )
+    p.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="file: controllers: run in the sandbox even where a required isolation layer is "
+        "missing",
+    )
+    add_episode_cpu_arg(p)
     p.add_argument(
         "--rl-frontier",
         nargs="+",
@@ -111,7 +126,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "policies as rows.",
     )
     add_grid_args(p)
+    p.add_argument(
+        "--controllers",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="extra rows after the published ones: a registered name or file:PATH at its "
+        "default parameters (a file whose Controller takes beta: two rows, beta 0.5 and 1.0, "
+        "as CMC)",
+    )
     p.set_defaults(func=run)
+
+
+def extra_rows(specs: list[str]) -> list[tuple[str, str, dict]]:
+    """``table --controllers`` as ``(label, spec, params)`` rows."""
+    from tts_gym.reporting.own import is_file, read_source, takes_beta
+
+    out: list[tuple[str, str, dict]] = []
+    for spec in specs:
+        if is_file(spec) and takes_beta(read_source(spec)):
+            out += [(f"{spec} β={b}", spec, {"beta": b}) for b in (0.5, 1.0)]
+        else:
+            out.append((spec, spec, {}))
+    return out
 
 
 def grid_run_kwargs(args: argparse.Namespace, bar: CellBar) -> dict:
@@ -124,27 +161,53 @@ def grid_run_kwargs(args: argparse.Namespace, bar: CellBar) -> dict:
         "progress": bar.update,
         "on_cells": bar.start,
         "rl": rl_options(args),
+        "files": file_options(args),
     }
+
+
+def file_options(args: argparse.Namespace) -> object:
+    """How ``file:`` controllers run (:class:`tts_gym.reporting.own.FileOptions`)."""
+    from tts_gym.reporting.own import FileOptions
+
+    return FileOptions(trusted=bool(getattr(args, "trusted", False)),
+                       episode_cpu_s=float(args.episode_cpu),
+                       unsafe=bool(getattr(args, "unsafe_no_isolation", False)))
+
+
+def rows_provenance(args: argparse.Namespace, rows: list[dict], seeds: int) -> dict:
+    """The provenance record (:func:`tts_gym.provenance.provenance`) of report rows: their
+    stores' digests, the seeds, the reference cost mode, the executor, how files ran."""
+    from tts_gym.provenance import provenance
+
+    stores = {(f"{r['model']}/{r['benchmark']}", r["store_sha256"])
+              for r in rows if r.get("store_sha256")}
+    return provenance(stores=sorted(stores), seeds=seeds, cost_mode="reference",
+                      executor=getattr(args, "executor", "local"),
+                      files_trusted=bool(getattr(args, "trusted", False)),
+                      episode_cpu_s=float(args.episode_cpu))
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the table and print it."""
-    from tts_gym.reporting import main_table
+    from tts_gym.reporting import TABLE_ROWS, main_table
     from tts_gym.reporting.files import write_rows_csv, write_rows_json
 
+    rows = [*TABLE_ROWS, *extra_rows(list(args.controllers))]
     bar = CellBar("table", enabled=not args.no_progress)
     try:
         with executor_from_args(args, args.workers):
-            table = main_table(args.models, args.benchmarks, **grid_run_kwargs(args, bar))
+            table = main_table(args.models, args.benchmarks, rows=rows,
+                               **grid_run_kwargs(args, bar))
     finally:
         bar.close()
     print(table.to_markdown())
-    rows = table.to_rows()
+    out_rows = table.to_rows()
     if args.csv:
-        write_rows_csv(args.csv, rows)
+        write_rows_csv(args.csv, out_rows)
     if args.json:
         write_rows_json(
-            args.json, rows, seeds=table.seeds, skipped=table.skipped, seconds=table.seconds
+            args.json, out_rows, seeds=table.seeds, skipped=table.skipped, seconds=table.seconds,
+            provenance=rows_provenance(args, out_rows, table.seeds),
         )
     print(f"{len(table.results)} cells in {table.seconds:.2f} s", file=sys.stderr)
     return 0

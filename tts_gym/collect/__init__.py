@@ -14,7 +14,7 @@ sampling check),
 (resume), :mod:`~tts_gym.collect.build` and :mod:`~tts_gym.collect.meta` (store, sidecars,
 metadata), :mod:`~tts_gym.collect.runner` (the loop).
 
-Needs the ``collect`` extra (math-verify and its LaTeX parser): ``pip install tts-gym[collect]``;
+Needs the ``collect`` extra (math-verify and its LaTeX parser): ``pip install "tts-gym[collect]"``;
 the HTTP client is the standard library's asyncio (:mod:`~tts_gym.collect.http`). Importing this
 package does not import them; :func:`require_extra` checks for them.
 """
@@ -23,26 +23,17 @@ from __future__ import annotations
 
 from tts_gym.collect.errors import BudgetReached, CollectError
 
-EXTRA_MODULES: tuple[str, ...] = ("math_verify", "latex2sympy2_extended")
-
 
 def require_extra() -> None:
-    """Raise :class:`CollectError` naming ``pip install tts-gym[collect]`` if a dependency of the
-    ``collect`` extra is missing."""
-    import importlib
+    """Raise :class:`CollectError` (one sentence with the quoted pip command) if a package of the
+    ``collect`` extra is missing (:func:`tts_gym.extras.require_extra`; imports nothing)."""
+    from tts_gym.extras import MissingExtraError
+    from tts_gym.extras import require_extra as require
 
-    missing = []
-    for name in EXTRA_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name.replace("_", "-"))
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        raise CollectError(
-            f"tts-gym collect needs {' and '.join(missing)}, which {verb} not installed: "
-            "pip install tts-gym[collect]"
-        )
+    try:
+        require("collect", "tts-gym collect")
+    except MissingExtraError as exc:
+        raise CollectError(str(exc)) from None
 
 
 __all__ = ["BudgetReached", "CollectError", "require_extra"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from tts_gym.collect.client import BadReply
 
@@ -67,7 +67,7 @@ def _ids_from_content(content: Any) -> list[int] | None:
     return ids if int_list(ids) else None  # type: ignore[return-value]
 
 
-def int_list(value: Any) -> bool:
+def int_list(value: Any) -> TypeGuard[list[int]]:
     """Whether ``value`` is a list of non-negative ints (no bools)."""
     return isinstance(value, list) and all(
         isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value
@@ -96,7 +96,8 @@ def parse_completion(data: dict[str, Any], max_tokens: int) -> Completion:
     if not isinstance(usage, dict) or not isinstance(usage.get("completion_tokens"), int):
         raise BadReply("has no usage.completion_tokens")
     n = usage["completion_tokens"]
-    prompt_tokens = usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else 0
+    given = usage.get("prompt_tokens")
+    prompt_tokens = given if isinstance(given, int) else 0
     ids = choice.get("token_ids")
     logprobs = choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None
     if ids is None and logprobs is not None:

@@ -9,7 +9,9 @@ Every request goes through one :class:`~tts_gym.retry.RetryPolicy` and one
 :class:`~tts_gym.collect.dispatch.Dispatcher`: a transient failure (429, 5xx, timeout, refused or
 dropped connection, a body that is not the JSON promised, a reply that fails the caller's
 ``check``) is retried on the least-loaded server after the policy's wait; anything else, or the
-last attempt, raises :class:`~tts_gym.collect.errors.CollectError` with one sentence.
+last attempt, raises :class:`~tts_gym.collect.errors.CollectError` with one sentence. A server
+that never answered is not waited for: a refused connection or an unknown host there ends the run
+at once, naming the URL (retries are for servers that answered once and stumble).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Stats:
     """Request accounting over the whole run (goes to the metadata)."""
 
     requests: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
+    failures: Counter[int | str] = field(default_factory=Counter)
 
     @property
     def retries(self) -> int:
@@ -126,6 +128,8 @@ class ServerPool:
         self.dispatcher = Dispatcher(len(urls), limit)
         self.stats = Stats()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.answered: set[int] = set()
+        """Servers that have sent at least one HTTP answer (any status)."""
         self._clients: list[HostClient] = []
         for api, _root in self.roots:
             try:
@@ -160,11 +164,17 @@ class ServerPool:
             raise _Failure(f"no complete answer from {url} within {timeout:g} s",
                            retryable=True) from None
         except ConnectFailed as exc:
+            if server not in self.answered:  # a wrong address or a server not started
+                raise CollectError(
+                    f"Nothing answers at {self.urls[server]}: {exc}; start the server or fix "
+                    "--base-url (host and port)."
+                ) from None
             raise _Failure(f"{exc} for {url}", retryable=True) from None
         except Disconnected:
             raise _Failure(f"the connection to {url} broke mid-reply", retryable=True) from None
         except BadResponse as exc:
             raise _Failure(f"{url} did not answer in HTTP ({exc})", retryable=True) from None
+        self.answered.add(server)
         if resp.status != 200:
             raise _Failure(
                 f"{url} answered HTTP {resp.status}: {_server_message(resp.body)}",

@@ -183,7 +183,7 @@ async def _identify(pool: ServerPool, server: int, entry: dict[str, Any], timeou
     if name in ("llama.cpp", "unknown"):
         props = await _get(pool, server, "/props", timeout)
         settings = props.get("default_generation_settings") if props else None
-        if isinstance(settings, dict):
+        if props is not None and isinstance(settings, dict):
             engine.name = "llama.cpp"
             engine.version = props.get("build_info") if isinstance(props.get("build_info"),
                                                                    str) else None

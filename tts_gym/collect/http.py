@@ -165,9 +165,9 @@ class _Conn(asyncio.Protocol):
                 del self.buf[: self._need]
                 self._finish(body)
         elif self._need == -2:
-            body = _dechunk(self.buf)
-            if body is not None:
-                self._finish(body)
+            chunked = _dechunk(self.buf)
+            if chunked is not None:
+                self._finish(chunked)
 
     def _finish(self, body: bytes) -> None:
         assert self._head is not None

@@ -37,6 +37,7 @@ controller alike, so a policy sees identical observations in training and evalua
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,7 @@ N_FEATURES = len(FEATURES)
 FEATURE_HIGH = 8.0
 
 
-def _majority(answers: list[str]) -> str | None:
+def _majority(answers: Sequence[str | None]) -> str | None:
     winner, _c1, _c2 = top2_py(answers)
     return winner
 
@@ -96,7 +97,7 @@ class MacroCore:
         self.finished: list[bool] = []
         self.pruned: list[bool] = []
         self.depth: list[int] = []
-        self.finals: list[str] = []
+        self.finals: list[str | None] = []
         self.steps = 0
         self.changed = 0.0
         self.streak = 0

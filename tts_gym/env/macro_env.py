@@ -200,15 +200,16 @@ class MacroActionEnv(gym.Env):
     def render(self) -> str | np.ndarray | None:
         """``"ansi"``: the atomic env's picture plus the leader; ``"rgb_array"``: its frame."""
         frame = self.base.render()
-        if self.render_mode != "ansi" or frame is None or self.core is None:
+        if self.render_mode != "ansi" or not isinstance(frame, str) or self.core is None:
             return frame
         legend = "".join(line + "\n" for line in LEGEND)
         body = frame.removesuffix(legend)  # the macro state goes above the legend
         return f"{body}leader={self.core.leader!r} macro_steps={self.core.steps}\n{legend}"
 
     @staticmethod
-    def _finish(info: dict[str, Any], result: dict[str, Any]) -> float:
+    def _finish(info: dict[str, Any], result: dict[str, Any] | None) -> float:
         """Record the submitted answer in ``info``; returns the correctness reward."""
+        assert result is not None  # apply(ANSWER) returns the handle's result
         info["answer"] = result["answer"]
         info["correct"] = bool(result["correct"])
         return 1.0 if result["correct"] else 0.0
@@ -217,6 +218,7 @@ class MacroActionEnv(gym.Env):
         self.env.close()
 
     def _info(self) -> dict[str, Any]:
+        assert self.core is not None  # reset() made it
         return {
             "action_mask": self.action_masks(),
             "tokens": self.core.h.tokens_used,

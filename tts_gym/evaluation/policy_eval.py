@@ -99,9 +99,11 @@ def _check(actions: str, policy: Any, env: gym.Env, seeds: int | Sequence[int]) 
                 f"The policy observes {type(space).__name__} observations of the {trained_on} "
                 f"env, not the {actions} env's; pass actions={trained_on!r}."
             )
-        if trained_on == "atomic" and "status" in space.spaces:
-            slots = space["status"].shape[0]
-            if slots != env.observation_space["status"].shape[0]:
+        obs_space = env.observation_space
+        if (isinstance(space, gym.spaces.Dict) and isinstance(obs_space, gym.spaces.Dict)
+                and "status" in space.spaces):
+            slots = (space["status"].shape or (0,))[0]
+            if slots != (obs_space["status"].shape or (0,))[0]:
                 raise ValueError(
                     f"The policy was trained with max_branches={slots}; pass "
                     f"max_branches={slots} (the observation has one entry per slot)."
@@ -175,7 +177,7 @@ def evaluate_policy(
     act = policy_actor(policy, deterministic)
     env = make_eval_env(store, actions, max_branches, max_macro_steps, cost_mode)
     seed_list = _check(actions, policy, env, seeds)
-    base = env.unwrapped  # the env with action_masks() (the macro env is its own)
+    base: Any = env.unwrapped  # the env with action_masks() (the macro env is its own)
     shape = (len(seed_list), store.n_questions)
     ids = np.full(shape, -1, np.int32)
     tokens = np.zeros(shape, np.int64)

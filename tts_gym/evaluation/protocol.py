@@ -8,6 +8,7 @@ avg_tokens = mean over seeds of the average tokens per question.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tts_gym.controller import controller_name, controller_params
+from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.evaluation.result import EvalResult
@@ -30,6 +32,8 @@ Chunk = tuple[np.ndarray, np.ndarray, list | None, np.ndarray]
 """``(answer ids int32 [S, Q], tokens int64 [S, Q], traces or None, unrevealed bool [S, Q])``."""
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_HANDLE_FILE = QuestionHandle.probe_new.__code__.co_filename
+"""The primitives' module: time inside it is the env's, not the controller's (watchdog.py)."""
 
 
 class ControllerError(RuntimeError):
@@ -61,11 +65,24 @@ def controller_error(exc: BaseException, store: ReplayStore, seed: int, q: int) 
     return ControllerError(f"{where}{head} ({store.name}, seed {seed}, question {q})", detail)
 
 
+def _progress(handle: QuestionHandle) -> tuple[int, int]:
+    """What a controller has done so far (the watchdog's sign of progress)."""
+    return handle.tokens_used, handle.n_opened
+
+
 def _bad_answer(controller: Any, answer: Any, store: ReplayStore, seed: int, q: int) -> None:
     if answer is None or isinstance(answer, str):
         return
     code = getattr(getattr(type(controller), "solve", None), "__code__", None)
-    where = f"{code.co_filename}:{code.co_firstlineno}: " if code is not None else ""
+    where = ""
+    if code is not None:
+        from tts_gym.sandbox.child.runtime import where_returned
+
+        try:
+            source = Path(code.co_filename).read_text(errors="replace")
+        except OSError:
+            source = ""
+        where = where_returned(code.co_filename, source, code.co_firstlineno)[0] + ": "
     raise ControllerError(
         f"{where}solve() returned {type(answer).__name__} {str(answer)[:60]!r}; answers are "
         f"strings (return str(...)) or None ({store.name}, seed {seed}, question {q})")
@@ -107,21 +124,31 @@ def run_handle_episodes(
     tokens = np.zeros((n_s, n_q), np.int64)
     unrevealed = np.zeros((n_s, n_q), bool)
     all_traces: list | None = [] if traces else None
+    budget = getattr(controller, "_tts_gym_cpu_budget", None)  # a trusted file's (watchdog.py)
     for i, s in enumerate(seeds):
         row = []
         for q in range(n_q):
             env.reset(options={"question": q, "shuffle_seed": int(s)})
             handle = QuestionHandle(env, record_trace=traces)
             try:
-                answer = controller.solve(handle)
+                if budget is None:
+                    answer = controller.solve(handle)
+                else:
+                    with cpu_budget(budget[1], budget[0], functools.partial(
+                            _progress, handle), inside=_HANDLE_FILE):
+                        answer = controller.solve(handle)
+            except EpisodeCpuExceeded as exc:
+                raise ControllerError(f"{exc} ({store.name}, seed {s}, question {q})") from None
             except Exception as exc:
                 raise controller_error(exc, store, int(s), q) from exc
             _bad_answer(controller, answer, store, int(s), q)
             if handle.result is None:
                 handle.submit(answer)
-            answers[i, q] = store.answer_id(q, handle.result["answer"])
-            tokens[i, q] = handle.result["tokens"]
-            unrevealed[i, q] = not handle.result.get("revealed", True)
+            result = handle.result
+            assert result is not None  # submit() sets it
+            answers[i, q] = store.answer_id(q, result["answer"])
+            tokens[i, q] = result["tokens"]
+            unrevealed[i, q] = not result.get("revealed", True)
             if traces:
                 row.append(handle.trace)
         if all_traces is not None:

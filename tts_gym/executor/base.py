@@ -12,7 +12,7 @@ Two executors exist: :class:`~tts_gym.executor.local.LocalExecutor` (a process p
 machine, the default) and :class:`~tts_gym.executor.ray_executor.RayExecutor` (a Ray cluster,
 or a local Ray instance started for the command). A command selects one for its whole duration
 with :func:`using`; library functions take ``executor=`` or fall back to :func:`current`, then to
-a local pool of their own ``workers``.
+a local pool of their own ``workers`` (:func:`tts_gym.executor.local.resolve`).
 """
 
 from __future__ import annotations
@@ -131,18 +131,6 @@ def using(executor: Executor | None) -> Iterator[Executor | None]:
         yield executor
     finally:
         _CURRENT.remove(executor)
-
-
-def resolve(executor: Executor | None, workers: int) -> Executor:
-    """``executor``, else the command's (:func:`current`), else a local pool of ``workers``."""
-    if executor is not None:
-        return executor
-    got = current()
-    if got is not None:
-        return got
-    from tts_gym.executor.local import LocalExecutor
-
-    return LocalExecutor(workers)
 
 
 def inline(job: Job, shared: dict[str, Any], items: Sequence[Any], slot: int | None,

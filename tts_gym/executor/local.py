@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
-from tts_gym.executor.base import Executor, Job, inline
+from tts_gym.executor.base import Executor, Job, current, inline
 from tts_gym.executor.lifetime import die_with_parent
 
 _WORKER: dict[str, Any] = {}
@@ -97,3 +97,14 @@ class LocalExecutor(Executor):
                     other.cancel()
                 raise
         return results
+
+
+def resolve(executor: Executor | None, workers: int) -> Executor:
+    """``executor``, else the command's (:func:`~tts_gym.executor.base.current`), else a local
+    pool of ``workers``."""
+    if executor is not None:
+        return executor
+    got = current()
+    if got is not None:
+        return got
+    return LocalExecutor(workers)

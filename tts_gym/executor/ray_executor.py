@@ -39,7 +39,7 @@ from tts_gym.extras import require_extra
 try:
     import ray
 except ImportError:  # the ray extra is missing: RayExecutor() says so
-    ray = None
+    ray = None  # type: ignore[assignment]  # the usual optional import
 
 LOCAL_OBJECT_STORE_MB = 512
 """Object store of a local instance (MiB): the published 12 stores and 100-seed orders for all
@@ -119,13 +119,11 @@ def _task(job: Job, box: list[Any], item: Any) -> Any:
     return job.run(_context(job, ref), item)
 
 
-def _warm() -> int:
-    """Import tts-gym and load the env's kernels in a worker (the prewarm of a new executor)."""
-    import tts_gym.evaluation
-    import tts_gym.reporting.cells
-    import tts_gym.sandbox.units  # noqa: F401
-
-    tts_gym.warmup()
+def _warm(warm: Callable[[], Any] | None) -> int:
+    """Run the caller's warm-up in a worker (the prewarm of a new executor): importing what its
+    jobs run and loading kernels, while the driver loads its data."""
+    if warm is not None:
+        warm()
     return os.getpid()
 
 
@@ -181,7 +179,8 @@ def _unwrap(exc: Exception) -> BaseException:
 
 class RayExecutor(Executor):
     """Ray tasks (see the module docstring). On creation one prewarm task per CPU of the cluster
-    imports tts-gym and loads its kernels in a worker, while the caller loads its data.
+    runs the caller's ``warm`` in a worker (importing what its jobs need, loading kernels), while
+    the caller loads its data.
 
     Args:
         address: ``None`` starts a local instance for this executor's lifetime (loopback only);
@@ -191,17 +190,23 @@ class RayExecutor(Executor):
         num_cpus: CPUs of a local instance (default: every core).
         object_store_mb: Object store of a local instance (MiB).
         max_retries: Runs of a task after its worker or node was lost.
+        warm: A module-level function each prewarm task calls (None: no prewarm work); the
+            command line passes :func:`tts_gym.cli.executor_options.warm_worker`.
+        on_shutdown: Called in this process after a local instance this executor started is
+            shut down (the command line removes the killed workers' sandbox folders).
     """
 
     name = "ray"
     distributed = True
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None,
-                 object_store_mb: int = LOCAL_OBJECT_STORE_MB, max_retries: int = MAX_RETRIES
-                 ) -> None:
+                 object_store_mb: int = LOCAL_OBJECT_STORE_MB, max_retries: int = MAX_RETRIES,
+                 warm: Callable[[], Any] | None = None,
+                 on_shutdown: Callable[[], Any] | None = None) -> None:
         if ray is None:
             require_extra("ray", "RayExecutor")
         self.max_retries = int(max_retries)
+        self._on_shutdown = on_shutdown
         self.started = False
         self._guard: RayGuard | None = None
         self._roots: list[int] = []
@@ -233,9 +238,9 @@ class RayExecutor(Executor):
         self._inflight: set[Any] = set()
         self._lock = threading.Lock()
         self._closed = False
-        # workers import tts-gym and load kernels while this process loads stores
-        warm = _remote(_warm).options(name="tts-gym-warm", num_cpus=1)
-        self._warming = [warm.remote() for _ in range(self.slots())]
+        # workers import what the jobs run and load kernels while this process loads stores
+        prewarm = _remote(_warm).options(name="tts-gym-warm", num_cpus=1)
+        self._warming = [prewarm.remote(warm) for _ in range(self.slots())]
 
     def _watch(self) -> None:
         """Tell the guard the local instance's processes: those ``ray.init`` started, and
@@ -342,9 +347,8 @@ class RayExecutor(Executor):
         self._shared.clear()
         if self.started and ray.is_initialized():
             ray.shutdown()
-            from tts_gym.sandbox.zygote_client import remove_stale_workdirs
-
-            remove_stale_workdirs()  # of the workers the shutdown killed
+            if self._on_shutdown is not None:
+                self._on_shutdown()
         if self._guard is not None:
             self._guard.close()  # stops whatever of the instance the shutdown left running
             self._guard = None

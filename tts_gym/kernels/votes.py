@@ -3,41 +3,17 @@
 ``majority`` and ``top2`` follow the AutoTTS reference: the highest count wins; ties go to
 the answer whose FIRST occurrence in the list comes earliest. ``beta_conf(c1, c2) = 1 -
 BetaCDF(0.5; c1 + 1, c2 + 1)`` is read from a table built once with scipy (the published numbers
-were made with ``scipy.stats.beta.cdf``), so kernels and Python agree to the last bit.
+were made with ``scipy.stats.beta.cdf``), so kernels and Python agree to the last bit; the table
+lives in :mod:`tts_gym.beta_table`, which the candidate API also reads.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import numpy as np
 from numba import njit
 
+from tts_gym.beta_table import beta_conf_table
 from tts_gym.candidate import majority as majority_py_
 from tts_gym.candidate import top2 as top2_py_
-
-
-@lru_cache(maxsize=4)
-def _table(size: int) -> np.ndarray:
-    # scipy.stats.beta.cdf(x, a, b) is scipy.special.betainc(a, b, x) (beta_gen._cdf); the
-    # special function is imported in a third of the time (tests compare with beta.cdf).
-    from scipy.special import betainc
-
-    c = np.arange(size, dtype=np.float64)
-    c1, c2 = np.meshgrid(c, c, indexing="ij")
-    table = 1.0 - betainc(c1 + 1.0, c2 + 1.0, 0.5)
-    table[0, :] = 0.0
-    table.setflags(write=False)
-    return table
-
-
-def beta_conf_table(max_count: int = 128) -> np.ndarray:
-    """float64 ``[M, M]`` with ``table[c1, c2] = beta_conf(c1, c2)`` for counts below ``M``.
-
-    ``M`` is ``max_count + 1`` rounded up to a multiple of 128 (tables are shared).
-    """
-    size = ((max_count + 1 + 127) // 128) * 128
-    return _table(size)
 
 
 def beta_conf(c1: int, c2: int) -> float:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate, protocol_orders
 from tts_gym.evaluation.orders import remember_orders
@@ -121,6 +123,43 @@ def get_store(model: str, benchmark: str, data_dir: str | os.PathLike[str] | Non
     return _STORES[key]
 
 
+def pack_bits(correct: np.ndarray) -> str:
+    """bool ``[S, Q]`` as a hex string of its bits (row-major), the form sweep rows carry.
+
+    >>> pack_bits(np.array([[True, False], [False, True]]))
+    '90'
+    """
+    return np.packbits(np.asarray(correct, bool).ravel()).tobytes().hex()
+
+
+def unpack_bits(text: str, shape: Sequence[int]) -> np.ndarray:
+    """The inverse of :func:`pack_bits`.
+
+    Raises:
+        ValueError: ``text`` is not hex or holds fewer bits than ``shape`` needs.
+    """
+    n = int(np.prod(shape))
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))
+    if bits.size < n:
+        raise ValueError(f"correctness bits hold {bits.size} values, fewer than {n}.")
+    return bits[:n].astype(bool).reshape(tuple(int(x) for x in shape))
+
+
+def cell_detail(res: Any, store: ReplayStore) -> dict[str, Any]:
+    """What a paired comparison needs of a cell (:mod:`tts_gym.reporting.compare`): the store's
+    SHA-256, the seed list, the per-episode correctness bits (``correct_shape`` ``[S, Q]``,
+    ``correct_bits`` from :func:`pack_bits`), per-question accuracy (percent, mean over seeds)
+    and per-question tokens (mean over seeds)."""
+    return {
+        "store_sha256": store.sha256,
+        "seed_list": [int(s) for s in res.seeds],
+        "correct_shape": list(res.correct.shape),
+        "correct_bits": pack_bits(res.correct),
+        "per_question_accuracy": np.round(100.0 * res.per_question_accuracy, 2).tolist(),
+        "per_question_tokens": np.round(res.per_question_tokens, 1).tolist(),
+    }
+
+
 def build_controller(cell: Cell) -> Any:
     """``make_controller`` for a cell, turning import failures into :class:`ControllerUnavailable`.
 
@@ -147,6 +186,8 @@ def check_controllers(cells: Iterable[Cell]) -> dict[str, str]:
     seen: set[tuple[str, tuple]] = set()
     for cell in cells:
         key = (cell.controller, cell.params)
+        if cell.controller.startswith("file:"):  # never imported here (reporting.own checks)
+            continue
         if key in seen or cell.controller in missing:
             continue
         seen.add(key)
@@ -172,6 +213,7 @@ def run_cell(cell: Cell, seeds: int, data_dir: Any, cost_mode: str) -> CellResul
         seeds=len(res.seeds),
         path=res.path,
         seconds=time.perf_counter() - start,
+        extra=cell_detail(res, store),
     )
 
 
@@ -235,8 +277,12 @@ def evaluate_cells(
     cost_mode: str = "reference",
     progress: Callable[[int], Any] | None = None,
     executor: Executor | None = None,
+    files: Any = None,
 ) -> list[CellResult]:
     """Score every cell with the published protocol.
+
+    ``file:PATH`` cells run in this process after the others, each over every worker, in the
+    sandbox unless ``files.trusted`` (:mod:`tts_gym.reporting.own`).
 
     Args:
         cells: The cells; results come back in the same order.
@@ -247,6 +293,8 @@ def evaluate_cells(
         progress: Optional callable, called with 1 after each finished cell.
         executor: Where the cells run (default: the command's executor, else the local pool).
             Stores and orders are loaded here and moved to the workers once.
+        files: :class:`tts_gym.reporting.own.FileOptions` of ``file:`` cells (default:
+            sandboxed, the default per-episode CPU budget).
 
     Returns:
         One :class:`CellResult` per cell.
@@ -261,6 +309,21 @@ def evaluate_cells(
         raise ValueError(f"cost_mode must be one of {sorted(COST_MODES)}, got {cost_mode!r}.")
     if not cells:
         return []
+    own = [i for i, c in enumerate(cells) if c.controller.startswith("file:")]
+    if own:
+        from tts_gym.reporting.own import FileOptions, check_files, run_file_cells
+
+        options = files if files is not None else FileOptions()
+        check_files([cells[i] for i in own], options)
+        rest = [c for i, c in enumerate(cells) if i not in set(own)]
+        done_rest = iter(evaluate_cells(rest, seeds, workers=workers, data_dir=data_dir,
+                                        cost_mode=cost_mode, progress=progress,
+                                        executor=executor))
+        n = default_workers() if workers is None else max(1, int(workers))
+        done_own = iter(run_file_cells([cells[i] for i in own], seeds, data_dir, cost_mode, n,
+                                       options, progress))
+        mine = set(own)
+        return [next(done_own) if i in mine else next(done_rest) for i in range(len(cells))]
     workers = default_workers() if workers is None else max(1, int(workers))
     ex = resolve(executor, min(workers, len(cells)))
     stores, orders = {}, {}

@@ -15,8 +15,15 @@ from tts_gym.io import write_json_atomic, write_text_atomic
 NUMERIC = ("accuracy", "avg_tokens", "seconds", "budget", "seeds")
 
 
+DETAIL_KEYS = ("seed_list", "correct_shape", "correct_bits", "per_question_accuracy",
+               "per_question_tokens")
+"""Per-question columns of a row (:func:`tts_gym.reporting.cells.cell_detail`): JSON only."""
+
+
 def write_rows_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows as CSV (columns: the union of keys, in first-seen order)."""
+    """Write rows as CSV (columns: the union of keys, in first-seen order; the per-question
+    :data:`DETAIL_KEYS` are left to the JSON form, which ``tts-gym compare`` reads)."""
+    rows = [{k: v for k, v in r.items() if k not in DETAIL_KEYS} for r in rows]
     columns: list[str] = []
     for r in rows:
         columns.extend(k for k in r if k not in columns)

@@ -4,8 +4,9 @@ curves over their training cost weight. Needs matplotlib (the ``plot`` extra).""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def other_style(i: int) -> tuple[str, str]:
     return OTHER_COLOURS[i % n], OTHER_MARKERS[(i + i // n) % len(OTHER_MARKERS)]
 
 
-def curve_of(row: dict[str, Any]) -> str:
+def curve_of(row: Mapping[str, Any]) -> str:
     """The curve a row belongs to: its controller, or for an ``rl:PATH`` row ``"RL " + label``
     (the ``--rl NAME``), so several models trained at different cost weights form one curve.
 
@@ -187,6 +188,7 @@ def _label_cost_weights(fig: Any, ax: Any, labels: list[tuple[float, float, str,
                 ann.remove()
             if conflicts == 0:
                 break
+        assert best is not None  # the first position tried is kept
         placed.append(best[1])
 
 
@@ -259,12 +261,55 @@ def group_figure(rows: Sequence[dict[str, Any]], title: str) -> Any:
     return fig
 
 
+def unplottable(row: dict[str, Any]) -> str | None:
+    """Why a row cannot be drawn on the log-token axes (None when it can).
+
+    >>> unplottable({"accuracy": 50.0, "avg_tokens": 0})
+    'avg_tokens 0 is not a positive number (the token axis is logarithmic)'
+    """
+    for key in ("accuracy", "avg_tokens"):
+        try:
+            value = float(row[key])
+        except (KeyError, TypeError, ValueError):
+            return f"{key} {row.get(key)!r} is not a number"
+        if not math.isfinite(value):
+            return f"{key} {value} is not finite"
+    if float(row["avg_tokens"]) <= 0:
+        return f"avg_tokens {row['avg_tokens']} is not a positive number (the token axis is " \
+            "logarithmic)"
+    return None
+
+
+def split_plottable(rows: Sequence[dict[str, Any]]
+                    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """``(rows to draw, [(row, why not)])``: nothing is left out without its reason."""
+    kept, dropped = [], []
+    for r in rows:
+        why = unplottable(r)
+        if why is None:
+            kept.append(r)
+        else:
+            dropped.append((r, why))
+    return kept, dropped
+
+
 def plot_sweep(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
     """One PNG per (model, benchmark): ``<out_dir>/<model>_<benchmark>.png``.
 
+    Rows that cannot be drawn (:func:`unplottable`) are refused, not skipped: filter them with
+    :func:`split_plottable` first and say why.
+
     Returns:
         The written paths, sorted.
+
+    Raises:
+        ValueError: No rows, or a row that cannot be drawn.
     """
+    for r in rows:
+        why = unplottable(r)
+        if why is not None:
+            raise ValueError(f"sweep row of {r.get('controller')} on {r.get('model')}/"
+                             f"{r.get('benchmark')} cannot be plotted: {why}.")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((str(r["model"]), str(r["benchmark"])), []).append(r)

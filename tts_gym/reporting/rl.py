@@ -73,7 +73,7 @@ def rl_table_rows(options: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
     counts: dict[str, int] = {}
     for name, _p in parsed:
         counts[name] = counts.get(name, 0) + 1
-    rows = []
+    rows: list[tuple[str, str, dict[str, Any]]] = []
     for name, path in parsed:
         label = name
         if counts[name] > 1:

@@ -142,6 +142,7 @@ def main_table(
     warn: Callable[[str], Any] | None = None,
     progress: Callable[[int], Any] | None = None,
     on_cells: Callable[[int], Any] | None = None,
+    files: Any = None,
 ) -> MainTable:
     """Evaluate the paper's table.
 
@@ -159,6 +160,7 @@ def main_table(
         warn: Called with a message for every skipped row.
         progress: Called with 1 per finished cell.
         on_cells: Called once with the number of cells to run (to size a progress bar).
+        files: How ``file:PATH`` rows run (:class:`tts_gym.reporting.own.FileOptions`).
 
     Returns:
         A :class:`MainTable`.
@@ -196,7 +198,8 @@ def main_table(
     if on_cells is not None:
         on_cells(len(cells))
     start = time.perf_counter()
-    results = evaluate_cells(cells, seeds, workers=workers, data_dir=data_dir, progress=progress)
+    results = evaluate_cells(cells, seeds, workers=workers, data_dir=data_dir, progress=progress,
+                             files=files)
     seconds = time.perf_counter() - start
     return MainTable(
         models=list(models),

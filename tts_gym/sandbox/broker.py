@@ -43,21 +43,34 @@ from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.kernels.state import BOOK_LABEL_OF, COST, EP_COUNTERS, EP_ORDER, OPENED
 from tts_gym.kernels.transitions import COST_MODES, MODE_REFERENCE, env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
-from tts_gym.sandbox import kernel, serve_loop
+from tts_gym.sandbox import frames, kernel, serve_loop
 from tts_gym.sandbox.child import wire
 from tts_gym.sandbox.child.isolation import UID_BASE
 from tts_gym.sandbox.child.runtime import CANDIDATE_MODULES, compile_candidate
 from tts_gym.sandbox.identity import episode_plan, unit_secret
 from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.sandbox.returns import (
+    decode_answer,
+    decode_failure,
+    decode_note,
+    decode_schedule,
+    decode_setup_failure,
+)
 from tts_gym.sandbox.sanitize import clean_json, clean_text, parse_json, secret_values
 from tts_gym.sandbox.zygote_client import ChildProcess, ZygoteClient, cpu_seconds
 from tts_gym.store import ReplayStore
 from tts_gym.store.combine import concat_stores
+from tts_gym.store.limits import MAX_ANSWER_CHARS as STORE_MAX_ANSWER_CHARS
 
-MAX_ANSWER_CHARS = 2000
-MAX_NOTE_CHARS = 2000
-MAX_NOTES_PER_EPISODE = 4000
-MAX_ERROR_CHARS = 4000
+MAX_ANSWER_CHARS = STORE_MAX_ANSWER_CHARS
+"""Longest answer kept (characters): the store's bound; a longer one is scored wrong."""
+MAX_NOTE_CHARS = wire.MAX_NOTE_CHARS
+MAX_NOTES_PER_EPISODE = wire.MAX_NOTES_PER_EPISODE
+MAX_ERROR_CHARS = wire.MAX_ERROR_CHARS
+MAX_TRACE_BYTES = 4 * 2**20
+"""Trace volume one unit records at most (bytes, counted as :func:`event_bytes`), shared
+evenly by its episodes: past its share an episode's events are dropped (its answer or failure
+is always kept) and one ``trace_cut`` event says how many and how many bytes."""
 OPS = ("", "probe_new", "probe_more", "full_read", "prune", "answer", "note", "fail")
 STAT_OPS = ("probe_new", "probe_more", "full_read", "prune", "note", "refused")
 _REFUSAL = {
@@ -226,6 +239,9 @@ class Broker:
         self.tokens = np.zeros(n, np.int64)
         self.traces: list[list[dict[str, Any]]] | None = (
             [[] for _ in range(n)] if spec.traces else None)
+        # trace bytes each episode may still record, and what it dropped past that
+        self.trace_room = np.full(n, MAX_TRACE_BYTES // max(n, 1), np.int64)
+        self.trace_dropped = np.zeros((n, 2), np.int64)  # events, bytes
         self.error: dict[str, Any] | None = None
         self.error_rank = -1  # the failing question's rank while its batch is recorded
         self.offsets = np.cumsum([0] + [p.n_questions for p in parts])
@@ -237,37 +253,45 @@ class Broker:
         self.turn_open = False  # a reply (or START) was sent and no batch read since
         self.frames = np.zeros(1, np.int64)  # frames read from the child (the guard's counter)
         self.start_frames = -1  # frames read when START was sent
-        self._allocate(2 * n + 16)  # grown when a batch is larger
-        self.max_entries = 4 * n + 1_000_000
+        self.max_entries = frames.max_batch_entries(n)
+        self._allocate(2 * n + 16)  # grown when a batch is larger, up to max_entries
         # each broker calls the kernels through entry points typed by its own first calls
         # (its arrays' dtypes), made below before a candidate's clock starts
         self._serve = kernel.FastCall(kernel.serve_batch)
         self._loop = kernel.FastCall(serve_loop.serve_loop)
         self._turns = kernel.FastCall(kernel.take_turns)
+        self._parse = kernel.FastCall(frames.parse_batch)
         if not limits.python_loop:  # a read on fd -1 fails at once: compiles (or loads) only
             self.loop(-1, -1, np.zeros(1, np.int64))
-        # the entries are read-only like those wire.decode_batch makes
-        no_entries = np.frombuffer(b"", np.int32).reshape(0, 3)
+        # typed like the later calls: views of the parser's scratch arrays
+        self._parse(self.inbuf, 0, n, self.max_entries, self.entries, self.str_offsets)
+        no_entries = self.entries[:0]
         self._serve(self.data, store.n_branches, self.qs, self.ep, self.book, no_entries, 0,
                     self.done, self.steps, self.stats, self.sent, self.slots, self.mode,
                     self.conf, self.counts, 0, *self.out)
         self._turns(no_entries, self.order, self.n_order, self.blocked)
 
     def _allocate(self, cap: int) -> None:
-        """Output and loop buffers for batches of up to ``cap`` entries (kept together)."""
+        """Output, parser and loop buffers for batches of up to ``cap`` entries (kept
+        together; ``cap`` is at most :attr:`max_entries`, checked by the parser first). A
+        reply reveals at most one answer string per episode (one request each per batch), so
+        its buffer holds ``min(cap, episodes)`` of the store's longest answer."""
+        cap = min(int(cap), self.max_entries)
         self.out = kernel.new_outputs(cap)
         offsets = self.labels[1]
         longest = int(np.max(np.diff(offsets))) if len(offsets) > 1 else 0
         self.entries = np.zeros((cap, 3), np.int32)
+        self.str_offsets = np.zeros(cap + 1, np.int64)
         self.inbuf = np.zeros(32 + 12 * cap, np.uint8)
-        self.outbuf = np.zeros(64 + 64 * cap + cap * longest, np.uint8)
+        self.outbuf = np.zeros(64 + 64 * cap + min(cap, self.n) * (longest + 8), np.uint8)
         self.reply_bytes = self.out[0].view(np.uint8).reshape(-1)
 
     def loop(self, rfd: int, wfd: int, progress: np.ndarray) -> tuple[int, int, int]:
         """Run the compiled loop (:func:`~tts_gym.sandbox.serve_loop.serve_loop`)."""
         reply, answer_ids, new, others = self.out
         return self._loop(
-            rfd, wfd, self.inbuf, self.outbuf, self.entries, progress, self.data,
+            rfd, wfd, self.inbuf, self.outbuf, self.entries, self.str_offsets, self.max_entries,
+            progress, self.data,
             self.store.n_branches, self.qs, self.ep, self.book, self.done, self.steps,
             self.stats, self.sent, self.slots, self.mode, self.conf, self.counts,
             self.limits.max_steps, reply, self.reply_bytes, answer_ids, new, others,
@@ -291,6 +315,7 @@ class Broker:
             "code": compiled(self.spec.source, self.spec.filename),
             "python": sys.version,
             "watchdog_s": self.limits.watchdog_s,
+            "max_answer_chars": MAX_ANSWER_CHARS,
         }
         return wire.text_message(wire.START, json.dumps(job))
 
@@ -314,14 +339,48 @@ class Broker:
         return [int(e) for e in self.order[: int(self.n_order[0])]]
 
     # --- one round ---------------------------------------------------------------------------
+    def parse(self, payload: bytes) -> tuple[int, np.ndarray, list[str]]:
+        """Check a BATCH payload with :func:`~tts_gym.sandbox.frames.parse_batch` (the fast
+        loop's parser too) and decode its strings.
+
+        Returns:
+            ``(code, entries int32 [n, 3] (a view of the scratch array), strings)``; ``code``
+            is ``FR_OK`` or ``FR_SETUP`` (the "did not load" report).
+
+        Raises:
+            ProtocolError: The frame is malformed (one line naming what and where).
+        """
+        buf = np.frombuffer(payload, np.uint8)
+        n_eps = self.n
+        code, n, n_str, _o, where, value = self._parse(buf, len(buf), n_eps, self.max_entries,
+                                                        self.entries, self.str_offsets)
+        if code == frames.FR_SPACE:
+            self._allocate(max(n, 2 * len(self.entries)))
+            code, n, n_str, _o, where, value = self._parse(
+                buf, len(buf), n_eps, self.max_entries, self.entries, self.str_offsets)
+        entries = self.entries[:n]
+        if code not in (frames.FR_OK, frames.FR_SETUP):
+            raise ProtocolError(self.frame_error(code, where, value, entries, n_str))
+        bounds = self.str_offsets[: n_str + 1].tolist()
+        strings = [payload[a:b].decode("utf-8", "replace")
+                   for a, b in zip(bounds, bounds[1:], strict=False)]
+        return code, entries, strings
+
+    def frame_error(self, code: int, where: int, value: int, entries: np.ndarray,
+                    n_str: int) -> str:
+        """The one-line protocol error of a frame the parser refused."""
+        limit = frames.limit_of(code, self.n, self.max_entries, where, entries, n_str)
+        return "malformed batch: " + frames.describe(code, value, where, limit)
+
     def handle(self, payload: bytes) -> bytes:
         """Serve one BATCH payload; returns the REPLY payload.
 
         Raises:
-            ProtocolError: The batch breaks the protocol (index, op, order).
-            wire.WireError: The payload cannot be parsed.
+            ProtocolError: The batch breaks the protocol (framing, index, op, order).
         """
-        entries, strings = wire.decode_batch(payload, self.max_entries, MAX_ANSWER_CHARS + 10)
+        code, entries, strings = self.parse(payload)
+        if code == frames.FR_SETUP:
+            raise ProtocolError(self.frame_error(code, 0, -1, entries, len(strings)))
         self.turn_open = False
         bad = self._turns(entries, self.order, self.n_order, self.blocked)
         if bad >= 0:
@@ -329,8 +388,6 @@ class Broker:
             raise ProtocolError("it sent a request out of its episodes' turn order",
                                 None if holder < 0 else holder)
         n = len(entries)
-        if n > len(self.out[1]):
-            self._allocate(max(n, 2 * len(self.out[1])))
         reply, answer_ids, new, others = self.out
         err, n_new, n_others = self._serve(
             self.data, self.store.n_branches, self.qs, self.ep, self.book, entries,
@@ -363,65 +420,78 @@ class Broker:
 
     def _trace(self, entries: np.ndarray, reply: np.ndarray, answer_ids: np.ndarray) -> None:
         assert self.traces is not None
+        room = self.trace_room
         for j, (e, op, arg) in enumerate(entries.tolist()):
             if op > wire.OP_PRUNE:
                 continue  # notes, answers and failures are traced by _record
             st, _lab, fin, slot, _opened, tok = reply[j].tolist()
             name = OPS[op]
-            tr = self.traces[e]
             if st == wire.ST_NONE_LEFT:
-                tr.append({"op": name, "none_left": True})
+                ev: dict[str, Any] = {"op": name, "none_left": True}
+            elif st != wire.ST_OK:
+                ev = {"op": name, "slot": arg, "refused": _REFUSAL.get(st, "")}
+            else:
+                ev = {"op": name, "slot": slot}
+                if op != wire.OP_PRUNE:
+                    ev["answer"] = self.store.answer_string(int(self.qs[e]), int(answer_ids[j]))
+                    if op != wire.OP_FULL_READ:
+                        ev["finished"] = bool(fin)
+                    ev["tokens"] = tok - int(self.charged[e])
+                self.charged[e] = tok
+            size = event_bytes(ev)
+            if size > room[e]:
+                self._drop(e, size)
                 continue
-            if st != wire.ST_OK:
-                tr.append({"op": name, "slot": arg, "refused": _REFUSAL.get(st, "")})
-                continue
-            ev: dict[str, Any] = {"op": name, "slot": slot}
-            if op != wire.OP_PRUNE:
-                ev["answer"] = self.store.answer_string(int(self.qs[e]), int(answer_ids[j]))
-                if op != wire.OP_FULL_READ:
-                    ev["finished"] = bool(fin)
-                ev["tokens"] = tok - int(self.charged[e])
-            tr.append(ev)
-            self.charged[e] = tok
+            room[e] -= size
+            self.traces[e].append(ev)
+
+    def _drop(self, e: int, size: int) -> None:
+        """Count an event of episode ``e`` that its trace share has no room for."""
+        self.trace_room[e] = 0  # later events are dropped too: the kept trace is a prefix
+        self.trace_dropped[e, 0] += 1
+        self.trace_dropped[e, 1] += size
 
     def _record(self, e: int, op: int, arg: int, strings: list[str]) -> None:
         if op == wire.OP_NOTE:
             if self.traces is None or self.stats[e, 4] > MAX_NOTES_PER_EPISODE:
                 return
-            note = parse_json(strings[arg], MAX_NOTE_CHARS)
-            if not isinstance(note, dict):
-                note = {"event": "unreadable note"}
-            note = clean_json(note, secrets=self.secrets)
-            event = clean_text(note.pop("event", ""), 100, multiline=False, secrets=self.secrets)
-            self.traces[e].append({"op": "note", "event": event, **{
-                k: v for k, v in note.items() if k not in ("op", "event")}})
+            size = len(strings[arg]) + _EVENT_BYTES
+            if size > self.trace_room[e]:  # not even decoded
+                self._drop(e, size)
+                return
+            event = decode_note(strings[arg], self.secrets)
+            self.trace_room[e] -= event_bytes(event)
+            self.traces[e].append(event)
         elif op == wire.OP_ANSWER:
             self._finish(e, None if arg < 0 else strings[arg])
         elif op == wire.OP_FAIL:
-            info = parse_json(strings[arg], MAX_ERROR_CHARS + 2000)
-            if not isinstance(info, dict):
-                info = {"kind": "exception", "summary": strings[arg]}
-            kind = clean_text(info.get("kind", "exception"), 40, multiline=False,
-                              secrets=self.secrets)
-            if kind not in ("exception", "bad_return", "watchdog", "step_limit", "memory"):
-                kind = "exception"
-            self._fail(e, kind, info.get("summary", ""), info.get("traceback", ""),
-                       info.get("line"))
+            kind, summary, tb, line = decode_failure(strings[arg], self.secrets)
+            self._fail(e, kind, summary, tb, line)
 
     def _finish(self, e: int, answer: str | None) -> None:
         self.tokens[e] = self.ep[EP_COUNTERS][e, COST]
+        over = False
         if answer is None:
             self.answer_ids[e] = -1
             self.answers[e] = None
         else:
-            aid = self.store.answer_id(int(self.qs[e]), answer)
+            answer, over = decode_answer(answer)
+            # longer than any store answer: no branch produced it (scored wrong)
+            aid = -2 if over else self.store.answer_id(int(self.qs[e]), answer)
             self.answer_ids[e] = aid
-            self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS, multiline=False,
-                                         secrets=self.secrets)
+            self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS + (3 if over else 0),
+                                         multiline=False, secrets=self.secrets) + (
+                "..." if over else "")
             self.revealed[e] = aid >= 0 and bool(self.book[BOOK_LABEL_OF][e, aid] >= 0)
         if self.traces is not None:
+            dropped, size = self.trace_dropped[e].tolist()
+            if dropped:
+                self.traces[e].append({"op": "trace_cut", "dropped_events": dropped,
+                                       "dropped_bytes": size,
+                                       "limit_bytes": MAX_TRACE_BYTES // max(self.n, 1)})
             self.traces[e].append({"op": "finish", "answer": self.answers[e],
                                    "tokens": int(self.tokens[e]),
+                                   **({"answer_over_bound": MAX_ANSWER_CHARS} if over else {}),
                                    **({} if self.revealed[e] else {"unrevealed": True})})
 
     def _fail(self, e: int, kind: str, summary: Any, tb: Any, line: Any = None) -> None:
@@ -471,6 +541,20 @@ class Broker:
         return out
 
 
+_EVENT_BYTES = 200
+"""What a trace event costs in memory beyond its strings (a small dict), in bytes."""
+
+
+def event_bytes(event: dict[str, Any]) -> int:
+    """The bytes a trace event is counted as: :data:`_EVENT_BYTES` plus the characters of its
+    keys and string values (top level; nested values by their ``repr`` length)."""
+    size = _EVENT_BYTES
+    for k, v in event.items():
+        size += len(k) + (len(v) if isinstance(v, str) else 8 if isinstance(
+            v, (int, float, bool)) or v is None else len(repr(v)))
+    return size
+
+
 _COMBINED: dict[tuple[str, ...], ReplayStore] = {}
 _LABELS: dict[str, tuple[np.ndarray, ...]] = {}
 _CODE: dict[tuple[str, str], str | None] = {}
@@ -484,7 +568,7 @@ def compiled(source: str, filename: str) -> str | None:
     candidate process then compiles it and reports the error as a load failure."""
     key = (source, filename)
     cached = _CODE.get(key, False)  # one lookup: another thread may clear the cache meanwhile
-    if cached is not False:
+    if not isinstance(cached, bool):  # a cached code object, or None (does not compile)
         return cached
     try:
         with _QUIET, warnings.catch_warnings():
@@ -634,9 +718,6 @@ def _exit_error(code: int, limits: SandboxLimits, episodes: int) -> dict[str, An
     return {"kind": "crash", "summary": f"the candidate process exited early (code {code})"}
 
 
-_SETUP_FAILURE = (-1).to_bytes(4, "little", signed=True)
-
-
 class _Session:
     """The pipe conversation of one unit (the guard watches its clock)."""
 
@@ -713,6 +794,11 @@ class _Session:
             self._batch(self.read())
         elif code == serve_loop.LOOP_EOF:
             raise EOFError("the candidate process closed its pipe")
+        elif code == serve_loop.LOOP_FRAME:
+            # the parser refused the frame in inbuf[:length]: the Python reader's parse of
+            # the same bytes gives the same verdict and names what was wrong
+            b.parse(bytes(b.inbuf[:length]))
+            raise ProtocolError("malformed batch")  # not reached: the parser refuses it
         elif code == serve_loop.LOOP_PROTOCOL:
             if detail == kernel.ERR_FLOOD:
                 b._fail(int(b.out[3][0]), "step_limit", "kept calling primitives after the "
@@ -721,43 +807,22 @@ class _Session:
                 raise ProtocolError(kernel.PROTOCOL_ERRORS.get(detail, "bad batch"))
 
     def _schedule(self, frame: bytes) -> dict[str, Any]:
-        info = parse_json(wire.parse_text_message(frame, wire.SCHEDULE, 1 << 16), 1 << 16)
-        if not isinstance(info, dict) or not info.get("ok") or not isinstance(
-                info.get("value"), dict):
-            err = info.get("value") if isinstance(info, dict) else None
-            err = err if isinstance(err, dict) else {"summary": "unreadable schedule"}
-            self.broker.error = {
-                "kind": "schedule",
-                "summary": clean_text(err.get("summary", ""), 500, multiline=False,
-                                      secrets=self.broker.secrets),
-                "traceback": clean_text(err.get("traceback", ""), MAX_ERROR_CHARS,
-                                        secrets=self.broker.secrets),
-                "line": None, "seed": self.broker.spec.seed,
-            }
+        text = wire.parse_text_message(frame, wire.SCHEDULE, 1 << 20)  # the read's cap
+        value, error = decode_schedule(text, self.broker.secrets)
+        if error is not None:
+            self.broker.error = {**error, "seed": self.broker.spec.seed}
             return {}
-        return clean_json(info["value"], max_depth=3, max_items=100, max_chars=200,
-                          secrets=self.broker.secrets)
+        assert value is not None
+        return value
 
     def _batch(self, frame: bytes) -> None:
         b = self.broker
-        if frame[0] != wire.BATCH:
-            raise ProtocolError(f"unexpected message type {frame[:1]!r}")
         # "did not load" is the first frame after START or nothing (the frame is counted)
-        if int(b.frames[0]) == b.start_frames + 1 and frame[9:13] == _SETUP_FAILURE:
-            _entries, strings = wire.decode_batch(frame, 1, MAX_ERROR_CHARS + 2000)
-            info = parse_json(strings[0], MAX_ERROR_CHARS + 2000) if strings else None
-            info = info if isinstance(info, dict) else {}
-            line = info.get("line")
-            b.error = {  # the module did not load
-                "kind": "load",
-                "summary": clean_text(info.get("summary", "the file did not load"), 500,
-                                      multiline=False, secrets=b.secrets),
-                "traceback": clean_text(info.get("traceback", ""), MAX_ERROR_CHARS,
-                                        secrets=b.secrets),
-                "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
-                "seed": b.spec.seed,
-            }
-            return
+        if int(b.frames[0]) == b.start_frames + 1:
+            code, _entries, strings = b.parse(frame)
+            if code == frames.FR_SETUP:
+                b.error = {**decode_setup_failure(strings[0], b.secrets), "seed": b.spec.seed}
+                return
         wire.send_frame(self.child.to_child, b.handle(frame))
         b.turn_open = True
 

@@ -47,7 +47,17 @@ def describe_error(error: dict[str, Any]) -> str:
         more = f", ... ({len(qs)} in all)" if len(qs) > 8 else ""
         where.append(f"one of questions {', '.join(qs[:8])}{more}")
     ctx = f" ({', '.join(where)})" if where else ""
-    return f"{error.get('summary') or error.get('kind')}{ctx}"
+    why = OUTSIDE_WATCHDOG.get(str(error.get("kind")), "")
+    return f"{error.get('summary') or error.get('kind')}{ctx}{why}"
+
+
+OUTSIDE_WATCHDOG = {
+    "cpu_limit": "; the kernel's CPU limit or the broker's turn check stopped the process, not "
+    "the in-process watchdog, so no line is known (raise the budget with --episode-cpu)",
+    "stalled": "; the broker stopped the process, not the in-process watchdog, so no line is "
+    "known",
+}
+"""What a message adds when a stop came from outside the candidate process (no frame read)."""
 
 
 def unit_specs(

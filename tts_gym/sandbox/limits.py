@@ -57,6 +57,23 @@ class SandboxLimits:
     unsafe: bool = False
     python_loop: bool = False
 
+    @classmethod
+    def per_episode(cls, episode_cpu_s: float = 1.0, **kwargs: object) -> SandboxLimits:
+        """Limits where ``episode_cpu_s`` (``--episode-cpu`` of ``eval``, ``sweep``, ``table``)
+        is also the watchdog: an episode that computes that long without calling a primitive
+        is stopped, and the message names the line it was running. A process's kernel limit
+        stays ``watchdog + episode_cpu_s x episodes``, so no episode can spend more than its
+        share in one stretch either way.
+
+        Raises:
+            ValueError: ``episode_cpu_s`` is not a positive number.
+        """
+        if not episode_cpu_s > 0:
+            raise ValueError(f"--episode-cpu must be a positive number of seconds, got "
+                             f"{episode_cpu_s!r}.")
+        return cls(episode_cpu_s=float(episode_cpu_s), watchdog_s=float(episode_cpu_s),
+                   **kwargs)  # type: ignore[arg-type]
+
     @property
     def stall_limit_s(self) -> float:
         """The stall limit in effect."""

@@ -46,7 +46,8 @@ numpy.linalg, numpy.random, operator, random, statistics, tts_gym.candidate, typ
         for name in names:
             if not _available(name):
                 raise ValueError(
-                    f"{filename} line {node.lineno}: `{name}` cannot be imported in the sandbox "
+                    f"{filename} line {getattr(node, 'lineno', '?')}: `{name}` cannot be imported "
+                    "in the sandbox "
                     f"(available: {', '.join(sorted(CANDIDATE_MODULES))}); run with --trusted to "
                     "evaluate your own code with other imports.")
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Controller"]

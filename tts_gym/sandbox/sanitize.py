@@ -69,8 +69,8 @@ def clean_json(obj: Any, *, max_depth: int = 6, max_items: int = 64, max_chars: 
         return obj
     if isinstance(obj, float):
         return obj if obj == obj and abs(obj) != float("inf") else None
-    kw = {"max_depth": max_depth - 1, "max_items": max_items, "max_chars": max_chars,
-          "secrets": secrets}
+    kw: dict[str, Any] = {"max_depth": max_depth - 1, "max_items": max_items,
+                          "max_chars": max_chars, "secrets": secrets}
     if isinstance(obj, list):
         return [clean_json(v, **kw) for v in obj[:max_items]]
     if isinstance(obj, dict):

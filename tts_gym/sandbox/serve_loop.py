@@ -5,9 +5,10 @@ thousand rounds or more. In Python the broker's side of a round (frame reading, 
 kernel call, encoding, writing) cost ~80 µs of CPU; this loop does the same in compiled code
 with two system calls (``read`` and ``write`` from libc, the GIL released) and returns to
 Python only for what needs it: a batch with answers, notes or failures (strings, JSON), a
-frame too large for its buffers, the end of the pipe, or a protocol error. Both paths serve
-requests with :func:`tts_gym.sandbox.kernel.serve_batch` and write byte-identical replies
-(tests/test_sandbox.py checks the two against each other).
+frame too large for its buffers, the end of the pipe, or a protocol error. Both paths check a
+frame with the same parser (:func:`tts_gym.sandbox.frames.parse_batch`: what one refuses the
+other refuses), serve requests with :func:`tts_gym.sandbox.kernel.serve_batch` and write
+byte-identical replies (tests/test_sandbox.py checks the two against each other).
 
 Frame layouts are :mod:`tts_gym.sandbox.child.wire`'s: a BATCH of ``n`` int32 triples and an
 empty string table is ``17 + 12 n`` bytes; a REPLY carries ``n`` rows of six int64, then the
@@ -20,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
-from tts_gym.sandbox.kernel import ERR_NONE, OP_ANSWER, serve_batch, take_turns
+from tts_gym.sandbox.frames import FR_OK, FR_SETUP, FR_SPACE, parse_batch
+from tts_gym.sandbox.kernel import ERR_NONE, serve_batch, take_turns
 from tts_gym.store import ReplayStore
 
 _c_read = types.ExternalFunction("read", types.intp(types.intc, types.uintp, types.uintp))
@@ -31,13 +33,15 @@ LOOP_EOF = 1
 LOOP_PYTHON = 2
 """A frame (in ``inbuf[:length]``) that the Python path must serve."""
 LOOP_BIG = 3
-"""A frame longer than ``inbuf``; its length prefix is consumed, ``length`` bytes follow."""
+"""A frame longer than ``inbuf`` (or empty); its length prefix is consumed, ``length`` bytes
+follow (Python's reader reads or refuses it)."""
 LOOP_PROTOCOL = 4
 """``serve_batch`` refused the batch; ``detail`` is its error code."""
 LOOP_INTERRUPTED = 5
 """A system call failed (e.g. EINTR): Python checks signals and calls again."""
+LOOP_FRAME = 6
+"""The parser refused the frame in ``inbuf[:length]`` (``detail``: its ``FR_*`` code)."""
 
-BATCH = 3
 REPLY = 4
 HEAD = 9  # type byte, u32 n, u32 n_strings
 
@@ -62,12 +66,6 @@ def label_table(store: ReplayStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _get_u32(buf, p):
     return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16)
             | (np.int64(buf[p + 3]) << 24))
-
-
-@njit(cache=True, inline="always")
-def _get_i32(buf, p):
-    v = _get_u32(buf, p)
-    return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
 
 
 @njit(cache=True, inline="always")
@@ -140,7 +138,7 @@ def _encode_reply(outbuf, reply_bytes, n, n_new, new_labels, answer_ids, qs,
 
 @njit(cache=True, nogil=True)
 def serve_loop(
-    rfd, wfd, inbuf, outbuf, entries, progress,
+    rfd, wfd, inbuf, outbuf, entries, offsets, max_entries, progress,
     data, n_branches, qs, ep_arrays, book_arrays, done, steps, stats, sent, slots, mode, conf,
     counts, max_steps, reply, reply_bytes, answer_ids, new_labels, others,
     label_base, label_offsets, label_blob, order, n_order, blocked,
@@ -151,8 +149,9 @@ def serve_loop(
         rfd, wfd: the pipe from / to the candidate.
         inbuf: uint8 scratch for one frame; outbuf: uint8 scratch for one reply (sized by
             the caller for ``entries.shape[0]`` entries and the longest answer string).
-        entries: int32 ``[cap, 3]`` scratch; progress: int64 ``[1]``, +1 per frame read (the
-            guard thread watches it).
+        entries, offsets: the parser's scratch (:func:`~tts_gym.sandbox.frames.parse_batch`);
+            max_entries: its bound on a batch's entries.
+        progress: int64 ``[1]``, +1 per frame read (the guard thread watches it).
         data .. others: as :func:`~tts_gym.sandbox.kernel.serve_batch`; ``reply_bytes`` is
             ``reply`` viewed as bytes.
         label_base, label_offsets, label_blob: :func:`label_table` of the unit's store.
@@ -161,38 +160,27 @@ def serve_loop(
 
     Returns:
         ``(code, length, detail)``: one of the ``LOOP_*`` codes, the frame length for
-        LOOP_PYTHON / LOOP_BIG, and the kernel's error code for LOOP_PROTOCOL.
+        LOOP_PYTHON / LOOP_BIG / LOOP_FRAME, the kernel's error code for LOOP_PROTOCOL and
+        the parser's for LOOP_FRAME.
     """
-    cap = entries.shape[0]
+    n_eps = qs.shape[0]
     while True:
         st = _read_exact(rfd, inbuf, 0, 4)
         if st != 0:
             return st, 0, 0
         length = _get_u32(inbuf, 0)
         progress[0] += 1
-        if length > inbuf.shape[0]:
+        if length == 0 or length > inbuf.shape[0]:  # refused or read by Python's reader
             return LOOP_BIG, length, 0
         st = _read_exact(rfd, inbuf, 0, length)
         if st != 0:
             return st, 0, 0
-        if length < HEAD or inbuf[0] != BATCH:
-            return LOOP_PYTHON, length, 0
-        n = _get_u32(inbuf, 1)
-        n_str = _get_u32(inbuf, 5)
-        if n_str != 0 or n == 0 or n > cap or length != HEAD + 12 * n + 8:
-            return LOOP_PYTHON, length, 0
-        tail = HEAD + 12 * n
-        for k in range(8):
-            if inbuf[tail + k] != 0:
-                return LOOP_PYTHON, length, 0
-        for j in range(n):
-            p = HEAD + 12 * j
-            op = _get_i32(inbuf, p + 4)
-            if op >= OP_ANSWER:
-                return LOOP_PYTHON, length, 0
-            entries[j, 0] = _get_i32(inbuf, p)
-            entries[j, 1] = op
-            entries[j, 2] = _get_i32(inbuf, p + 8)
+        code, n, _n_str, n_others, _where, _value = parse_batch(
+            inbuf, length, n_eps, max_entries, entries, offsets)
+        if code == FR_SPACE or code == FR_SETUP or (code == FR_OK and n_others > 0):
+            return LOOP_PYTHON, length, 0  # strings, or more entries than the scratch holds
+        if code != FR_OK:
+            return LOOP_FRAME, length, code
         if take_turns(entries[:n], order, n_order, blocked) >= 0:
             return LOOP_PYTHON, length, 0
         err, n_new, _n_others = serve_batch(

@@ -34,10 +34,11 @@ The published stores have ``W_q`` of at most a few million tokens (128 branches 
 (``gold_answer``, ``probe_list`` entries, ``final_answer``, ``final_answers_trace``) is at most
 this many characters (Unicode code points) and valid Unicode (no lone surrogate, which has no
 UTF-8 form). Answers are extracted final answers: the published stores' longest is 129
-characters. The sandbox's wire and broker cut strings at
-:data:`tts_gym.sandbox.broker.MAX_ANSWER_CHARS` (2,000), so with this bound every answer of a
-store that loads reaches a sandboxed candidate unchanged and can be submitted back verbatim:
-``eval`` in process and the sandboxed path score every loadable store the same way.
+characters. The sandbox's broker uses this same bound
+(:data:`tts_gym.sandbox.broker.MAX_ANSWER_CHARS`): every answer of a store that loads reaches a
+sandboxed candidate unchanged and can be submitted back verbatim, and a submitted answer longer
+than the bound is scored wrong, so ``eval`` in process and the sandboxed path score every
+loadable store the same way.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ MAX_STORE_TOKENS = 2**42
 MAX_ANSWER_CHARS = 1000
 """Longest answer string a store may hold, in characters (the published stores' longest: 129).
 
-At most the sandbox broker's cut (``tts_gym.sandbox.broker.MAX_ANSWER_CHARS``), so that every
-path scores a store that loads the same way; ``tts-gym collect`` writes no longer answer."""
+The sandbox broker's bound too (``tts_gym.sandbox.broker.MAX_ANSWER_CHARS``: a longer submitted
+answer is scored wrong), so that every path scores a store that loads the same way;
+``tts-gym collect`` writes no longer answer."""
 
 SEEDS_THAT_FIT = 2**20
 """Whole-store passes whose token sum still fits int64 (``MAX_STORE_TOKENS × this <= 2**63``)."""

@@ -299,7 +299,8 @@ def _fit_wrong(store: ReplayStore, correct: np.ndarray, k_max: int, seed: int) -
     goal = target.mean(axis=0)
     n_wrong = [int((~correct[q]).sum()) for q in range(store.n_questions)]
     n_wrong = [w for w in n_wrong if w >= 10]
-    best, best_err = None, np.inf
+    best: tuple[float, float, float] | None = None
+    best_err = np.inf
     for tail in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4):
         for conc in (0.15, 0.3, 0.6, 1.2):
             for mean_k in (1.0, 3.0, 6.0, 12.0, 24.0):
@@ -308,6 +309,8 @@ def _fit_wrong(store: ReplayStore, correct: np.ndarray, k_max: int, seed: int) -
                 err = float(np.sum(((got - goal) / np.array([0.05, 0.05, 0.05])) ** 2))
                 if err < best_err:
                     best, best_err = (tail, conc, mean_k), err
+    if best is None:
+        raise ValueError("no wrong-answer parameters fit the targets (the errors are not finite).")
     tail, conc, mean_k = best
     return {"wrong_tail": tail, "attractor_concentration": conc, "attractors_mean": mean_k}
 

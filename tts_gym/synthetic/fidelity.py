@@ -61,7 +61,7 @@ class Row:
             "twin_accuracy": self.twin_accuracy,
             "twin_tokens": self.twin_tokens,
         }
-        if self.real_accuracy is not None:
+        if self.real_accuracy is not None and self.real_tokens is not None:
             d["accuracy_diff"] = round(self.twin_accuracy - self.real_accuracy, 2)
             d["tokens_ratio"] = round(self.twin_tokens / max(self.real_tokens, 1.0), 3)
         return d
@@ -101,10 +101,10 @@ def compare(
     sc, cmc = by.get("SC@64"), by.get("CMC β=0.5")
     if sc is not None and cmc is not None:
         out["cmc_saving_twin"] = round(100 * (1 - cmc.twin_tokens / sc.twin_tokens), 2)
-        if real is not None:
+        if real is not None and cmc.real_tokens is not None and sc.real_tokens is not None:
             out["cmc_saving_real"] = round(100 * (1 - cmc.real_tokens / sc.real_tokens), 2)
             out["saving_diff"] = round(out["cmc_saving_twin"] - out["cmc_saving_real"], 2)
-    if sc is not None and real is not None:
+    if sc is not None and real is not None and sc.real_accuracy is not None:
         out["sc64_accuracy_diff"] = round(sc.twin_accuracy - sc.real_accuracy, 2)
     met = {}
     if "sc64_accuracy_diff" in out:

@@ -340,7 +340,7 @@ def generate_store(
     if questions < 1 or branches < 1:
         raise ValueError(f"questions and branches must be >= 1, got {questions}, {branches}.")
     from_rng = isinstance(seed, np.random.Generator)
-    rng = seed if from_rng else np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     arr = generate_arrays(p, questions, branches, rng)
     model = name or p.source.split("/")[0] or "synthetic"
     return ReplayStore(

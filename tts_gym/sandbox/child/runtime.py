@@ -21,12 +21,16 @@ Per-episode guards:
   without calling a primitive is abandoned (its greenlet is never resumed) and reported as
   that episode's failure;
 - answers must be ``str`` or ``None``; anything else fails the episode with the file and line
-  of ``solve``.
+  of the ``return`` statement that gave it (:func:`return_lines`).
+
+The watchdog names where the episode was running when it stopped it (the innermost frame of the
+candidate's file in the interrupted stack, :func:`candidate_line`).
 """
 
 from __future__ import annotations
 
 import array
+import ast
 import base64
 import builtins
 import itertools
@@ -68,10 +72,13 @@ CANDIDATE_MODULES: tuple[str, ...] = (
 )
 """Modules a candidate may import in the sandbox (pre-imported: there is no filesystem)."""
 
-MAX_NOTE_CHARS = 2000
-MAX_NOTES_PER_EPISODE = 4000
-MAX_ERROR_CHARS = 4000
+MAX_NOTE_CHARS = wire.MAX_NOTE_CHARS
+MAX_NOTES_PER_EPISODE = wire.MAX_NOTES_PER_EPISODE
+MAX_ERROR_CHARS = wire.MAX_ERROR_CHARS
 WATCHDOG_PERIOD_S = 0.25
+MAX_ROUND_NOTE_BYTES = wire.MAX_FRAME // 4
+"""Note text one round sends at most (bytes); later notes of the round are dropped, so a
+BATCH stays well inside the broker's frame limit."""
 
 
 _ACTIVE: list[Any] = [None]
@@ -182,11 +189,86 @@ def _short_traceback(exc: BaseException, filename: str) -> tuple[str, int | None
     return text[-MAX_ERROR_CHARS:], line
 
 
+def failure_text(kind: str, summary: str, line: Any, tb: str) -> str:
+    """A failure report as JSON text of at most ``wire.MAX_STRING_BYTES`` bytes (ASCII): the
+    summary and the traceback's end are cut until it fits."""
+    line = line if isinstance(line, int) and not isinstance(line, bool) else None
+    keep = MAX_ERROR_CHARS
+    while True:
+        text = json.dumps({"kind": kind, "summary": summary[:500], "line": line,
+                           "traceback": tb[-keep:] if keep else ""})
+        if len(text) <= wire.MAX_STRING_BYTES or keep == 0:
+            return text[: wire.MAX_STRING_BYTES]
+        keep //= 2
+
+
 def _summary(exc: BaseException, filename: str, line: int | None) -> str:
     msg = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
     first = msg[-1] if msg else type(exc).__name__
     where = f"{filename}:{line}" if line else filename
     return f"{where}: {first}"[:500]
+
+
+def candidate_line(frame: Any, filename: str) -> tuple[int | None, str | None]:
+    """``(line, function)`` of the innermost frame of ``filename`` in the stack ending at
+    ``frame`` (the frame a signal interrupted); ``(None, None)`` when no such frame runs."""
+    while frame is not None:
+        if frame.f_code.co_filename == filename:
+            return frame.f_lineno, frame.f_code.co_name
+        frame = frame.f_back
+    return None, None
+
+
+def return_lines(source: str, def_line: int | None) -> list[int]:
+    r"""Lines of the ``return`` statements of the function defined at ``def_line`` of ``source``
+    that may give a value other than a string or None (nested functions excluded). A
+    function's code object knows its ``def`` line but not which ``return`` ran, so a bad
+    answer is located by reading the source: a literal string, an f-string, ``str(...)`` and
+    a bare or ``None`` return are left out; the rest are the candidates (usually one).
+
+    >>> return_lines("def solve(q):\n    if q:\n        return None\n    return 3\n", 1)
+    [4]
+    """
+    if def_line is None:
+        return []
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and def_line in (n.lineno, *(d.lineno for d in n.decorator_list))), None)
+    if fn is None:
+        return []
+    out: list[int] = []
+    todo: list[ast.AST] = list(fn.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return) and not _string_or_none(node.value):
+            out.append(node.lineno)
+        todo.extend(ast.iter_child_nodes(node))
+    return sorted(out)
+
+
+def _string_or_none(value: ast.AST | None) -> bool:
+    if value is None or isinstance(value, ast.JoinedStr):
+        return True
+    if isinstance(value, ast.Constant):
+        return value.value is None or isinstance(value.value, str)
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+            and value.func.id == "str")
+
+
+def where_returned(filename: str, source: str, def_line: int | None) -> tuple[str, int | None]:
+    """``("file:line", line)`` of the return that gave a bad answer (one candidate line), else
+    ``("file:a or b", None)`` or the ``def`` line when no return statement qualifies."""
+    lines = return_lines(source, def_line)
+    if len(lines) == 1:
+        return f"{filename}:{lines[0]}", lines[0]
+    if lines:
+        return f"{filename}:{' or '.join(map(str, lines[:4]))}", None
+    return (f"{filename}:{def_line}" if def_line else filename), def_line
 
 
 _PROBE_NEW, _PROBE_MORE, _FULL_READ, _PRUNE = (
@@ -317,6 +399,7 @@ class Runtime:
         self.ops: list[int] = []  # flat (episode, op, arg) triples of this round, in order
         self.strings: list[str] = []
         self.recorded = 0  # answers, notes and failures queued this round (never answered)
+        self.round_note_bytes = 0  # note text queued this round
         self.current: _Episode | None = None
         self.passes = 0  # scheduler passes over the runnable episodes (watchdog progress)
         self.seen: tuple[int, Any] = (-1, None)
@@ -325,6 +408,10 @@ class Runtime:
         self.abandoned: list[Any] = []
         self.traces = False
         self.filename = "<candidate>"
+        self.source = ""
+        self.watchdog_line: int | None = None
+        self.watchdog_summary = ""
+        self.max_answer_chars = 1000
         self.rng_owner: _Episode | None = None
         self.np_rand = np.random.mtrand._rand
         self.py_rand = random._inst  # type: ignore[attr-defined]
@@ -358,7 +445,7 @@ class Runtime:
         self.rng_owner = ep
 
     # --- the CPU watchdog --------------------------------------------------------------------
-    def _on_timer(self, _signum: int, _frame: Any) -> None:
+    def _on_timer(self, _signum: int, frame: Any) -> None:
         ep = self.current
         # an episode runs at most once per pass: the same one at the same pass on two ticks has
         # called no primitive in between
@@ -370,7 +457,16 @@ class Runtime:
         if self.strikes < self.watchdog_strikes:
             return
         seconds = self.watchdog_strikes * WATCHDOG_PERIOD_S
-        self._fail(ep, "watchdog", f"no primitive called for {seconds:g} s of CPU", None, "")
+        line, func = candidate_line(frame, self.filename)
+        where = f"{self.filename}:{line}" if line else self.filename
+        inside = f" in {func}()" if func and func != "<module>" else ""
+        summary = (f"{where}: stopped after {seconds:g} s of CPU without calling a primitive "
+                   f"(the episode's CPU budget), running at line {line}{inside}" if line else
+                   f"{where}: stopped after {seconds:g} s of CPU without calling a primitive "
+                   "(the episode's CPU budget), outside the file's own code")
+        self.watchdog_line = line
+        self.watchdog_summary = summary
+        self._fail(ep, "watchdog", summary, line, "")
         ep.abandoned = True
         self.abandoned.append(ep.greenlet)
         self.strikes = 0
@@ -382,9 +478,9 @@ class Runtime:
         return len(self.strings) - 1
 
     def _fail(self, ep: _Episode, kind: str, summary: str, line: int | None, tb: str) -> None:
-        info = {"kind": kind, "summary": summary, "line": line, "traceback": tb}
         self.recorded += 1
-        self.ops.extend((ep.index, wire.OP_FAIL, self._string(json.dumps(info))))
+        self.ops.extend((ep.index, wire.OP_FAIL, self._string(failure_text(kind, summary, line,
+                                                                           tb))))
 
     def note(self, q: Question, event: Any, fields: dict[str, Any]) -> None:
         """Queue a trace note of ``q``'s episode (dropped when no traces are wanted or past
@@ -399,6 +495,9 @@ class Runtime:
             text = json.dumps({**head, "unserialisable_fields": sorted(map(str, fields))[:10]})
         if len(text) > MAX_NOTE_CHARS:
             text = json.dumps({**head, "oversized_fields": len(text)})
+        if self.round_note_bytes + len(text) > MAX_ROUND_NOTE_BYTES:
+            return  # this round's frame would outgrow the broker's frame limit
+        self.round_note_bytes += len(text)
         self.recorded += 1
         self.ops.extend((q._id, wire.OP_NOTE, self._string(text)))
 
@@ -425,7 +524,7 @@ class Runtime:
         if pseudo.abandoned:
             self.ops.clear()
             self.strings.clear()
-            return False, {"summary": "watchdog: no end after the CPU limit", "line": None,
+            return False, {"summary": self.watchdog_summary, "line": self.watchdog_line,
                            "traceback": ""}
         return result[0], result[1]
 
@@ -459,12 +558,14 @@ class Runtime:
             self._fail(ep, kind, _summary(exc, self.filename, line), line, text)
             return
         if answer is not None and not isinstance(answer, str):
-            where = f"{self.filename}:{solve_line}" if solve_line else self.filename
+            where, line = where_returned(self.filename, self.source, solve_line)
             summary = (f"{where}: solve() returned {type(answer).__name__} {str(answer)[:60]!r}; "
                        "answers are strings (return str(...)) or None")
-            self._fail(ep, "bad_return", summary, solve_line, "")
+            self._fail(ep, "bad_return", summary, line, "")
             return
-        arg = -1 if answer is None else self._string(answer)
+        # an answer over the store's bound cannot be right: cut one character past it, so the
+        # broker sees that it was longer (and scores it wrong) without reading all of it
+        arg = -1 if answer is None else self._string(answer[: self.max_answer_chars + 1])
         self.recorded += 1
         self.ops.extend((ep.index, wire.OP_ANSWER, arg))
 
@@ -473,9 +574,10 @@ class Runtime:
         job = self.start()
         self.traces = bool(job.get("traces"))
         self.filename = str(job.get("filename") or "<candidate>")
+        self.max_answer_chars = int(job.get("max_answer_chars", self.max_answer_chars))
         watchdog_s = float(job.get("watchdog_s", 10.0))
         self.watchdog_strikes = max(1, round(watchdog_s / WATCHDOG_PERIOD_S))
-        source = str(job["source"])
+        source = self.source = str(job["source"])
         linecache.cache[self.filename] = (len(source), None, source.splitlines(True), self.filename)
         signal.signal(signal.SIGVTALRM, self._on_timer)
         signal.setitimer(signal.ITIMER_VIRTUAL, WATCHDOG_PERIOD_S, WATCHDOG_PERIOD_S)
@@ -516,21 +618,26 @@ class Runtime:
         first = json.dumps(factory(**params).schedule(beta), sort_keys=True)
         again = json.dumps(factory(**params).schedule(beta), sort_keys=True)
         if first != again:
-            raise ValueError(f"schedule({beta}) is not deterministic: {first} != {again}")
+            raise ValueError(f"schedule({beta}) is not deterministic: {first[:200]} != "
+                             f"{again[:200]}")
+        if len(first) > wire.MAX_SCHEDULE_BYTES - 100:  # room for the report around it
+            raise ValueError(f"schedule({beta}) is {len(first)} characters of JSON (limit "
+                             f"{wire.MAX_SCHEDULE_BYTES - 100})")
         value = json.loads(first)
         if not isinstance(value, dict):
             raise TypeError(f"schedule({beta}) must return a dict, got {type(value).__name__}")
         return value
 
     def _send_setup_error(self, stage: str, error: dict[str, Any]) -> None:
-        info = {"kind": stage, **error}
         self.ops[:] = [-1, wire.OP_FAIL, 0]  # the broker reads episode -1 as "did not load"
-        self.strings = [json.dumps(info)]
+        self.strings = [failure_text(stage, str(error.get("summary", "")), error.get("line"),
+                                     str(error.get("traceback", "")))]
         self._flush()
 
     def _flush(self) -> None:
         """Send this round's requests as one BATCH and start the next round's lists."""
         wire.write_frame(self.wfd, wire.batch_frame(array.array("i", self.ops), self.strings))
+        self.round_note_bytes = 0
         self.ops.clear()
         self.strings = []
 
@@ -573,7 +680,7 @@ class Runtime:
             # one reply per request: (status, label, finished, slot, opened, tokens); answers,
             # notes and failures are never answered
             if codes is not None:
-                rows = [row for op, row in zip(codes, rows, strict=True) if op <= _PRUNE]
+                rows = iter([row for op, row in zip(codes, rows, strict=True) if op <= _PRUNE])
             runnable = zip(blocked, rows, strict=True)
             if waiting:
                 runnable = itertools.chain(waiting, runnable)

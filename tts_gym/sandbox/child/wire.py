@@ -12,7 +12,9 @@ Messages, candidate -> broker:
   code exists in the process).
 - ``BATCH``: ``n`` entries ``(episode, op, arg)`` as int32 triples, and a string table.
   ``arg`` is a slot for ``probe_more``/``prune``, and an index into the string table for
-  ``answer`` (-1: None), ``note`` (JSON text) and ``fail`` (the error text).
+  ``answer`` (-1: None), ``note`` (JSON text) and ``fail`` (the error text). The broker checks
+  a BATCH with :func:`tts_gym.sandbox.frames.parse_batch` (both of its readers) before using
+  any of it; the bounds on its counts and strings are stated there.
 - ``SCHEDULE`` (JSON text): ``schedule(beta)`` of the candidate, when asked for.
 
 Messages, broker -> candidate:
@@ -64,6 +66,24 @@ ST_RECORDED = 7
 MAX_FRAME = 64 * 1024 * 1024
 """Largest frame either side accepts (bytes)."""
 
+MAX_STRING_BYTES = 16 * 1024
+"""Largest string of a BATCH's table (bytes): a failure report (summary and traceback as JSON,
+which the runtime cuts to fit); answers and notes have tighter bounds
+(:mod:`tts_gym.sandbox.frames`)."""
+
+MAX_NOTE_CHARS = 2000
+"""Longest note (its JSON text, ASCII) the runtime sends; a longer one is replaced by its size."""
+
+MAX_NOTES_PER_EPISODE = 4000
+"""Notes of one episode the runtime sends (and the broker records) at most."""
+
+MAX_ERROR_CHARS = 4000
+"""Longest traceback text of a failure report (characters)."""
+
+MAX_SCHEDULE_BYTES = 1 << 16
+"""Largest ``schedule(beta)`` report (bytes of JSON text); the runtime reports a larger value
+as the schedule's failure."""
+
 _LEN = struct.Struct("<I")
 _BATCH_HEAD = struct.Struct("<BII")  # type, n entries, n strings
 _BATCH_FRAME_HEAD = struct.Struct("<IBII")  # frame length, then _BATCH_HEAD
@@ -90,7 +110,11 @@ def write_frame(fd: int, data: bytes) -> None:
 
 class FrameReader:
     """Buffered frame reading from a blocking descriptor: one ``read`` per frame as a rule
-    (the peer writes each frame with one ``write``)."""
+    (the peer writes each frame with one ``write``).
+
+    Linear in the frame's size: a frame longer than the first read is read straight into one
+    buffer of its announced length (after the length was checked), never by concatenation.
+    """
 
     def __init__(self, fd: int, max_bytes: int = MAX_FRAME) -> None:
         self.fd = fd
@@ -105,23 +129,32 @@ class FrameReader:
             WireError: The announced length is 0 or exceeds ``max_bytes``.
         """
         buf = self.buf
-        while True:
-            if len(buf) >= 4:
-                (length,) = _LEN.unpack_from(buf, 0)
-                if length == 0 or length > self.max_bytes:
-                    raise WireError(f"frame of {length} bytes (limit {self.max_bytes})")
-                end = 4 + length
-                if len(buf) >= end:
-                    self.buf = buf[end:]
-                    return buf[4:end]
-                want = end - len(buf)
-            else:
-                want = 4
-            chunk = os.read(self.fd, max(want, 4096))
+        while len(buf) < 4:
+            chunk = os.read(self.fd, 4096)
             if not chunk:
                 self.buf = buf
                 raise EOFError("the peer closed the pipe")
             buf = buf + chunk if buf else chunk
+        (length,) = _LEN.unpack_from(buf, 0)
+        if length == 0 or length > self.max_bytes:
+            self.buf = buf
+            raise WireError(f"frame of {length} bytes (limit {self.max_bytes})")
+        end = 4 + length
+        if len(buf) >= end:
+            self.buf = buf[end:]
+            return buf[4:end]
+        frame = bytearray(length)
+        have = len(buf) - 4
+        frame[:have] = buf[4:]
+        view = memoryview(frame)
+        while have < length:
+            got = os.readv(self.fd, [view[have:]])
+            if not got:
+                self.buf = b""
+                raise EOFError("the peer closed the pipe")
+            have += got
+        self.buf = b""
+        return bytes(frame)
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -207,33 +240,6 @@ def batch_frame(ops: array.array, strings: list[str]) -> bytes:
 def encode_batch(ops: array.array, strings: list[str]) -> bytes:
     """A BATCH payload: :func:`batch_frame` without the length prefix."""
     return batch_frame(ops, strings)[_LEN.size:]
-
-
-def decode_batch(buf: bytes, max_entries: int, max_chars: int) -> tuple[np.ndarray, list[str]]:
-    """Parse a BATCH payload (broker side): ``(entries int32 [n, 3], strings)``.
-
-    Raises:
-        WireError: Wrong type, more than ``max_entries`` entries, or a malformed body.
-    """
-    if len(buf) < _BATCH_HEAD.size:
-        raise WireError("truncated batch header")
-    kind, n, n_str = _BATCH_HEAD.unpack_from(buf, 0)
-    if kind != BATCH:
-        raise WireError(f"expected a batch, got message type {kind}")
-    if n == 0 or n > max_entries or n_str > max_entries:
-        raise WireError(f"batch of {n} entries and {n_str} strings (limit {max_entries})")
-    pos = _BATCH_HEAD.size
-    if pos + 12 * n > len(buf):
-        raise WireError("truncated batch body")
-    entries = np.frombuffer(buf, np.int32, 3 * n, pos).reshape(n, 3)
-    if n_str == 0:
-        if buf[pos + 12 * n :] != _EMPTY_TABLE:
-            raise WireError("malformed empty string table")
-        return entries, []
-    strings, end = decode_strings(buf, pos + 12 * n, n_str, max_chars)
-    if end != len(buf):
-        raise WireError("trailing bytes after the batch")
-    return entries, strings
 
 
 REPLY_FIELDS = 6

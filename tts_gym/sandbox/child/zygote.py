@@ -37,6 +37,8 @@ def _bootstrap() -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(
         "_tts_child", os.path.join(here, "__init__.py"), submodule_search_locations=[here]
     )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the sandbox child package from {here}")
     pkg = importlib.util.module_from_spec(spec)
     sys.modules["_tts_child"] = pkg
     spec.loader.exec_module(pkg)
@@ -46,10 +48,12 @@ def _bootstrap() -> types.ModuleType:
     sys.modules["tts_gym"] = stub
     cand_path = os.path.join(os.path.dirname(os.path.dirname(here)), "candidate.py")
     cspec = importlib.util.spec_from_file_location("tts_gym.candidate", cand_path)
+    if cspec is None or cspec.loader is None:
+        raise ImportError(f"cannot load the candidate API from {cand_path}")
     cand = importlib.util.module_from_spec(cspec)
     sys.modules["tts_gym.candidate"] = cand
     cspec.loader.exec_module(cand)
-    stub.candidate = cand
+    vars(stub)["candidate"] = cand
     return pkg
 
 

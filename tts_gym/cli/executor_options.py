@@ -1,4 +1,8 @@
-"""``--executor local|ray`` and ``--ray-address ADDR`` for the commands that compute."""
+"""``--executor local|ray`` and ``--ray-address ADDR`` for the commands that compute.
+
+The executors know nothing of the commands: this module gives a Ray executor its worker warm-up
+(:func:`warm_worker`), so the executor layer imports no evaluation, reporting or sandbox code.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,17 @@ def check_executor_args(args: argparse.Namespace) -> None:
         require_extra("ray", "--executor ray")
 
 
+def warm_worker() -> None:
+    """Import what the computing commands' jobs run (evaluation, report cells, sandbox units) and
+    load the env's kernels: the prewarm task a new Ray executor runs once per CPU."""
+    import tts_gym.evaluation
+    import tts_gym.reporting.cells
+    import tts_gym.sandbox.units  # noqa: F401
+    from tts_gym.warmup import warmup
+
+    warmup()
+
+
 @contextlib.contextmanager
 def executor_from_args(args: argparse.Namespace, num_cpus: int | None = None
                        ) -> Iterator[Executor | None]:
@@ -61,9 +76,11 @@ def executor_from_args(args: argparse.Namespace, num_cpus: int | None = None
         yield None
         return
     from tts_gym.executor.ray_executor import RayExecutor
+    from tts_gym.sandbox.zygote_client import remove_stale_workdirs
 
     try:
-        executor = RayExecutor(args.ray_address, num_cpus=num_cpus)
+        executor = RayExecutor(args.ray_address, num_cpus=num_cpus, warm=warm_worker,
+                               on_shutdown=remove_stale_workdirs)
     except ExecutorError as exc:
         raise CliError(str(exc)) from None
     try:
