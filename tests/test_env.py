@@ -26,6 +26,7 @@ from tests.twin import python_order
 from tts_gym.env import ANSWER, BRANCH, SAMPLE, ReplayEnv
 from tts_gym.env.render import LEGEND
 from tts_gym.handle import QuestionHandle
+from tts_gym.kernels.state import EP_DEPTH, EP_ORDER
 from tts_gym.store.pack import pack_questions
 from tts_gym.testing import tiny_questions, tiny_store
 
@@ -94,7 +95,7 @@ def test_reset_seed_is_deterministic():
         env = make(store)
         obs, info = env.reset(seed=123)
         rng = np.random.default_rng(7)
-        seq = [(obs, info["question"], env._ep[0].copy())]
+        seq = [(obs, info["question"], env._ep[EP_ORDER].copy())]
         for _a, (o, r, t, _tr, i) in random_walk(env, rng):
             seq.append((o, r, t, i["tokens"]))
         runs.append(seq)
@@ -109,7 +110,7 @@ def test_reset_seed_is_deterministic():
     starts = set()
     for seed in range(10):
         _o, info = env.reset(seed=seed)
-        starts.add((info["question"], tuple(env._ep[0].tolist())))
+        starts.add((info["question"], tuple(env._ep[EP_ORDER].tolist())))
     assert len(starts) > 1
 
 
@@ -174,10 +175,10 @@ def test_action_masks_are_exact(kw):
                     trial = copy.deepcopy(env)
                     trial.step(a)  # every legal action steps without error
                 else:
-                    before = env.tokens_used, env.n_opened, env._ep[1].copy()
+                    before = env.tokens_used, env.n_opened, env._ep[EP_DEPTH].copy()
                     with pytest.raises(ValueError, match=r"Illegal action .*action_masks"):
                         env.step(a)
-                    after = env.tokens_used, env.n_opened, env._ep[1].copy()
+                    after = env.tokens_used, env.n_opened, env._ep[EP_DEPTH].copy()
                     assert before[:2] == after[:2] and np.array_equal(before[2], after[2])
             a = int(rng.choice(np.flatnonzero(mask[1:]))) + 1 if mask[1:].any() else ANSWER
             obs, _r, term, _t, info = env.step(a)

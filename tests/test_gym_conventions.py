@@ -24,6 +24,7 @@ from tts_gym.env import BRANCH, SAMPLE, ReplayEnv
 from tts_gym.env.dynamics import is_legal as kernel_is_legal
 from tts_gym.env.vector_env import ReplayVectorEnv
 from tts_gym.handle import QuestionHandle
+from tts_gym.kernels.state import EP_DEPTH
 from tts_gym.testing import tiny_questions, tiny_store
 
 S = 4
@@ -172,7 +173,7 @@ def test_handle_refuses_illegal_primitives_whatever_the_env_setting(setting, wra
 
     def state():
         elapsed = made._elapsed_steps  # the TimeLimit sees every atomic step the handle takes
-        return base.tokens_used, base.n_opened, base._ep[1].copy().tolist(), elapsed
+        return base.tokens_used, base.n_opened, base._ep[EP_DEPTH].copy().tolist(), elapsed
 
     before = state()
     with pytest.raises(ValueError, match=r"Illegal .*probe_more\(1\).*slot 1 is not opened"):

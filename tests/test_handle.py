@@ -20,6 +20,7 @@ from tests.test_kernels import stores
 from tests.twin import TwinEpisode, TwinError, python_order
 from tts_gym.env import ReplayEnv
 from tts_gym.handle import QuestionHandle
+from tts_gym.kernels.state import EP_DEPTH, EP_FINISHED, EP_SPENT
 from tts_gym.testing import tiny_questions, tiny_store
 
 OPS = st.lists(
@@ -85,8 +86,8 @@ def run_program(handles: list[QuestionHandle], twin: TwinEpisode, program, capac
             assert h.branches_left == twin.limit - twin.opened
             ep = h._base._ep  # per-slot k / spent / finished of the env's episode state
             n = twin.opened
-            assert ep[1][:n].tolist() == twin.k and ep[2][:n].tolist() == twin.spent
-            assert [bool(f) for f in ep[3][:n]] == twin.finished
+            assert ep[EP_DEPTH][:n].tolist() == twin.k and ep[EP_SPENT][:n].tolist() == twin.spent
+            assert [bool(f) for f in ep[EP_FINISHED][:n]] == twin.finished
             if op != "bad_more" and "tokens" in h.trace[-1]:
                 assert h.trace[-1]["tokens"] == twin.cost - before
 

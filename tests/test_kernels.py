@@ -14,6 +14,15 @@ from hypothesis import strategies as st
 
 from tests.twin import TwinBranch, TwinEpisode, cost_to_end, python_order
 from tts_gym.env import protocol_order
+from tts_gym.kernels.state import (
+    COST,
+    EP_COUNTERS,
+    EP_DEPTH,
+    EP_FINISHED,
+    EP_ORDER,
+    EP_SPENT,
+    OPENED,
+)
 from tts_gym.kernels.transitions import (
     COST_MODES,
     advance_branch,
@@ -67,11 +76,11 @@ OPS = st.lists(
 
 def check_slots(ep, twin: TwinEpisode) -> None:
     n = twin.opened
-    assert int(ep[5][0]) == n
-    assert int(ep[5][1]) == twin.cost
-    assert ep[1][:n].tolist() == twin.k
-    assert ep[2][:n].tolist() == twin.spent
-    assert [bool(f) for f in ep[3][:n]] == twin.finished
+    assert int(ep[EP_COUNTERS][OPENED]) == n
+    assert int(ep[EP_COUNTERS][COST]) == twin.cost
+    assert ep[EP_DEPTH][:n].tolist() == twin.k
+    assert ep[EP_SPENT][:n].tolist() == twin.spent
+    assert [bool(f) for f in ep[EP_FINISHED][:n]] == twin.finished
 
 
 @pytest.mark.parametrize("mode", ["reference", "exact"])
@@ -87,7 +96,7 @@ def test_kernels_match_twin(mode, case, data):
 
     dat = env_data(store)
     ep = new_episode(store.width, capacity)
-    ep[0][:n] = order
+    ep[EP_ORDER][:n] = order
     reset_episode(ep)
     twin = TwinEpisode.from_question(questions[q], order, mode, capacity)
 

@@ -19,6 +19,20 @@ from hypothesis import strategies as st
 import tts_gym  # noqa: F401  (registers the env)
 from tts_gym.env import ReplayEnv
 from tts_gym.env.dynamics import MASK, OBS_KEYS, is_legal
+from tts_gym.kernels.state import (
+    BOOK_COUNTERS,
+    BOOK_FRESH,
+    BOOK_LABEL_OF,
+    BOOK_POOL,
+    BOOK_PRUNED,
+    BOOK_SHOWN,
+    COST,
+    EP_COUNTERS,
+    EP_DEPTH,
+    EP_FINISHED,
+    OPENED,
+    POOL_SIZE,
+)
 from tts_gym.kernels.votes import beta_conf, top2_py
 from tts_gym.testing import tiny_store
 
@@ -27,10 +41,11 @@ STORE = tiny_store(3, questions=4, branches=12, max_probes=6)
 
 def reference_observation(ep, book) -> dict[str, np.ndarray]:
     """The observation of one env's state, from scratch (see ``update_view``'s docstring)."""
-    _order, depth, _spent, finished, _current, counters = ep
-    pruned, shown, fresh, _reveal_at, label_of, pool, book_counters = book[:7]
+    depth, finished, counters = ep[EP_DEPTH], ep[EP_FINISHED], ep[EP_COUNTERS]
+    pruned, shown, fresh = book[BOOK_PRUNED], book[BOOK_SHOWN], book[BOOK_FRESH]
+    label_of, pool, book_counters = book[BOOK_LABEL_OF], book[BOOK_POOL], book[BOOK_COUNTERS]
     slots = depth.shape[0]
-    opened = int(counters[0])
+    opened = int(counters[OPENED])
     status = np.zeros(slots, np.int8)
     labels = np.full(slots, -1, np.int32)
     for s in range(opened):
@@ -41,7 +56,7 @@ def reference_observation(ep, book) -> dict[str, np.ndarray]:
         [live.count(int(labels[s])) if s < opened and labels[s] >= 0 else 0 for s in range(slots)],
         np.int32,
     )
-    _w, c1, c2 = top2_py([int(a) for a in pool[: int(book_counters[1])]])
+    _w, c1, c2 = top2_py([int(a) for a in pool[: int(book_counters[POOL_SIZE])]])
     return {
         "agree": agree,
         "depth": np.where(np.arange(slots) < opened, depth, 0).astype(np.int32),
@@ -51,7 +66,9 @@ def reference_observation(ep, book) -> dict[str, np.ndarray]:
         "totals": np.array(
             [opened, (status == 1).sum(), (status == 2).sum(), (status == 3).sum()], np.int32
         ),
-        "vote": np.array([counters[1], book_counters[1], c1, c2, beta_conf(c1, c2)], np.float32),
+        "vote": np.array(
+            [counters[COST], book_counters[POOL_SIZE], c1, c2, beta_conf(c1, c2)], np.float32
+        ),
     }
 
 

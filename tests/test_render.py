@@ -32,6 +32,7 @@ from tts_gym.env.raster import (
 )
 from tts_gym.env.render import LEGEND
 from tts_gym.env.vector_env import ReplayVectorEnv
+from tts_gym.kernels.state import BOOK_COUNTERS, LABELS_USED
 from tts_gym.testing import tiny_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_the_header_writes_question_tokens_and_counts():
     frame = env.render()
     base = env.unwrapped
     lines = [f"QUESTION {base.question}  TOKENS {base.tokens_used:,}",
-             f"OPEN {base.n_opened}/{S}  LABELS {int(base._book[6][0])}"]
+             f"OPEN {base.n_opened}/{S}  LABELS {int(base._book[BOOK_COUNTERS][LABELS_USED])}"]
     for i, text in enumerate(lines):
         mask = text_mask(text, TEXT_SCALE)
         top = MARGIN + i * LINE

@@ -21,6 +21,7 @@ from numba import njit
 
 from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import asc as seed
+from tts_gym.kernels.state import COST, EP_COUNTERS, EP_ORDER
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
@@ -51,7 +52,7 @@ def asc_batch_kernel(
     cands = np.empty(width, np.int32)
     for s in range(n_s):
         for q in range(n_q):
-            ep[0][:] = orders[s, q]
+            ep[EP_ORDER][:] = orders[s, q]
             reset_episode(ep)
             m = min(max_samples, n_branches[q], MAX_SLOTS)
             answer = -2
@@ -68,7 +69,7 @@ def asc_batch_kernel(
             if answer == -2:
                 answer = majority(cands, n, counts)
             answers_out[s, q] = answer
-            tokens_out[s, q] = ep[5][1]
+            tokens_out[s, q] = ep[EP_COUNTERS][COST]
 
 
 class AdaptiveSelfConsistency(seed.Controller):

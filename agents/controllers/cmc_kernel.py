@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tts_gym.kernels.state import COST, EP_COUNTERS, EP_ORDER
 from tts_gym.kernels.transitions import (
     advance_slot,
     can_open,
@@ -182,7 +183,7 @@ def _fallback(n_rec, latest, aband, idx, counts):
 def cmc_episode(
     data, n_branches, q, ep, mode, sched, conf_table, max_branch, max_outer, counts, work
 ):
-    """One CMC episode on question ``q`` under the order already in ``ep[0]``.
+    """One CMC episode on question ``q`` under the order already in ``ep[EP_ORDER]``.
 
     Args:
         data: store arrays tuple (``env_data``); n_branches: int32 ``[Q]``.
@@ -194,7 +195,7 @@ def cmc_episode(
         work: tuple of scratch arrays (see :func:`cmc_batch_kernel`).
 
     Returns:
-        The answer id (-1 for no answer); tokens are in ``ep[5][1]``.
+        The answer id (-1 for no answer); tokens are in ``ep[EP_COUNTERS][COST]``.
     """
     latest, fin, aband, probes, disag, pool, idx, hist = work
     warm_up = int(sched[WARM_UP])
@@ -315,9 +316,9 @@ def cmc_batch_kernel(
     )
     for s in range(n_s):
         for q in range(n_q):
-            ep[0][:] = orders[s, q]
+            ep[EP_ORDER][:] = orders[s, q]
             answers_out[s, q] = cmc_episode(
                 data, n_branches, q, ep, mode, sched, conf_table, max_branch, max_outer, counts,
                 work,
             )
-            tokens_out[s, q] = ep[5][1]
+            tokens_out[s, q] = ep[EP_COUNTERS][COST]

@@ -19,6 +19,7 @@ from numba import njit
 
 from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import esc as seed
+from tts_gym.kernels.state import COST, EP_COUNTERS, EP_ORDER, OPENED
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
@@ -47,7 +48,7 @@ def esc_batch_kernel(
     cands = np.empty(width, np.int32)
     for s in range(n_s):
         for q in range(n_q):
-            ep[0][:] = orders[s, q]
+            ep[EP_ORDER][:] = orders[s, q]
             reset_episode(ep)
             limit = min(n_branches[q], MAX_SLOTS)
             n = 0
@@ -55,7 +56,7 @@ def esc_batch_kernel(
             for _w in range(max_samples // window):
                 start = n
                 for _ in range(window):
-                    if ep[5][0] >= limit:
+                    if ep[EP_COUNTERS][OPENED] >= limit:
                         break
                     _slot, a, _c = read_slot(data, q, ep)
                     cands[n] = a
@@ -73,7 +74,7 @@ def esc_batch_kernel(
             if answer == -2:
                 answer = majority(cands, n, counts)
             answers_out[s, q] = answer
-            tokens_out[s, q] = ep[5][1]
+            tokens_out[s, q] = ep[EP_COUNTERS][COST]
 
 
 class EarlyStoppingSelfConsistency(seed.Controller):

@@ -21,6 +21,7 @@ from numba import njit
 
 from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import parallel_probe as seed
+from tts_gym.kernels.state import COST, EP_COUNTERS, EP_FINISHED, EP_ORDER
 from tts_gym.kernels.transitions import (
     advance_slot,
     env_data,
@@ -54,7 +55,7 @@ def _forward(data, q, ep, mode, burst, n_open, latest, pruned, votes):
     Returns:
         ``(n_active, n_alive)``: unpruned chains, and those of them not finished.
     """
-    finished = ep[3]
+    finished = ep[EP_FINISHED]
     n_active = 0
     n_alive = 0
     for c in range(n_open):
@@ -96,7 +97,7 @@ def _episode(data, n_branches, q, ep, mode, prm, latest, pruned, off, votes, cou
 
     ``prm`` = int64 ``[num_chains, T, prune_patience, warm_up, probe_burst, max_steps]``.
     """
-    finished = ep[3]
+    finished = ep[EP_FINISHED]
     limit = min(n_branches[q], MAX_SLOTS, prm[0])
     n_open = 0
     while n_open < limit:
@@ -153,11 +154,11 @@ def parallel_probe_batch_kernel(
     votes = np.empty(width, np.int32)
     for s in range(n_s):
         for q in range(n_q):
-            ep[0][:] = orders[s, q]
+            ep[EP_ORDER][:] = orders[s, q]
             reset_episode(ep)
             a = _episode(data, n_branches, q, ep, mode, prm, latest, pruned, off, votes, counts)
             answers_out[s, q] = a
-            tokens_out[s, q] = ep[5][1]
+            tokens_out[s, q] = ep[EP_COUNTERS][COST]
 
 
 def _int_param(key: str, value: Any, low: int, high: int | None = None) -> int:

@@ -16,6 +16,7 @@ from numba import njit
 
 from agents.controllers.batch import MAX_SLOTS, batch_outputs
 from agents.synthesis.seed_files import sc as seed
+from tts_gym.kernels.state import COST, EP_COUNTERS, EP_ORDER
 from tts_gym.kernels.transitions import (
     env_data,
     new_episode,
@@ -44,13 +45,13 @@ def sc_batch_kernel(data, n_branches, orders, n, answers_out, tokens_out, counts
     for s in range(n_s):
         for q in range(n_q):
             m = min(cap, n_branches[q])
-            ep[0][:m] = orders[s, q, :m]
+            ep[EP_ORDER][:m] = orders[s, q, :m]
             reset_episode(ep)
             for i in range(m):
                 _slot, a, _c = read_slot(data, q, ep)
                 votes[i] = a
             answers_out[s, q] = majority(votes, m, counts)
-            tokens_out[s, q] = ep[5][1]
+            tokens_out[s, q] = ep[EP_COUNTERS][COST]
 
 
 class SelfConsistency(seed.Controller):

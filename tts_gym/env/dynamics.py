@@ -3,7 +3,8 @@
 They add the env's bookkeeping (what was revealed, pruning, episode-local labels) on top of the
 replay transitions in :mod:`tts_gym.kernels.transitions`, which they call for every charge.
 
-``book`` is the tuple ``(pruned, shown, fresh, reveal_at, label_of, pool, book_counters)``:
+``book`` is the tuple declared in :mod:`tts_gym.kernels.state` (``BOOK_FIELDS``; read as
+``book[BOOK_SHOWN][slot]``, counters ``book[BOOK_COUNTERS][POOL_SIZE]``):
 
 - ``pruned``    uint8 ``[C]``: slot marked inactive;
 - ``shown``     int32 ``[C]``: the answer id last revealed at the slot (-1: none);
@@ -12,14 +13,17 @@ replay transitions in :mod:`tts_gym.kernels.transitions`, which they call for ev
   ``depth + finished``), -1 elsewhere; for rendering;
 - ``label_of``  int32 ``[A]``: answer id -> episode-local label (first-reveal order), -1 unseen;
 - ``pool``      int32 ``[C]``: revealed final answers of finished slots, in the order revealed;
-- ``book_counters`` int64 ``[2]``: ``[labels used, pool size]``;
-- then the observation, kept current by every :func:`env_step` (indices ``VIEW`` + k, in the
-  Dict space's key order ``OBS_KEYS``): ``agree`` int32 ``[C]``, ``depth`` int32 ``[C]``,
+- ``counters``  int64 ``[2]``: ``[labels used, pool size]``;
+- then the observation, kept current by every :func:`env_step` (``OBS_AGREE`` ... ``OBS_VOTE``,
+  in the Dict space's key order ``OBS_KEYS``): ``agree`` int32 ``[C]``, ``depth`` int32 ``[C]``,
   ``fresh`` int8 ``[C]``, ``label`` int32 ``[C]``, ``status`` int8 ``[C]``, ``totals`` int32
   ``[4]``, ``vote`` float32 ``[5]`` (meanings in :func:`update_view`);
 - ``agree_by_label`` int32 ``[A]``: unpruned opened slots showing each episode-local label;
-- ``mask`` int8 ``[3 + 3 C]`` (index ``MASK``): the legality mask of the current state
-  (:func:`fill_mask`'s rule), ANSWER only once ANSWER was taken.
+- ``mask`` int8 ``[3 + 3 C]`` (``BOOK_MASK``, alias ``MASK``): the legality mask of the current
+  state (:func:`fill_mask`'s rule), ANSWER only once ANSWER was taken.
+
+To add a state array or an observation key, follow the steps in :mod:`tts_gym.kernels.state`'s
+docstring (a table row there, then its use here; for a key also ``env/params.py``).
 
 The observation and the mask are maintained incrementally: a step changes one slot, so
 :func:`update_view` rewrites that slot, the totals and the vote, and the ``agree`` column only
@@ -39,8 +43,39 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tts_gym.kernels.transitions import (
+from tts_gym.kernels.state import (
+    BOOK_AGREE_BY_LABEL,
+    BOOK_COUNTERS,
+    BOOK_FRESH,
+    BOOK_LABEL_OF,
+    BOOK_MASK,
+    BOOK_POOL,
+    BOOK_PRUNED,
+    BOOK_REVEAL_AT,
+    BOOK_SHOWN,
+    COST,
+    EP_COUNTERS,
+    EP_CURRENT,
+    EP_DEPTH,
+    EP_FINISHED,
+    LABELS_USED,
+    OBS_AGREE,
+    OBS_DEPTH,
+    OBS_FRESH,
+    OBS_KEYS,
+    OBS_LABEL,
+    OBS_STATUS,
+    OBS_TOTALS,
+    OBS_VOTE,
     OPENED,
+    POOL_SIZE,
+    VIEW,
+    reset_book,
+    state_views,
+)
+from tts_gym.kernels.state import MASK as MASK  # re-exported (their home before the state table)
+from tts_gym.kernels.state import new_book as new_book
+from tts_gym.kernels.transitions import (
     advance_slot,
     can_advance,
     can_open,
@@ -55,36 +90,6 @@ STEP_ILLEGAL = 1
 STEP_ANSWER = 2
 
 
-OBS_KEYS = ("agree", "depth", "fresh", "label", "status", "totals", "vote")
-"""Observation keys, in the Dict space's (sorted) order and in the book's order."""
-VIEW = 7
-"""Index in ``book`` of the first observation array (``book[VIEW + k]`` is ``OBS_KEYS[k]``)."""
-_AGREE, _DEPTH, _FRESH, _LABEL, _STATUS, _TOTALS, _VOTE, _AGREE_BY_LABEL = range(VIEW, VIEW + 8)
-MASK = VIEW + 8
-"""Index in ``book`` of the kept legality mask."""
-
-
-def new_book(capacity: int, max_probes: int, max_answers: int) -> tuple[np.ndarray, ...]:
-    """Allocate the env bookkeeping arrays, observation included (see module docstring)."""
-    return (
-        np.zeros(capacity, np.uint8),
-        np.full(capacity, -1, np.int32),
-        np.zeros(capacity, np.uint8),
-        np.full((capacity, max_probes + 2), -1, np.int32),
-        np.full(max_answers, -1, np.int32),
-        np.full(capacity, -1, np.int32),
-        np.zeros(2, np.int64),
-        np.zeros(capacity, np.int32),  # agree
-        np.zeros(capacity, np.int32),  # depth
-        np.zeros(capacity, np.int8),  # fresh
-        np.full(capacity, -1, np.int32),  # label
-        np.zeros(capacity, np.int8),  # status
-        np.zeros(4, np.int32),  # totals
-        np.zeros(5, np.float32),  # vote
-        np.zeros(max_answers + 1, np.int32),  # agree_by_label
-        np.zeros(3 + 3 * capacity, np.int8),  # mask (set by reset_state)
-    )
-
 
 def observation_copy(book: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
     """The observation kept in ``book`` as a dict of new arrays (Gymnasium's checker wants new
@@ -97,55 +102,26 @@ def observation_copy(book: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
 def stacked_views(ep_arrays, book_arrays, i):
     """``(ep, book)`` of env ``i`` from the episode and bookkeeping tuples stacked on a leading
     axis (the vector env's and the broker's layout): views, no copies."""
-    ep = (
-        ep_arrays[0][i], ep_arrays[1][i], ep_arrays[2][i], ep_arrays[3][i], ep_arrays[4][i],
-        ep_arrays[5][i],
-    )
-    book = (
-        book_arrays[0][i], book_arrays[1][i], book_arrays[2][i], book_arrays[3][i],
-        book_arrays[4][i], book_arrays[5][i], book_arrays[6][i], book_arrays[7][i],
-        book_arrays[8][i], book_arrays[9][i], book_arrays[10][i], book_arrays[11][i],
-        book_arrays[12][i], book_arrays[13][i], book_arrays[14][i], book_arrays[15][i],
-    )
-    return ep, book
-
-
-@njit(cache=True)
-def reset_book(book):
-    """Clear the bookkeeping (and the observation) for a new episode."""
-    book[0][:] = 0
-    book[1][:] = -1
-    book[2][:] = 0
-    book[3][:, :] = -1
-    book[4][:] = -1
-    book[5][:] = -1
-    book[6][:] = 0
-    book[_AGREE][:] = 0
-    book[_DEPTH][:] = 0
-    book[_FRESH][:] = 0
-    book[_LABEL][:] = -1
-    book[_STATUS][:] = 0
-    book[_TOTALS][:] = 0
-    book[_VOTE][:] = 0.0  # beta_conf(0, 0) is 0
-    book[_AGREE_BY_LABEL][:] = 0
-    book[MASK][:] = 0
+    return state_views(ep_arrays, i), state_views(book_arrays, i)
 
 
 @njit(cache=True, inline="always")
 def reveal(ep, book, slot):
     """Reveal the answer at ``slot``'s current depth; returns its episode-local label."""
     # Tuples indexed, not unpacked (see the performance note in kernels/transitions.py).
-    a = ep[4][slot]
-    book[1][slot] = a
-    book[2][slot] = 1
-    if book[4][a] < 0:
-        book[4][a] = book[6][0]
-        book[6][0] += 1
-    book[3][slot, ep[1][slot] + ep[3][slot]] = book[4][a]
-    if ep[3][slot]:
-        book[5][book[6][1]] = a
-        book[6][1] += 1
-    return book[4][a]
+    a = ep[EP_CURRENT][slot]
+    book[BOOK_SHOWN][slot] = a
+    book[BOOK_FRESH][slot] = 1
+    if book[BOOK_LABEL_OF][a] < 0:
+        book[BOOK_LABEL_OF][a] = book[BOOK_COUNTERS][LABELS_USED]
+        book[BOOK_COUNTERS][LABELS_USED] += 1
+    book[BOOK_REVEAL_AT][slot, ep[EP_DEPTH][slot] + ep[EP_FINISHED][slot]] = (
+        book[BOOK_LABEL_OF][a]
+    )
+    if ep[EP_FINISHED][slot]:
+        book[BOOK_POOL][book[BOOK_COUNTERS][POOL_SIZE]] = a
+        book[BOOK_COUNTERS][POOL_SIZE] += 1
+    return book[BOOK_LABEL_OF][a]
 
 
 @njit(cache=True, inline="always")
@@ -159,13 +135,13 @@ def is_legal(n_branches, q, ep, book, action, slots):
         return False
     kind = (action - 3) // slots
     slot = (action - 3) % slots
-    if slot >= ep[5][OPENED] or book[0][slot]:
+    if slot >= ep[EP_COUNTERS][OPENED] or book[BOOK_PRUNED][slot]:
         return False
     if kind == 0:
         return can_advance(ep, slot)
     if kind == 1:
-        return book[2][slot] == 0
-    return ep[3][slot] == 0
+        return book[BOOK_FRESH][slot] == 0
+    return ep[EP_FINISHED][slot] == 0
 
 
 @njit(cache=True, inline="always")
@@ -180,12 +156,12 @@ def mask_opening(n_branches, q, ep, out):
 def mask_slot(ep, book, slots, slot, out):
     """Write the legality of CONTINUE, PROBE and PRUNE at an opened ``slot`` into ``out``
     (:func:`is_legal`'s rule)."""
-    if book[0][slot]:
+    if book[BOOK_PRUNED][slot]:
         live = 0
         probe = 0
     else:
-        live = 1 if ep[3][slot] == 0 else 0
-        probe = 1 if book[2][slot] == 0 else 0
+        live = 1 if ep[EP_FINISHED][slot] == 0 else 0
+        probe = 1 if book[BOOK_FRESH][slot] == 0 else 0
     out[3 + slot] = live
     out[3 + slots + slot] = probe
     out[3 + 2 * slots + slot] = live
@@ -200,7 +176,7 @@ def fill_mask(n_branches, q, ep, book, slots, out):
     out[:] = 0
     out[0] = 1
     mask_opening(n_branches, q, ep, out)
-    for s in range(min(ep[5][OPENED], slots)):
+    for s in range(min(ep[EP_COUNTERS][OPENED], slots)):
         mask_slot(ep, book, slots, s, out)
 
 
@@ -208,8 +184,8 @@ def fill_mask(n_branches, q, ep, book, slots, out):
 def update_mask(n_branches, q, ep, book, slots, slot):
     """Bring the kept mask up to date after a step that changed only ``slot`` (and maybe the
     number of opened slots): :func:`fill_mask`'s rule, for the entries that can change."""
-    mask_opening(n_branches, q, ep, book[MASK])
-    mask_slot(ep, book, slots, slot, book[MASK])
+    mask_opening(n_branches, q, ep, book[BOOK_MASK])
+    mask_slot(ep, book, slots, slot, book[BOOK_MASK])
 
 
 @njit(cache=True)
@@ -218,7 +194,7 @@ def reset_state(n_branches, q, ep, book, slots):
     compute the first mask."""
     reset_episode(ep)
     reset_book(book)
-    fill_mask(n_branches, q, ep, book, slots, book[MASK])
+    fill_mask(n_branches, q, ep, book, slots, book[BOOK_MASK])
 
 
 @njit(cache=True, inline="always")
@@ -249,10 +225,10 @@ def env_step(
     if not is_legal(n_branches, q, ep, book, action, slots):
         return STEP_ILLEGAL, np.int64(0)
     if action == 0:
-        book[MASK][:] = 0
-        book[MASK][0] = 1  # the episode is over: only ANSWER (what the envs report)
+        book[BOOK_MASK][:] = 0
+        book[BOOK_MASK][0] = 1  # the episode is over: only ANSWER (what the envs report)
         return STEP_ANSWER, np.int64(0)
-    fresh = book[2]
+    fresh = book[BOOK_FRESH]
     if action == 1:
         slot, _a, charge, _fin = open_slot(data, q, ep, mode)
         fresh[slot] = 0
@@ -271,10 +247,10 @@ def env_step(
                 reveal(ep, book, slot)
         elif kind == 1:
             reveal(ep, book, slot)
-            ep[5][1] += probe_cost
+            ep[EP_COUNTERS][COST] += probe_cost
             charge = np.int64(probe_cost)
         else:
-            book[0][slot] = 1
+            book[BOOK_PRUNED][slot] = 1
             charge = np.int64(0)
     update_view(ep, book, conf_table, counts, slot)
     update_mask(n_branches, q, ep, book, slots, slot)
@@ -298,43 +274,43 @@ def update_view(ep, book, conf_table, counts, slot):
     ``agree`` column need work: O(1), plus O(opened) for ``agree``, plus O(pool) when the
     pool grew.
     """
-    old_status = book[_STATUS][slot]
-    old_label = book[_LABEL][slot]
-    if book[0][slot]:
+    old_status = book[OBS_STATUS][slot]
+    old_label = book[OBS_LABEL][slot]
+    if book[BOOK_PRUNED][slot]:
         new_status = 3
-    elif ep[3][slot]:
+    elif ep[EP_FINISHED][slot]:
         new_status = 2
     else:
         new_status = 1
-    shown = book[1][slot]
-    new_label = book[4][shown] if shown >= 0 else -1
-    book[_STATUS][slot] = new_status
-    book[_DEPTH][slot] = ep[1][slot]
-    book[_LABEL][slot] = new_label
-    book[_FRESH][slot] = book[2][slot]
-    opened = ep[5][OPENED]
-    book[_TOTALS][0] = opened
+    shown = book[BOOK_SHOWN][slot]
+    new_label = book[BOOK_LABEL_OF][shown] if shown >= 0 else -1
+    book[OBS_STATUS][slot] = new_status
+    book[OBS_DEPTH][slot] = ep[EP_DEPTH][slot]
+    book[OBS_LABEL][slot] = new_label
+    book[OBS_FRESH][slot] = book[BOOK_FRESH][slot]
+    opened = ep[EP_COUNTERS][OPENED]
+    book[OBS_TOTALS][0] = opened
     if old_status > 0:
-        book[_TOTALS][old_status] -= 1
-    book[_TOTALS][new_status] += 1
+        book[OBS_TOTALS][old_status] -= 1
+    book[OBS_TOTALS][new_status] += 1
     old_counted = old_label >= 0 and old_status != 3
     new_counted = new_label >= 0 and new_status != 3
     if old_label != new_label or old_counted != new_counted:
         if old_counted:
-            book[_AGREE_BY_LABEL][old_label] -= 1
+            book[BOOK_AGREE_BY_LABEL][old_label] -= 1
         if new_counted:
-            book[_AGREE_BY_LABEL][new_label] += 1
+            book[BOOK_AGREE_BY_LABEL][new_label] += 1
         for t in range(opened):
-            lab = book[_LABEL][t]
-            book[_AGREE][t] = book[_AGREE_BY_LABEL][lab] if lab >= 0 else 0
-    book[_VOTE][0] = ep[5][1]
-    pool_size = book[6][1]
-    if book[_VOTE][1] != pool_size:
-        _w, c1, c2 = top2(book[5], pool_size, counts)
-        book[_VOTE][1] = pool_size
-        book[_VOTE][2] = c1
-        book[_VOTE][3] = c2
-        book[_VOTE][4] = conf_table[c1, c2]
+            lab = book[OBS_LABEL][t]
+            book[OBS_AGREE][t] = book[BOOK_AGREE_BY_LABEL][lab] if lab >= 0 else 0
+    book[OBS_VOTE][0] = ep[EP_COUNTERS][COST]
+    pool_size = book[BOOK_COUNTERS][POOL_SIZE]
+    if book[OBS_VOTE][1] != pool_size:
+        _w, c1, c2 = top2(book[BOOK_POOL], pool_size, counts)
+        book[OBS_VOTE][1] = pool_size
+        book[OBS_VOTE][2] = c1
+        book[OBS_VOTE][3] = c2
+        book[OBS_VOTE][4] = conf_table[c1, c2]
 
 
 @njit(cache=True, inline="always")
@@ -346,13 +322,13 @@ def aggregate(ep, book, counts):
     again on return). Allocates nothing, so it also compiles in kernels built without numba's
     reference counting (``_nrt=False``, see ``vec_step``).
     """
-    pool, book_counters = book[5], book[6]
-    if book_counters[1] > 0:
-        return majority(pool, book_counters[1], counts)
+    pool, book_counters = book[BOOK_POOL], book[BOOK_COUNTERS]
+    if book_counters[POOL_SIZE] > 0:
+        return majority(pool, book_counters[POOL_SIZE], counts)
     # majority (first-occurrence tie rule) over the shown answers of unpruned slots, in slot
     # order, without building that list
-    opened = ep[5][OPENED]
-    pruned, shown = book[0], book[1]
+    opened = ep[EP_COUNTERS][OPENED]
+    pruned, shown = book[BOOK_PRUNED], book[BOOK_SHOWN]
     for s in range(opened):
         if pruned[s] == 0 and shown[s] >= 0:
             counts[shown[s]] += 1

@@ -63,7 +63,9 @@ class EnvParams:
         return COST_MODES[self.cost_mode]
 
     def observation_space(self, store: ReplayStore) -> spaces.Dict:
-        """The flat Dict observation space for ``store`` (see the env docstring)."""
+        """The flat Dict observation space for ``store`` (see the env docstring).
+
+        Its keys are ``OBS_KEYS`` of :mod:`tts_gym.kernels.state`, where a new key starts."""
         s = self.max_branches
         lmax = store.max_probes
         labels = s * (lmax + 2)

@@ -24,11 +24,17 @@ from __future__ import annotations
 import numpy as np
 
 from tts_gym.env.bitmap_font import ADVANCE, GLYPH_H, draw_text, text_width
-from tts_gym.kernels.transitions import COST, OPENED
-
-# slots of the episode and bookkeeping tuples read here (tts_gym.kernels.transitions, .dynamics)
-EP_DEPTH, EP_FINISHED, EP_COUNTERS = 1, 3, 5
-BOOK_PRUNED, BOOK_REVEAL_AT, BOOK_COUNTERS = 0, 3, 6
+from tts_gym.kernels.state import (
+    BOOK_COUNTERS,
+    BOOK_PRUNED,
+    BOOK_REVEAL_AT,
+    COST,
+    EP_COUNTERS,
+    EP_DEPTH,
+    EP_FINISHED,
+    LABELS_USED,
+    OPENED,
+)
 
 CELL = 6
 """Pixels per grid cell: 5 of colour and a 1-pixel gap."""
@@ -121,7 +127,7 @@ def render_rgb(
     # --- header ---
     opened = int(ep[EP_COUNTERS][OPENED])
     tokens = int(ep[EP_COUNTERS][COST])
-    labels = int(book[BOOK_COUNTERS][0])
+    labels = int(book[BOOK_COUNTERS][LABELS_USED])
     draw_text(frame, f"QUESTION {question}  TOKENS {tokens:,}", MARGIN, MARGIN, TEXT, TEXT_SCALE)
     draw_text(frame, f"OPEN {opened}/{slots}  LABELS {labels}", MARGIN + LINE, MARGIN, TEXT,
               TEXT_SCALE)

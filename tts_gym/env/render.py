@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from tts_gym.kernels.state import (
+    BOOK_COUNTERS,
+    BOOK_PRUNED,
+    BOOK_REVEAL_AT,
+    COST,
+    EP_COUNTERS,
+    EP_DEPTH,
+    EP_FINISHED,
+    LABELS_USED,
+    OPENED,
+    POOL_SIZE,
+)
+
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _STATUS = {0: " ", 1: "+", 2: "=", 3: "x"}
 LEGEND = (
@@ -29,20 +42,21 @@ def render_ansi(
     label, base 62) where an answer was revealed, ``|`` the finishing advance. The picture ends
     with :data:`LEGEND`.
     """
-    opened = int(ep[5][0])
+    opened = int(ep[EP_COUNTERS][OPENED])
+    labels, pool = (int(book[BOOK_COUNTERS][k]) for k in (LABELS_USED, POOL_SIZE))
     lines = [
-        f"question {question}  tokens {int(ep[5][1])}  opened {opened}/{slots}  "
-        f"labels {int(book[6][0])}  pool {int(book[6][1])}"
+        f"question {question}  tokens {int(ep[EP_COUNTERS][COST])}  opened {opened}/{slots}  "
+        f"labels {labels}  pool {pool}"
     ]
     for s in range(opened):
-        status = 3 if book[0][s] else (2 if ep[3][s] else 1)
-        depth = int(ep[1][s])
+        status = 3 if book[BOOK_PRUNED][s] else (2 if ep[EP_FINISHED][s] else 1)
+        depth = int(ep[EP_DEPTH][s])
         cells = []
         for d in range(1, depth + 1):
-            lab = int(book[3][s, d])
+            lab = int(book[BOOK_REVEAL_AT][s, d])
             cells.append(_label_char(lab) if lab >= 0 else ".")
-        if ep[3][s]:
-            lab = int(book[3][s, depth + 1])
+        if ep[EP_FINISHED][s]:
+            lab = int(book[BOOK_REVEAL_AT][s, depth + 1])
             cells.append("|" + (_label_char(lab) if lab >= 0 else "?"))
         lines.append(f"{s:>3} {_STATUS[status]} {''.join(cells)}")
     return "\n".join([*lines, *LEGEND]) + "\n"

@@ -16,7 +16,6 @@ from tts_gym.env.dynamics import (
     STEP_ILLEGAL,
     aggregate,
     env_step,
-    new_book,
     observation_copy,
     reset_state,
 )
@@ -24,7 +23,19 @@ from tts_gym.env.episode_start import start_episode
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.raster import render_rgb
 from tts_gym.env.render import render_ansi
-from tts_gym.kernels.transitions import COST, OPENED, env_data, new_episode
+from tts_gym.kernels.state import (
+    BOOK_LABEL_OF,
+    BOOK_PRUNED,
+    BOOK_SHOWN,
+    COST,
+    EP_COUNTERS,
+    EP_FINISHED,
+    EP_ORDER,
+    OPENED,
+    new_book,
+    new_episode,
+)
+from tts_gym.kernels.transitions import env_data
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
 
@@ -191,7 +202,7 @@ class ReplayEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict]:
         super().reset(seed=seed)
-        q = start_episode(self.store, options or {}, self.np_random, self._ep[0])
+        q = start_episode(self.store, options or {}, self.np_random, self._ep[EP_ORDER])
         self._q = q
         reset_state(self._n_branches, q, self._ep, self._book, self._slots)
         self._committed = None
@@ -206,7 +217,7 @@ class ReplayEnv(gym.Env):
         status, charge = self._apply(action)
         obs = observation_copy(self._book)
         mask = self._book[MASK].copy()  # ANSWER only once ANSWER was taken
-        counters = self._ep[5]
+        counters = self._ep[EP_COUNTERS]
         info = self._make_info(mask, counters[COST], counters[OPENED])
         if status == STEP_ILLEGAL:
             if self._raise:
@@ -218,7 +229,7 @@ class ReplayEnv(gym.Env):
             self._done = True
             answer = self._final_answer()
             # the protocol's rule: an answer never revealed in this episode is wrong
-            unrevealed = answer >= 0 and self._book[4][answer] < 0
+            unrevealed = answer >= 0 and self._book[BOOK_LABEL_OF][answer] < 0
             correct = bool(answer >= 0 and answer == int(self.store.gold[self._q])
                            and not unrevealed)
             reward += 1.0 if correct else 0.0
@@ -300,15 +311,15 @@ class ReplayEnv(gym.Env):
         if answer is None:
             return True
         a = self.store.answer_id(self._q, answer)
-        return a >= 0 and bool(self._book[4][a] >= 0)
+        return a >= 0 and bool(self._book[BOOK_LABEL_OF][a] >= 0)
 
     def revealed_answer(self, slot: int) -> str | None:
         """The answer string last revealed at ``slot`` (None if nothing was revealed)."""
-        return self.store.answer_string(self._q, int(self._book[1][slot]))
+        return self.store.answer_string(self._q, int(self._book[BOOK_SHOWN][slot]))
 
     def slot_finished(self, slot: int) -> bool:
         """Whether ``slot`` has returned its final answer."""
-        return bool(self._ep[3][slot])
+        return bool(self._ep[EP_FINISHED][slot])
 
     @property
     def question(self) -> int:
@@ -318,12 +329,12 @@ class ReplayEnv(gym.Env):
     @property
     def tokens_used(self) -> int:
         """Tokens charged so far in this episode."""
-        return int(self._ep[5][COST])
+        return int(self._ep[EP_COUNTERS][COST])
 
     @property
     def n_opened(self) -> int:
         """Slots opened so far."""
-        return int(self._ep[5][OPENED])
+        return int(self._ep[EP_COUNTERS][OPENED])
 
     @property
     def branches_left(self) -> int:
@@ -385,9 +396,9 @@ class ReplayEnv(gym.Env):
         slot = (action - 3) % self.layout.slots
         if slot >= self.n_opened:
             return f"slot {slot} is not opened yet ({self.n_opened} opened)"
-        if self._book[0][slot]:
+        if self._book[BOOK_PRUNED][slot]:
             return f"slot {slot} is pruned"
-        if self._ep[3][slot]:
+        if self._ep[EP_FINISHED][slot]:
             return f"slot {slot} is finished"
         return f"slot {slot}'s answer at its current depth is already revealed"
 

@@ -59,7 +59,6 @@ from tts_gym.env.dynamics import (
     STEP_ILLEGAL,
     aggregate,
     env_step,
-    new_book,
     observation_copy,
     reset_state,
     stacked_views,
@@ -68,7 +67,16 @@ from tts_gym.env.episode_start import draw_episodes, generator_list, start_episo
 from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
 from tts_gym.env.raster import render_rgb
 from tts_gym.env.render import render_ansi
-from tts_gym.kernels.transitions import env_data, new_episode
+from tts_gym.kernels.state import (
+    COST,
+    EP_COUNTERS,
+    EP_ORDER,
+    OPENED,
+    new_book,
+    new_episode,
+    stack,
+)
+from tts_gym.kernels.transitions import env_data
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.store import ReplayStore
 
@@ -277,9 +285,8 @@ class ReplayVectorEnv(VectorEnv):
         self.single_observation_space = self.params.observation_space(store)
         self.observation_space = batch_space(self.single_observation_space, n)
         self._data = env_data(store)
-        self._ep = tuple(np.stack([a] * n) for a in new_episode(store.width, max_branches))
-        book = new_book(max_branches, store.max_probes, store.max_answers)
-        self._book = tuple(np.stack([a] * n) for a in book)
+        self._ep = stack(new_episode(store.width, max_branches), n)
+        self._book = stack(new_book(max_branches, store.max_probes, store.max_answers), n)
         self._counts = np.zeros(store.max_answers + 1, np.int64)
         self._conf = beta_conf_table(max_branches)
         self._q = np.zeros(n, np.int64)
@@ -380,7 +387,7 @@ class ReplayVectorEnv(VectorEnv):
     @property
     def tokens_used(self) -> np.ndarray:
         """int64 ``[N]`` tokens charged so far in each env's episode."""
-        return self._ep[5][:, 1].copy()
+        return self._ep[EP_COUNTERS][:, COST].copy()
 
     @property
     def questions(self) -> np.ndarray:
@@ -397,7 +404,7 @@ class ReplayVectorEnv(VectorEnv):
         assert self._rngs is not None, "reset() seeds the generators first"
         if self._rng_list is None:
             self._rng_list = generator_list(self._rngs)
-        draw_episodes(self._rng_list, which, self.store.n_branches, self._q, self._ep[0])
+        draw_episodes(self._rng_list, which, self.store.n_branches, self._q, self._ep[EP_ORDER])
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -408,7 +415,7 @@ class ReplayVectorEnv(VectorEnv):
         """Choose env i's question and branch order exactly as :meth:`ReplayEnv.reset` does."""
         where = f" (env {i})" if opts else ""  # only option errors quote it
         assert self._rngs is not None, "reset() seeds the generators first"
-        self._q[i] = start_episode(self.store, opts, self._rngs[i], self._ep[0][i], where)
+        self._q[i] = start_episode(self.store, opts, self._rngs[i], self._ep[EP_ORDER][i], where)
 
     def _run(self, actions: np.ndarray, kinds: np.ndarray) -> dict[str, np.ndarray]:
         """Call :func:`vec_step`; fresh output arrays every call (they are returned as is)."""
@@ -457,15 +464,15 @@ class ReplayVectorEnv(VectorEnv):
     def _info(self, n_answered: int, n_illegal: int) -> dict[str, Any]:
         """The info dict of the last kernel call (``n_answered``/``n_illegal``: its counts)."""
         every = self._all_true  # read-only, shared by the always-present keys
-        counters = self._ep[5]
+        counters = self._ep[EP_COUNTERS]
         info: dict[str, Any] = {
             "action_mask": self._masks.copy(),
             "_action_mask": every,
-            "tokens": counters[:, 1].copy(),
+            "tokens": counters[:, COST].copy(),
             "_tokens": every,
             "question": self._q.copy(),
             "_question": every,
-            "opened": counters[:, 0].copy(),
+            "opened": counters[:, OPENED].copy(),
             "_opened": every,
         }
         if n_answered:

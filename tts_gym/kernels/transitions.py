@@ -7,7 +7,8 @@ of a :class:`~tts_gym.store.ReplayStore`: int32 ``[Q, N, Lmax]``, int32 ``[Q, N]
 ``[Q, N]`` (tokens), int32 ``[Q, N]``, int64 ``[Q]`` (tokens per probe interval Δ).
 
 An episode (one question ``q`` under one branch order) is the tuple ``ep = (order, depth, spent,
-finished, current, counters)``:
+finished, current, counters)``, declared in :mod:`tts_gym.kernels.state` (``EP_FIELDS``, read as
+``ep[EP_DEPTH][slot]``):
 
 - ``order``    int32 ``[N]``: branch index opened at slot i is ``order[i]``;
 - ``depth``    int32 ``[C]``: probe intervals consumed by slot i (its ``k``);
@@ -19,8 +20,9 @@ finished, current, counters)``:
 C (slot capacity) is at most N. Kernels do not check legality; callers do (see
 :func:`can_open`, :func:`can_advance`).
 
-Performance note: the kernels index the tuples (``ep[1][slot]``) instead of unpacking them into
-local names. In numba every local array reference costs an atomic incref/decref pair, and
+Performance note: the kernels index the tuples (``ep[EP_DEPTH][slot]``, a module-level constant
+that numba folds like a literal) instead of unpacking them into local names. In numba every
+local array reference costs an atomic incref/decref pair, and
 unpacking the 6-array episode tuple made each advance ~8x slower (benchmarks/bench_env.py).
 """
 
@@ -29,8 +31,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-OPENED = 0
-COST = 1
+from tts_gym.kernels.state import (
+    COST,
+    EP_COUNTERS,
+    EP_CURRENT,
+    EP_DEPTH,
+    EP_FINISHED,
+    EP_ORDER,
+    EP_SPENT,
+    OPENED,
+)
+from tts_gym.kernels.state import new_episode as new_episode  # re-exported: callers' import path
+from tts_gym.kernels.state import reset_episode as reset_episode
+
+PROBE_ANS, N_PROBES, TOKENS, FINAL_ANS, PROBE_FREQ = range(5)
+"""Positions in the ``data`` tuple (see the module docstring and :func:`env_data`)."""
 
 MODE_REFERENCE = 0
 """The published charging: every interval costs Δ, the finishing advance max(0, T - spent)."""
@@ -53,16 +68,16 @@ def advance_branch(data, q, branch, depth, spent, mode):
     Returns:
         ``(answer_id, charge_tokens, new_depth, finished)``.
     """
-    # data = (probe_ans, n_probes, tokens, final_ans, probe_freq), indexed, not unpacked.
-    total = data[2][q, branch]
-    if depth < data[1][q, branch]:
-        delta = data[4][q]
+    # data and ep are indexed, not unpacked (module docstring)
+    total = data[TOKENS][q, branch]
+    if depth < data[N_PROBES][q, branch]:
+        delta = data[PROBE_FREQ][q]
         if mode == MODE_EXACT:
             charge = min(delta, max(np.int64(0), total - spent))
         else:
             charge = delta
-        return data[0][q, branch, depth], charge, depth + 1, False
-    return data[3][q, branch], max(np.int64(0), total - spent), depth, True
+        return data[PROBE_ANS][q, branch, depth], charge, depth + 1, False
+    return data[FINAL_ANS][q, branch], max(np.int64(0), total - spent), depth, True
 
 
 @njit(cache=True)
@@ -72,16 +87,15 @@ def advance_slot(data, q, ep, slot, mode):
     Returns:
         ``(answer_id, charge_tokens, finished)``.
     """
-    # ep = (order, depth, spent, finished, current, counters), indexed, not unpacked.
     ans, charge, new_depth, fin = advance_branch(
-        data, q, ep[0][slot], ep[1][slot], ep[2][slot], mode
+        data, q, ep[EP_ORDER][slot], ep[EP_DEPTH][slot], ep[EP_SPENT][slot], mode
     )
-    ep[1][slot] = new_depth
-    ep[2][slot] += charge
-    ep[4][slot] = ans
+    ep[EP_DEPTH][slot] = new_depth
+    ep[EP_SPENT][slot] += charge
+    ep[EP_CURRENT][slot] = ans
     if fin:
-        ep[3][slot] = 1
-    ep[5][COST] += charge
+        ep[EP_FINISHED][slot] = 1
+    ep[EP_COUNTERS][COST] += charge
     return ans, charge, fin
 
 
@@ -92,11 +106,11 @@ def open_slot(data, q, ep, mode):
     Returns:
         ``(slot, answer_id, charge_tokens, finished)``.
     """
-    slot = ep[5][OPENED]
-    ep[5][OPENED] = slot + 1
-    ep[1][slot] = 0
-    ep[2][slot] = 0
-    ep[3][slot] = 0
+    slot = ep[EP_COUNTERS][OPENED]
+    ep[EP_COUNTERS][OPENED] = slot + 1
+    ep[EP_DEPTH][slot] = 0
+    ep[EP_SPENT][slot] = 0
+    ep[EP_FINISHED][slot] = 0
     ans, charge, fin = advance_slot(data, q, ep, slot, mode)
     return slot, ans, charge, fin
 
@@ -108,57 +122,31 @@ def read_slot(data, q, ep):
     Returns:
         ``(slot, final_answer_id, charge_tokens)``.
     """
-    slot = ep[5][OPENED]
-    ep[5][OPENED] = slot + 1
-    b = ep[0][slot]
-    charge = data[2][q, b]
-    ep[1][slot] = data[1][q, b]
-    ep[2][slot] = charge
-    ep[3][slot] = 1
-    ep[4][slot] = data[3][q, b]
-    ep[5][COST] += charge
-    return slot, data[3][q, b], charge
-
-
-@njit(cache=True)
-def reset_episode(ep):
-    """Clear an episode's slot arrays and counters (the order is left as set)."""
-    ep[1][:] = 0
-    ep[2][:] = 0
-    ep[3][:] = 0
-    ep[4][:] = -1
-    ep[5][:] = 0
+    slot = ep[EP_COUNTERS][OPENED]
+    ep[EP_COUNTERS][OPENED] = slot + 1
+    b = ep[EP_ORDER][slot]
+    charge = data[TOKENS][q, b]
+    ep[EP_DEPTH][slot] = data[N_PROBES][q, b]
+    ep[EP_SPENT][slot] = charge
+    ep[EP_FINISHED][slot] = 1
+    ep[EP_CURRENT][slot] = data[FINAL_ANS][q, b]
+    ep[EP_COUNTERS][COST] += charge
+    return slot, data[FINAL_ANS][q, b], charge
 
 
 @njit(cache=True, inline="always")
 def can_open(n_branches, q, ep):
     """True while a fresh branch is left and a slot is free."""
-    opened = ep[5][OPENED]
-    return opened < n_branches[q] and opened < ep[1].shape[0]
+    opened = ep[EP_COUNTERS][OPENED]
+    return opened < n_branches[q] and opened < ep[EP_DEPTH].shape[0]
 
 
 @njit(cache=True, inline="always")
 def can_advance(ep, slot):
     """True if ``slot`` is opened and not finished."""
-    return 0 <= slot < ep[5][OPENED] and ep[3][slot] == 0
+    return 0 <= slot < ep[EP_COUNTERS][OPENED] and ep[EP_FINISHED][slot] == 0
 
 
 def env_data(store) -> tuple[np.ndarray, ...]:
     """The ``data`` tuple of a :class:`~tts_gym.store.ReplayStore` that kernels take."""
     return (store.probe_ans, store.n_probes, store.tokens, store.final_ans, store.probe_freq)
-
-
-@njit(cache=True)
-def new_episode(width, capacity):
-    """Allocate an episode tuple for ``width`` branches (N) and ``capacity`` slots (C <= N).
-
-    Callable from Python and from other kernels (batch controllers allocate with it too).
-    """
-    return (
-        np.arange(width).astype(np.int32),
-        np.zeros(capacity, np.int32),
-        np.zeros(capacity, np.int64),
-        np.zeros(capacity, np.uint8),
-        np.full(capacity, -1, np.int32),
-        np.zeros(2, np.int64),
-    )

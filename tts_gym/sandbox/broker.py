@@ -40,6 +40,7 @@ import numpy as np
 
 from tts_gym.env.dynamics import new_book
 from tts_gym.evaluation.orders import protocol_orders
+from tts_gym.kernels.state import BOOK_LABEL_OF, COST, EP_COUNTERS, EP_ORDER, OPENED
 from tts_gym.kernels.transitions import COST_MODES, MODE_REFERENCE, env_data, new_episode
 from tts_gym.kernels.votes import beta_conf_table
 from tts_gym.sandbox import frames, kernel, serve_loop
@@ -224,7 +225,7 @@ class Broker:
         self.ep = tuple(np.repeat(a[None], n, axis=0) for a in episode)
         book = new_book(self.slots, store.max_probes, store.max_answers)
         self.book = tuple(np.repeat(a[None], n, axis=0) for a in book)
-        self.ep[0][:] = protocol_orders(store, [spec.seed])[0][self.perm]
+        self.ep[EP_ORDER][:] = protocol_orders(store, [spec.seed])[0][self.perm]
         kernel.broker_reset(store.n_branches, self.qs, self.ep, self.book, self.slots)
         self.counts = np.zeros(store.max_answers + 1, np.int64)
         self.steps = np.zeros(n, np.int64)
@@ -468,7 +469,7 @@ class Broker:
             self._fail(e, kind, summary, tb, line)
 
     def _finish(self, e: int, answer: str | None) -> None:
-        self.tokens[e] = self.ep[5][e, 1]
+        self.tokens[e] = self.ep[EP_COUNTERS][e, COST]
         over = False
         if answer is None:
             self.answer_ids[e] = -1
@@ -481,7 +482,7 @@ class Broker:
             self.answers[e] = clean_text(answer, MAX_ANSWER_CHARS + (3 if over else 0),
                                          multiline=False, secrets=self.secrets) + (
                 "..." if over else "")
-            self.revealed[e] = aid >= 0 and bool(self.book[4][e, aid] >= 0)
+            self.revealed[e] = aid >= 0 and bool(self.book[BOOK_LABEL_OF][e, aid] >= 0)
         if self.traces is not None:
             dropped, size = self.trace_dropped[e].tolist()
             if dropped:
@@ -522,9 +523,9 @@ class Broker:
         for k, key in enumerate(self.spec.store_keys):
             sl = self.inv[int(self.offsets[k]) : int(self.offsets[k + 1])]  # positions
             stats = {name: self.stats[sl, c].copy() for c, name in enumerate(STAT_OPS)}
-            stats["opened"] = self.ep[5][sl, 0].copy()
+            stats["opened"] = self.ep[EP_COUNTERS][sl, OPENED].copy()
             maj = self.parts[k].majority_final
-            label_of = self.book[4][sl]
+            label_of = self.book[BOOK_LABEL_OF][sl]
             given = self.answer_ids[sl]
             stats["majority_missed"] = np.array(  # the 128-branch majority was seen, not chosen
                 [m >= 0 and label_of[q, m] >= 0 and given[q] != m for q, m in enumerate(maj)],

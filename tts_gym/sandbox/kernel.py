@@ -31,7 +31,16 @@ except ImportError:  # pragma: no cover - another numba layout: type every broke
         raise TypeError("no fingerprint")
 
 from tts_gym.env.dynamics import env_step, reset_state, stacked_views
-from tts_gym.kernels.transitions import OPENED, can_open
+from tts_gym.kernels.state import (
+    BOOK_LABEL_OF,
+    BOOK_PRUNED,
+    BOOK_SHOWN,
+    COST,
+    EP_COUNTERS,
+    EP_FINISHED,
+    OPENED,
+)
+from tts_gym.kernels.transitions import can_open
 from tts_gym.sandbox.child.wire import (  # the pipe's codes, frozen into the kernels
     OP_ANSWER,
     OP_FAIL,
@@ -52,7 +61,7 @@ from tts_gym.sandbox.child.wire import (  # the pipe's codes, frozen into the ke
 
 @njit(cache=True)
 def broker_reset(n_branches, qs, ep_arrays, book_arrays, slots):
-    """Start every episode of a group (orders already written into ``ep_arrays[0]``)."""
+    """Start every episode of a group (orders already written into ``ep_arrays[EP_ORDER]``)."""
     for i in range(qs.shape[0]):
         ep, book = stacked_views(ep_arrays, book_arrays, i)
         reset_state(n_branches, qs[i], ep, book, slots)
@@ -155,17 +164,17 @@ def plan_primitive(op, arg, q, ep, book, n_branches, slots):
     if op == OP_PROBE_NEW or op == OP_FULL_READ:
         if not can_open(n_branches, q, ep):
             return ST_NONE_LEFT, arg, -1, -1
-        slot = ep[5][OPENED]
+        slot = ep[EP_COUNTERS][OPENED]
         if op == OP_FULL_READ:
             return ST_OK, slot, 2, -1  # SAMPLE
         return ST_OK, slot, 1, 3 + slots + slot  # BRANCH, PROBE(slot)
     if arg < 0 or arg >= slots:
         return ST_BAD_SLOT, arg, -1, -1
-    if arg >= ep[5][OPENED]:
+    if arg >= ep[EP_COUNTERS][OPENED]:
         return ST_NOT_OPENED, arg, -1, -1
-    if book[0][arg]:
+    if book[BOOK_PRUNED][arg]:
         return ST_PRUNED, arg, -1, -1
-    if ep[3][arg]:
+    if ep[EP_FINISHED][arg]:
         return ST_FINISHED, arg, -1, -1
     if op == OP_PRUNE:
         return ST_OK, arg, 3 + 2 * slots + arg, -1  # PRUNE(slot)
@@ -244,8 +253,8 @@ def serve_batch(
             n_others += 1
             reply[j, R_STATUS] = ST_RECORDED
             reply[j, R_SLOT] = -1
-            reply[j, R_OPENED] = ep_arrays[5][i, 0]
-            reply[j, R_TOKENS] = ep_arrays[5][i, 1]
+            reply[j, R_OPENED] = ep_arrays[EP_COUNTERS][i, OPENED]
+            reply[j, R_TOKENS] = ep_arrays[EP_COUNTERS][i, COST]
             continue
         q = qs[i]
         ep, book = stacked_views(ep_arrays, book_arrays, i)
@@ -266,11 +275,11 @@ def serve_batch(
         if status == ST_OK:
             stats[i, op - OP_PROBE_NEW] += 1
             if op != OP_PRUNE:
-                a = book[1][slot]
-                lab = book[4][a]
+                a = book[BOOK_SHOWN][slot]
+                lab = book[BOOK_LABEL_OF][a]
                 answer_ids[j] = a
                 reply[j, R_LABEL] = lab
-                reply[j, R_FINISHED] = ep[3][slot]
+                reply[j, R_FINISHED] = ep[EP_FINISHED][slot]
                 if lab == sent[i]:
                     sent[i] += 1
                     new_labels[n_new, 0] = j
@@ -279,8 +288,8 @@ def serve_batch(
                     n_new += 1
         elif status != ST_NONE_LEFT:
             stats[i, STAT_REFUSED] += 1
-        reply[j, R_OPENED] = ep[5][OPENED]
-        reply[j, R_TOKENS] = ep[5][1]
+        reply[j, R_OPENED] = ep[EP_COUNTERS][OPENED]
+        reply[j, R_TOKENS] = ep[EP_COUNTERS][COST]
     return ERR_NONE, n_new, n_others
 
 
