@@ -20,6 +20,7 @@ import numpy as np
 
 from tts_gym.env.macro_env import DEFAULT_MAX_MACRO_STEPS, MacroActionEnv
 from tts_gym.env.replay_env import ReplayEnv
+from tts_gym.evaluation.protocol import protocol_seeds
 from tts_gym.evaluation.result import EvalResult
 from tts_gym.evaluation.scoring import score
 from tts_gym.kernels.transitions import COST_MODES
@@ -113,14 +114,7 @@ def _check(actions: str, policy: Any, env: gym.Env, seeds: int | Sequence[int]) 
                 f"The policy observes {space}, not the macro env's {env.observation_space}; "
                 f"score it on the env it was trained on."
             )
-    if isinstance(seeds, (int, np.integer)):
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds}.")
-        return list(range(int(seeds)))
-    out = [int(s) for s in seeds]
-    if not out:
-        raise ValueError("seeds must not be empty.")
-    return out
+    return protocol_seeds(seeds)
 
 
 def evaluate_policy(

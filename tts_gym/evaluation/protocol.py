@@ -88,7 +88,12 @@ def _bad_answer(controller: Any, answer: Any, store: ReplayStore, seed: int, q: 
         f"strings (return str(...)) or None ({store.name}, seed {seed}, question {q})")
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+def protocol_seeds(seeds: int | Sequence[int]) -> list[int]:
+    """The protocol's shuffle seeds: ``range(seeds)`` for a count, else the given list.
+
+    Raises:
+        ValueError: A count below 1 or an empty list.
+    """
     if isinstance(seeds, (int, np.integer)):
         if seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {seeds}.")
@@ -275,7 +280,7 @@ def evaluate(
         ValueError: Bad seeds, cost mode or path, a gold-free store, or a batch path requested
             for a controller without ``batch_solve``.
     """
-    seed_list = _seed_list(seeds)
+    seed_list = protocol_seeds(seeds)
     if cost_mode not in COST_MODES:
         raise ValueError(f"cost_mode must be one of {sorted(COST_MODES)}, got {cost_mode!r}.")
     if path not in ("auto", "batch", "handle"):
