@@ -16,8 +16,9 @@ from typing import Any
 
 from tests.proc_helpers import UID_BASE, cmdline, descendants, start_time, state_uid
 
-VOLATILE = ("seconds", "eval_seconds", "signature", "candidate_cpu_s", "layers")
-"""Fields that hold timings or per-process details, not results."""
+VOLATILE = ("seconds", "eval_seconds", "signature", "candidate_cpu_s", "layers", "executor")
+"""Fields that hold timings or per-process details, not results (``executor``: the provenance
+record says where the work ran, which is what these tests vary)."""
 
 
 Snapshot = dict[int, tuple[int | None, str]]
