@@ -37,6 +37,7 @@ from tts_gym.cli import main
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate, protocol
 from tts_gym.executor import using
+from tts_gym.reporting.sweep import SWEEP_GRIDS
 from tts_gym.sandbox.evaluate import evaluate_source, unit_specs
 from tts_gym.sandbox.limits import SandboxLimits
 from tts_gym.sandbox.units import run_units
@@ -141,7 +142,8 @@ def test_sweep_identical(ray_ex, tmp_path, capsys):
     assert main([*args, "--json", str(tmp_path / "ray.json"), "--executor", "ray"]) == 0
     capsys.readouterr()
     local, remote = _rows(tmp_path / "local.json"), _rows(tmp_path / "ray.json")
-    assert len(local) == 33 and remote == local
+    assert len(local) == sum(len(values) for _k, values, _f in SWEEP_GRIDS.values())  # 32
+    assert remote == local
 
 
 # --- evaluate's seed chunks ----------------------------------------------------------------------
