@@ -16,8 +16,10 @@ from agents.synthesis.probe_facts import (
     probe_facts,
     probe_facts_text,
 )
+from tests.conftest import real_data_dir, requires_data
 from tts_gym.controller import make_controller
 from tts_gym.evaluation import evaluate
+from tts_gym.store import load_store
 from tts_gym.store.pack import pack_questions
 from tts_gym.store.validate import validate_store
 from tts_gym.testing import tiny_questions
@@ -201,3 +203,15 @@ def test_the_text_names_no_answer():
     assert "| m/aime24 |" in text and "| n/aime24 |" in text and "Held answers" in text
     assert not any(a in text for table in store.answers for a in table)
     assert len(text) < 2500
+
+
+@requires_data
+@pytest.mark.data
+def test_the_block_of_the_four_search_stores_is_compact():
+    stores = {f"{m}/aime24": load_store(m, "aime24", real_data_dir())
+              for m in ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B")}
+    text = probe_facts_text(stores)
+    assert len(text) < 2500 and all(f"| {k} |" in text for k in stores)
+    for key, store in stores.items():  # the 64-vote ceiling is sc at n = 64
+        sc = evaluate(make_controller("sc", {"n": VOTES}), store, CEILING_SEEDS)
+        assert probe_facts(store)["majority64"] == round(sc.accuracy, 1), key

@@ -244,7 +244,8 @@ def probe_facts_text(stores: Mapping[str, ReplayStore], seeds: int = CEILING_SEE
         *held,
         "Length: accuracy % of a finished branch by its length quartile (tokens) within its "
         "question, Q1 shortest. Probe majority = most frequent answer over every probe of every "
-        "branch; final majority = most frequent final answer of all branches (questions). "
+        "branch; final majority = most frequent final answer of all branches (both columns count "
+        "questions). "
         f"Majority of 64: % right, the first 64 branches of each of {seeds} protocol orders "
         "(= sc at n=64); of the 64 shortest: % of questions whose 64 shortest branches "
         "(tokens) vote right. Any branch right: % of questions.",
