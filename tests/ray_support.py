@@ -69,11 +69,13 @@ def wait_gone(procs: Snapshot, timeout: float = 30.0) -> list[str]:
         time.sleep(0.2)
 
 
-def kill_when_running(name: str, after_s: float, timeout: float = 120.0
-                      ) -> tuple[int, Snapshot] | None:
+def kill_when_running(name: str, after_s: float, timeout: float = 120.0,
+                      with_children: bool = False) -> tuple[int, Snapshot] | None:
     """SIGKILL the first worker seen running task ``name`` for at least ``after_s`` seconds
     (mid-task); returns its pid and what ran below it (its fork server and candidates), or
-    None if none ran that long within ``timeout``."""
+    None if none ran that long within ``timeout``. ``with_children``: only a worker that has
+    processes below it at that moment is killed (a broker whose fork server has started; on a
+    loaded machine a unit can run for a while before it starts one)."""
     seen: dict[int, float] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,6 +86,8 @@ def kill_when_running(name: str, after_s: float, timeout: float = 120.0
             seen.setdefault(pid, now)
             if now - seen[pid] >= after_s:
                 below = snapshot(descendants(pid))
+                if with_children and not below:
+                    continue
                 os.kill(pid, signal.SIGKILL)
                 return pid, below
         time.sleep(0.05)

@@ -214,9 +214,11 @@ def test_candidate_failure_is_its_result_not_retried(ray_ex):
 
 
 # --- a worker lost mid-task ----------------------------------------------------------------------
-def _killer(name: str, after_s: float, out: list) -> threading.Thread:
-    t = threading.Thread(target=lambda: out.append(kill_when_running(name, after_s)),
-                         daemon=True)
+def _killer(name: str, after_s: float, out: list, with_children: bool = False
+            ) -> threading.Thread:
+    t = threading.Thread(
+        target=lambda: out.append(kill_when_running(name, after_s, with_children=with_children)),
+        daemon=True)
     t.start()
     return t
 
@@ -244,7 +246,7 @@ def test_worker_killed_mid_unit_gives_identical_numbers(ray_ex):
     limits = SandboxLimits(timeout_s=120.0, memory_mb=400, watchdog_s=5.0, workers=2)
     reference = evaluate_source(C.PROBING, store, seeds, params={"beta": 1.0}, limits=limits)
     killed: list = []
-    t = _killer("tts-gym-unit", 0.3, killed)
+    t = _killer("tts-gym-unit", 0.3, killed, with_children=True)
     with using(ray_ex):
         got = evaluate_source(C.PROBING, store, seeds, params={"beta": 1.0}, limits=limits)
     t.join(5)
