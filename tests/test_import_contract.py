@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("importlinter", reason="the import contract needs the dev extra")
 grimp = pytest.importorskip("grimp")
 
+from tts_gym.sandbox.child.zygote import LOADED_BY_PATH  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ("import sys; from importlinter.cli import lint_imports; "
        "sys.exit(lint_imports(no_cache=True, no_logo=True))")
@@ -73,9 +75,8 @@ def test_one_import_against_the_layers_breaks_the_contract(copy_of_tree, module,
     assert f"not allowed to import {broken}" in got.stdout
 
 
-# Known two-module cycles, each to be removed (and then taken off this list): evaluate_cells
-# dispatches `file:` cells to reporting.own, which builds on the cells' types.
-KNOWN_CYCLES = [("tts_gym.reporting.cells", "tts_gym.reporting.own")]
+# Known two-module cycles, each to be removed (and then taken off this list).
+KNOWN_CYCLES: list[tuple[str, str]] = []
 
 
 def test_no_two_modules_import_each_other():
@@ -95,3 +96,20 @@ def test_a_new_top_level_module_must_be_placed_in_a_layer(copy_of_tree):
         new.unlink()
     assert got.returncode == 1
     assert "tts_gym.unplaced" in got.stdout + got.stderr
+
+
+@pytest.mark.parametrize("module", LOADED_BY_PATH)
+def test_modules_the_sandbox_loads_by_path_import_only_the_standard_library(module):
+    """The fork server loads these files by path into a process that never imports tts-gym
+    (tts_gym.sandbox.child.zygote): a tts-gym or third-party import there fails at start-up."""
+    import ast
+
+    tree = ast.parse((ROOT / "tts_gym" / f"{module}.py").read_text())
+    imported = set()
+    for node in tree.body:  # module level: what runs when the file is loaded
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}.py: relative import"
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -13,8 +13,8 @@ import pytest
 from tts_gym.cli import main
 from tts_gym.controller import load_file_controller
 from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
-from tts_gym.sandbox.child.runtime import return_lines, where_returned
 from tts_gym.sandbox.limits import SandboxLimits
+from tts_gym.source_lines import return_lines, where_returned
 
 LOOPS = {
     # where the loop sits -> (source, lines of the loop (the `while` or its body), words)

@@ -26,6 +26,7 @@ from tts_gym.evaluation.scoring import score
 from tts_gym.executor import Executor, Job, LocalExecutor, current
 from tts_gym.handle import QuestionHandle
 from tts_gym.kernels.transitions import COST_MODES
+from tts_gym.source_lines import where_returned
 from tts_gym.store import ReplayStore
 
 Chunk = tuple[np.ndarray, np.ndarray, list | None, np.ndarray]
@@ -76,8 +77,6 @@ def _bad_answer(controller: Any, answer: Any, store: ReplayStore, seed: int, q: 
     code = getattr(getattr(type(controller), "solve", None), "__code__", None)
     where = ""
     if code is not None:
-        from tts_gym.sandbox.child.runtime import where_returned
-
         try:
             source = Path(code.co_filename).read_text(errors="replace")
         except OSError:

@@ -8,9 +8,10 @@ Cells (controller × params × store) are scored with the published 100-seed pro
 in a process pool.
 """
 
-from tts_gym.reporting.cells import Cell, CellResult, ControllerUnavailable, evaluate_cells
+from tts_gym.reporting.cells import Cell, CellResult, ControllerUnavailable
 from tts_gym.reporting.compare import compare, curve_from_rows, read_curve
 from tts_gym.reporting.pareto import pareto_mask
+from tts_gym.reporting.run_cells import evaluate_cells
 from tts_gym.reporting.sweep import SWEEP_GRIDS, sweep, sweep_cells
 from tts_gym.reporting.table import TABLE_ROWS, format_tokens, main_table, table_markdown
 

@@ -268,7 +268,7 @@ so a Ray task's ~1-2 ms of scheduling stays small next to the cells that matter,
 expensive cells are submitted first."""
 
 
-def evaluate_cells(
+def evaluate_builtin_cells(
     cells: Sequence[Cell],
     seeds: int = 100,
     *,
@@ -277,53 +277,30 @@ def evaluate_cells(
     cost_mode: str = "reference",
     progress: Callable[[int], Any] | None = None,
     executor: Executor | None = None,
-    files: Any = None,
 ) -> list[CellResult]:
-    """Score every cell with the published protocol.
+    """Score cells of registered controllers on the cell pool (the published protocol).
 
-    ``file:PATH`` cells run in this process after the others, each over every worker, in the
-    sandbox unless ``files.trusted`` (:mod:`tts_gym.reporting.own`).
-
-    Args:
-        cells: The cells; results come back in the same order.
-        seeds: Shuffle seeds 0..seeds-1 (the paper: 100).
-        workers: Processes of the local pool (default: every core). 1 runs in this process.
-        data_dir: Folder of ``<model>/<benchmark>.json`` (default: ``TTS_GYM_DATA``...).
-        cost_mode: ``"reference"`` (published) or ``"exact"`` (not comparable with the paper).
-        progress: Optional callable, called with 1 after each finished cell.
-        executor: Where the cells run (default: the command's executor, else the local pool).
-            Stores and orders are loaded here and moved to the workers once.
-        files: :class:`tts_gym.reporting.own.FileOptions` of ``file:`` cells (default:
-            sandboxed, the default per-episode CPU budget).
+    The arguments are those of :func:`tts_gym.reporting.evaluate_cells`, which also takes
+    ``file:PATH`` cells and sends only the others here.
 
     Returns:
-        One :class:`CellResult` per cell.
+        One :class:`CellResult` per cell, in the same order.
 
     Raises:
-        ControllerUnavailable: A cell's controller cannot be built (filter with
-            :func:`check_controllers` first to skip those).
+        ValueError: A ``file:`` cell (score those with :func:`tts_gym.reporting.evaluate_cells`)
+            or an unknown ``cost_mode``.
+        ControllerUnavailable: A cell's controller cannot be built.
         FileNotFoundError: A store is missing.
     """
     cells = list(cells)
     if cost_mode not in COST_MODES:
         raise ValueError(f"cost_mode must be one of {sorted(COST_MODES)}, got {cost_mode!r}.")
+    own = [c.controller for c in cells if c.controller.startswith("file:")]
+    if own:
+        raise ValueError(f"{own[0]} is a controller file: score it with "
+                         "tts_gym.reporting.evaluate_cells, which runs file cells.")
     if not cells:
         return []
-    own = [i for i, c in enumerate(cells) if c.controller.startswith("file:")]
-    if own:
-        from tts_gym.reporting.own import FileOptions, check_files, run_file_cells
-
-        options = files if files is not None else FileOptions()
-        check_files([cells[i] for i in own], options)
-        rest = [c for i, c in enumerate(cells) if i not in set(own)]
-        done_rest = iter(evaluate_cells(rest, seeds, workers=workers, data_dir=data_dir,
-                                        cost_mode=cost_mode, progress=progress,
-                                        executor=executor))
-        n = default_workers() if workers is None else max(1, int(workers))
-        done_own = iter(run_file_cells([cells[i] for i in own], seeds, data_dir, cost_mode, n,
-                                       options, progress))
-        mine = set(own)
-        return [next(done_own) if i in mine else next(done_rest) for i in range(len(cells))]
     workers = default_workers() if workers is None else max(1, int(workers))
     ex = resolve(executor, min(workers, len(cells)))
     stores, orders = {}, {}

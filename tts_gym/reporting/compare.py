@@ -158,7 +158,8 @@ def seed_grid(stores: Sequence[Any], seeds: int, *, workers: int | None = None,
     """The budget grid spanning the four seed controllers' curves (:data:`SEED_CONTROLLERS`
     over :data:`~tts_gym.reporting.sweep.SWEEP_GRIDS`) on ``stores`` (``"model/benchmark"``
     names), as the discovery loop fixes its grid: each curve point averaged over the stores."""
-    from tts_gym.reporting.cells import Cell, evaluate_cells
+    from tts_gym.reporting.cells import Cell
+    from tts_gym.reporting.run_cells import evaluate_cells
     from tts_gym.reporting.sweep import SWEEP_GRIDS
 
     pairs = [tuple(str(s).split("/", 1)) for s in stores]

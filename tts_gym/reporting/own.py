@@ -5,7 +5,8 @@ A ``file:PATH`` cell is scored like ``tts-gym eval file:PATH``: in the sandbox b
 or imported into this process with ``trusted=True`` (:func:`tts_gym.evaluate` on a process
 pool). Either way the per-episode CPU budget ``episode_cpu_s`` applies (``--episode-cpu``).
 File cells run here, one after the other, each using every worker; built-in cells go to the
-cell pool (:func:`tts_gym.reporting.cells.evaluate_cells`).
+cell pool (:func:`tts_gym.reporting.cells.evaluate_builtin_cells`); both are called by
+:func:`tts_gym.reporting.run_cells.evaluate_cells`.
 
 A file following the candidate contract (``Controller(beta)``, docs/controllers.md) is swept
 over :data:`CONTRACT_GRID` unless a grid is given (``--grid file:PATH:KEY=V1,V2``).

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tts_gym.paths import BENCHMARKS, MODELS
-from tts_gym.reporting.cells import Cell, check_controllers, evaluate_cells
+from tts_gym.reporting.cells import Cell, check_controllers
 from tts_gym.reporting.pareto import pareto_mask
 from tts_gym.reporting.rl import RL_PREFIX, cost_weight_of, is_rl, rl_sweep_cells
+from tts_gym.reporting.run_cells import evaluate_cells
 
 BUDGETS = (1, 4, 8, 16, 32, 64)
 SWEEP_GRIDS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tts_gym.paths import BENCHMARKS, MODELS, split_of
-from tts_gym.reporting.cells import Cell, CellResult, check_controllers, evaluate_cells
+from tts_gym.reporting.cells import Cell, CellResult, check_controllers
+from tts_gym.reporting.run_cells import evaluate_cells
 
 TABLE_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("SC@64", "sc", {"n": 64}),

@@ -21,7 +21,8 @@ Per-episode guards:
   without calling a primitive is abandoned (its greenlet is never resumed) and reported as
   that episode's failure;
 - answers must be ``str`` or ``None``; anything else fails the episode with the file and line
-  of the ``return`` statement that gave it (:func:`return_lines`).
+  of the ``return`` statement that gave it (:func:`tts_gym.source_lines.return_lines`; the fork
+  server loads that standard-library module by path, as it loads the candidate API).
 
 The watchdog names where the episode was running when it stopped it (the innermost frame of the
 candidate's file in the interrupted stack, :func:`candidate_line`).
@@ -30,7 +31,6 @@ candidate's file in the interrupted stack, :func:`candidate_line`).
 from __future__ import annotations
 
 import array
-import ast
 import base64
 import builtins
 import itertools
@@ -47,6 +47,8 @@ from typing import Any
 
 import greenlet
 import numpy as np
+
+from tts_gym.source_lines import where_returned
 
 from . import wire
 
@@ -217,58 +219,6 @@ def candidate_line(frame: Any, filename: str) -> tuple[int | None, str | None]:
             return frame.f_lineno, frame.f_code.co_name
         frame = frame.f_back
     return None, None
-
-
-def return_lines(source: str, def_line: int | None) -> list[int]:
-    r"""Lines of the ``return`` statements of the function defined at ``def_line`` of ``source``
-    that may give a value other than a string or None (nested functions excluded). A
-    function's code object knows its ``def`` line but not which ``return`` ran, so a bad
-    answer is located by reading the source: a literal string, an f-string, ``str(...)`` and
-    a bare or ``None`` return are left out; the rest are the candidates (usually one).
-
-    >>> return_lines("def solve(q):\n    if q:\n        return None\n    return 3\n", 1)
-    [4]
-    """
-    if def_line is None:
-        return []
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return []
-    fn = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-               and def_line in (n.lineno, *(d.lineno for d in n.decorator_list))), None)
-    if fn is None:
-        return []
-    out: list[int] = []
-    todo: list[ast.AST] = list(fn.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            continue
-        if isinstance(node, ast.Return) and not _string_or_none(node.value):
-            out.append(node.lineno)
-        todo.extend(ast.iter_child_nodes(node))
-    return sorted(out)
-
-
-def _string_or_none(value: ast.AST | None) -> bool:
-    if value is None or isinstance(value, ast.JoinedStr):
-        return True
-    if isinstance(value, ast.Constant):
-        return value.value is None or isinstance(value.value, str)
-    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-            and value.func.id == "str")
-
-
-def where_returned(filename: str, source: str, def_line: int | None) -> tuple[str, int | None]:
-    """``("file:line", line)`` of the return that gave a bad answer (one candidate line), else
-    ``("file:a or b", None)`` or the ``def`` line when no return statement qualifies."""
-    lines = return_lines(source, def_line)
-    if len(lines) == 1:
-        return f"{filename}:{lines[0]}", lines[0]
-    if lines:
-        return f"{filename}:{' or '.join(map(str, lines[:4]))}", None
-    return (f"{filename}:{def_line}" if def_line else filename), def_line
 
 
 _PROBE_NEW, _PROBE_MORE, _FULL_READ, _PRUNE = (

@@ -4,9 +4,10 @@ Started by :class:`tts_gym.sandbox.zygote_client.ZygoteClient` as
 ``python -s -B <this file> <socket fd> <broker pid>`` with a minimal environment (thread pools
 pinned to one thread, a fixed hash seed, nothing of the caller's, so no API key), an empty
 working directory and its own session. It is a freshly executed interpreter that never loads
-``tts_gym``, a store or a gold answer: it loads this package and ``tts_gym/candidate.py`` by
-path, pre-imports the modules a candidate may use (there is no filesystem later), wraps their
-randomness per episode and compiles the seccomp policy once, and then, per request on its socket:
+``tts_gym``, a store or a gold answer: it loads this package, ``tts_gym/candidate.py`` and
+``tts_gym/source_lines.py`` by path, pre-imports the modules a candidate may use (there is no
+filesystem later), wraps their randomness per episode and compiles the seccomp policy once, and
+then, per request on its socket:
 
 - ``spawn`` (with two descriptors: the pipe from the broker and the pipe to it): forks a child
   that applies :mod:`.isolation` and runs :mod:`.runtime`;
@@ -30,6 +31,20 @@ import socket
 import sys
 import types
 
+LOADED_BY_PATH = ("candidate", "source_lines")
+"""Modules of ``tts_gym`` the fork server loads by path, as ``tts_gym.<name>`` under a stub
+package: the only tts-gym modules the child package may import; standard library only."""
+
+
+def _load_by_path(name: str, path: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name} from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 def _bootstrap() -> types.ModuleType:
     here = os.path.dirname(os.path.abspath(__file__))
@@ -42,18 +57,14 @@ def _bootstrap() -> types.ModuleType:
     pkg = importlib.util.module_from_spec(spec)
     sys.modules["_tts_child"] = pkg
     spec.loader.exec_module(pkg)
-    # the candidate API as `tts_gym.candidate`, under a stub package that has no path
+    # the candidate API as `tts_gym.candidate` and the runtime's return-line finder as
+    # `tts_gym.source_lines` (both standard library only), under a stub package with no path
     stub = types.ModuleType("tts_gym")
     stub.__path__ = []
     sys.modules["tts_gym"] = stub
-    cand_path = os.path.join(os.path.dirname(os.path.dirname(here)), "candidate.py")
-    cspec = importlib.util.spec_from_file_location("tts_gym.candidate", cand_path)
-    if cspec is None or cspec.loader is None:
-        raise ImportError(f"cannot load the candidate API from {cand_path}")
-    cand = importlib.util.module_from_spec(cspec)
-    sys.modules["tts_gym.candidate"] = cand
-    cspec.loader.exec_module(cand)
-    vars(stub)["candidate"] = cand
+    root = os.path.dirname(os.path.dirname(here))
+    for name in LOADED_BY_PATH:
+        vars(stub)[name] = _load_by_path(f"tts_gym.{name}", os.path.join(root, f"{name}.py"))
     return pkg
 
 
