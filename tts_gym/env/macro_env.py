@@ -16,7 +16,7 @@ from tts_gym.env.macro_core import (
     N_FEATURES,
     MacroCore,
 )
-from tts_gym.env.params import ILLEGAL_ACTION_MODES, check_render_mode
+from tts_gym.env.params import DEFAULT_MAX_BRANCHES, ILLEGAL_ACTION_MODES, check_render_mode
 from tts_gym.env.render import LEGEND
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.handle import QuestionHandle
@@ -229,7 +229,7 @@ class MacroActionEnv(gym.Env):
 def make_macro_env(
     store: Any,
     cost_weight: float = 1e-6,
-    max_branches: int = 64,
+    max_branches: int = DEFAULT_MAX_BRANCHES,
     max_macro_steps: int = DEFAULT_MAX_MACRO_STEPS,
     illegal_action: str = "ignore",
     render_mode: str | None = None,

@@ -12,6 +12,9 @@ from tts_gym.kernels.transitions import COST_MODES
 from tts_gym.store import ReplayStore, load_store
 from tts_gym.store.limits import MAX_QUESTION_TOKENS
 
+DEFAULT_MAX_BRANCHES = 64
+"""Slots of an env unless told otherwise: the paper's ceiling of 64 branches per question (its
+64-sample self-consistency budget; the shipped stores hold 128 branches per question)."""
 ILLEGAL_ACTION_MODES = ("raise", "ignore")
 TOKEN_CEILING = float(MAX_QUESTION_TOKENS)
 """Upper bound of the ``vote[0]`` (tokens charged) observation entry: 1e9, the store
@@ -23,7 +26,7 @@ class EnvParams:
     """Validated env settings.
 
     Attributes:
-        max_branches: Slots S (the paper's ceiling is 64 branches).
+        max_branches: Slots S (default :data:`DEFAULT_MAX_BRANCHES`, the paper's ceiling).
         cost_weight: Reward per token charged (negative sign applied), default 1e-6.
         cost_mode: ``"reference"`` (the paper's charging) or ``"exact"``.
         reveal_on_advance: BRANCH/CONTINUE also reveal the answer (no PROBE needed).
@@ -33,7 +36,7 @@ class EnvParams:
             ``"raise"`` (``ValueError``, for debugging a policy that should respect the mask).
     """
 
-    max_branches: int = 64
+    max_branches: int = DEFAULT_MAX_BRANCHES
     cost_weight: float = 1e-6
     cost_mode: str = "reference"
     reveal_on_advance: bool = False

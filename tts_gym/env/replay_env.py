@@ -20,7 +20,7 @@ from tts_gym.env.dynamics import (
     reset_state,
 )
 from tts_gym.env.episode_start import start_episode
-from tts_gym.env.params import EnvParams, check_render_mode, resolve_store
+from tts_gym.env.params import DEFAULT_MAX_BRANCHES, EnvParams, check_render_mode, resolve_store
 from tts_gym.env.raster import render_rgb
 from tts_gym.env.render import render_ansi
 from tts_gym.kernels.state import (
@@ -156,7 +156,7 @@ class ReplayEnv(gym.Env):
         benchmark: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         store: ReplayStore | None = None,
-        max_branches: int = 64,
+        max_branches: int = DEFAULT_MAX_BRANCHES,
         cost_weight: float = 1e-6,
         cost_mode: str = "reference",
         reveal_on_advance: bool = False,

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from tts_gym.env.macro_env import DEFAULT_MAX_MACRO_STEPS, MacroActionEnv
+from tts_gym.env.params import DEFAULT_MAX_BRANCHES
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.evaluation.protocol import protocol_seeds
 from tts_gym.evaluation.result import EvalResult
@@ -124,7 +125,7 @@ def evaluate_policy(
     *,
     actions: str = "macro",
     deterministic: bool = True,
-    max_branches: int = 64,
+    max_branches: int = DEFAULT_MAX_BRANCHES,
     max_macro_steps: int = DEFAULT_MAX_MACRO_STEPS,
     cost_mode: str = "reference",
     name: str | None = None,

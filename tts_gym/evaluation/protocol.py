@@ -19,6 +19,7 @@ import numpy as np
 
 from tts_gym.controller import controller_name, controller_params
 from tts_gym.cpu_watchdog import EpisodeCpuExceeded, cpu_budget
+from tts_gym.env.params import DEFAULT_MAX_BRANCHES
 from tts_gym.env.replay_env import ReplayEnv
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.evaluation.result import EvalResult
@@ -109,7 +110,7 @@ def run_handle_episodes(
     seeds: Sequence[int],
     cost_mode: str = "reference",
     traces: bool = False,
-    max_branches: int = 64,
+    max_branches: int = DEFAULT_MAX_BRANCHES,
     progress: Any = None,
 ) -> Chunk:
     """Play ``controller`` through the question handle on every (seed, question).
@@ -250,7 +251,7 @@ def evaluate(
     traces: bool = False,
     cost_mode: str = "reference",
     path: str = "auto",
-    max_branches: int = 64,
+    max_branches: int = DEFAULT_MAX_BRANCHES,
     progress: Any = None,
     executor: Executor | None = None,
 ) -> EvalResult:

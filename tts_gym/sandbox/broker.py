@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from tts_gym.env.dynamics import new_book
+from tts_gym.env.params import DEFAULT_MAX_BRANCHES
 from tts_gym.evaluation.orders import protocol_orders
 from tts_gym.kernels.state import BOOK_LABEL_OF, COST, EP_COUNTERS, EP_ORDER, OPENED
 from tts_gym.kernels.transitions import COST_MODES, MODE_REFERENCE, env_data, new_episode
@@ -125,7 +126,7 @@ class UnitSpec:
     traces: bool = False
     schedule_beta: float | None = None
     imports: tuple[str, ...] = CANDIDATE_MODULES
-    max_branches: int = 64
+    max_branches: int = DEFAULT_MAX_BRANCHES
     cost_mode: str = "reference"
     deadline: float | None = None
     secret: bytes | None = None

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tts_gym.env.params import DEFAULT_MAX_BRANCHES
 from tts_gym.evaluation import EvalResult
 from tts_gym.evaluation.scoring import score
 from tts_gym.sandbox.broker import UnitResult, UnitSpec
@@ -69,7 +70,7 @@ def unit_specs(
     *,
     traces: bool = False,
     cost_mode: str = "reference",
-    max_branches: int = 64,
+    max_branches: int = DEFAULT_MAX_BRANCHES,
 ) -> list[UnitSpec]:
     """One unit per seed, each over every question of ``store_keys``."""
     return [
