@@ -122,3 +122,21 @@ def test_a_server_that_answered_once_is_retried():
 
     asyncio.run(scenario())
     assert waits == [0.5, 1.0]  # refused after an answer: retried with the policy's waits
+
+
+def test_a_client_hanging_up_prints_no_traceback(capsys):
+    """The toy server's socketserver reports a handler's exception through ``handle_error``; a
+    client that hangs up (a timeout, a cancelled run) is normal and must not print one."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tts_gym.collect.toy_server import QuietServer
+
+    server = QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        try:
+            raise ConnectionResetError("the client hung up")
+        except ConnectionResetError:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    assert capsys.readouterr().err == ""

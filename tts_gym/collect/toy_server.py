@@ -253,7 +253,7 @@ class QuietServer(ThreadingHTTPServer):
 
     request_queue_size = 2048
 
-    def handleerror_body(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         pass
 
 
