@@ -24,11 +24,13 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tts_gym.collect.toy_server import LoopbackServer
+
 ROUND_RE = re.compile(r"Round (\d+) of \d+")
 PROPOSAL_RE = re.compile(r"Proposal (\d+) of \d+")
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Start with ``with FakeOpenAI(script) as srv:``; ``srv.base_url`` is the ``/v1`` root.
 
     Args:
@@ -47,22 +49,7 @@ class FakeOpenAI:
         """Every raw request body received (the red-team tests search them for secrets)."""
         self.count: dict[Any, int] = defaultdict(int)
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(self._handler(), server_class=ThreadingHTTPServer)
 
     def step_for(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """The scripted step for this request (and record the call)."""

@@ -20,13 +20,8 @@ from tts_gym.collect.toy_server import (  # noqa: F401 (re-exported)
     Call,
     FakeVLLM,
     Fault,
-    QuietServer,
-    error_body,
     serve_forever,
 )
-
-_QuietServer = QuietServer
-_error = error_body
 
 if __name__ == "__main__":  # pragma: no cover
     import sys

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.fake_vllm_server import _QuietServer
 from tts_gym.cli import main
+from tts_gym.collect.toy_server import LoopbackServer
 
 SERVER = os.environ.get("TTS_GYM_LLAMA_SERVER")
 VOCAB = os.environ.get("TTS_GYM_LLAMA_VOCAB")
@@ -126,7 +126,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Recorder:
+class Recorder(LoopbackServer):
     """A loopback proxy to the server that keeps every (path, request, reply) it forwards."""
 
     def __init__(self, upstream: int) -> None:
@@ -167,21 +167,7 @@ class Recorder:
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 self._forward("POST")
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> Recorder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(Handler)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +208,7 @@ def test_real_llama_server_is_token_exact(served: Any, capsys: pytest.CaptureFix
     problems = tmp / "q.jsonl"
     problems.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     out = tmp / "S"
-    argv = ["collect", str(problems), "--base-url", rec.url, "--model-name", "tiny",
+    argv = ["collect", str(problems), "--base-url", rec.base_url, "--model-name", "tiny",
             "--store-model", "tiny", "--benchmark", "q", "--out", str(out), "--branches",
             str(BRANCHES), "--interval", str(INTERVAL), "--max-tokens", str(MAX_TOKENS),
             "--probe-max-tokens", "6", "--max-in-flight", "4", "--retry-backoff", "0.1"]

@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 from tts_gym.collect.toy_model import PROBE_END, TOK, ToyModel
 
@@ -86,7 +86,53 @@ class Call:
 
 # --- the server ---------------------------------------------------------------------------------
 
-class FakeVLLM:
+class QuietServer(ThreadingHTTPServer):
+    """A client hanging up (a timeout, a cancelled run) is normal here: no traceback. The listen
+    backlog is uvicorn's (socketserver's default of 5 drops the SYNs of a client opening 64
+    connections at once, and TCP retries them 1 s and 3 s later)."""
+
+    request_queue_size = 2048
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+_Served = TypeVar("_Served", bound="LoopbackServer")
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 that answers from a daemon thread inside a ``with`` block.
+
+    A subclass calls :meth:`_listen` with its handler class in its constructor; ``with srv:``
+    starts answering and leaving the block stops the server and closes its socket. The toy
+    engines and the tests' stand-ins (chat, recording proxies) share this lifecycle.
+    """
+
+    server: ThreadingHTTPServer
+    thread: threading.Thread
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler], port: int = 0,
+                server_class: type[ThreadingHTTPServer] = QuietServer) -> None:
+        """Bind ``127.0.0.1:port`` (0: any free port); raises OSError if it cannot."""
+        self.server = server_class(("127.0.0.1", port), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self: _Served) -> _Served:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeVLLM(LoopbackServer):
     """``with FakeVLLM() as srv:`` serves on 127.0.0.1; ``srv.base_url`` ends in ``/v1``.
 
     Args:
@@ -118,22 +164,7 @@ class FakeVLLM:
         self.calls: list[Call] = []
         self.counts: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.server = QuietServer(("127.0.0.1", port), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeVLLM:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(self._handler(), port)
 
     def served(self, kind: str) -> list[Call]:
         """Successful requests of one kind."""
@@ -244,17 +275,6 @@ class FakeVLLM:
             "root": self.model, "parent": None, "max_model_len": self.max_model_len,
             "permission": [],
         }]}
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A client hanging up (a timeout, a cancelled run) is normal here: no traceback. The listen
-    backlog is uvicorn's (socketserver's default of 5 drops the SYNs of a client opening 64
-    connections at once, and TCP retries them 1 s and 3 s later)."""
-
-    request_queue_size = 2048
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
